@@ -1,0 +1,53 @@
+/* Parameter structs for the "nn" kernels: FULLY_CONNECTED, CONV_2D,
+ * DEPTHWISE_CONV_2D, MAX/AVERAGE_POOL_2D, MEAN.  Filled in by the toolchain
+ * (toolchain/ops/nn.py) with TFLite-Micro semantics; multipliers are Q31 with
+ * TFLM's shift convention (positive = left shift). */
+#ifndef TFD_PARAMS_NN_H
+#define TFD_PARAMS_NN_H
+
+#include <stdint.h>
+
+/* FULLY_CONNECTED.  Inputs: input [.., depth], filter [units, depth], bias int32 [units] or -1. */
+typedef struct {
+    int32_t input_offset;    /* -input zero point */
+    int32_t filter_offset;   /* -filter zero point */
+    int32_t output_offset;   /* output zero point */
+    int32_t act_min, act_max;
+    uint16_t n_mult;         /* 1 = per-tensor quantization, else = units (per channel) */
+    const int32_t *mult;
+    const int32_t *shift;
+} tfd_fc_params_t;
+
+/* CONV_2D and DEPTHWISE_CONV_2D.  Inputs: input NHWC, filter (OHWI for conv,
+ * 1HW(I*M) for depthwise), bias int32 [out channels] or -1. */
+typedef struct {
+    uint16_t stride_h, stride_w;
+    uint16_t dilation_h, dilation_w;
+    int16_t pad_h, pad_w;    /* top / left padding */
+    int32_t input_offset;    /* -input zero point */
+    int32_t output_offset;   /* output zero point */
+    int32_t act_min, act_max;
+    int32_t depth_multiplier; /* DEPTHWISE_CONV_2D only */
+    const int32_t *mult;     /* per output channel */
+    const int32_t *shift;    /* per output channel */
+} tfd_conv_params_t;
+
+/* MAX_POOL_2D and AVERAGE_POOL_2D. */
+typedef struct {
+    uint16_t stride_h, stride_w;
+    uint16_t filter_h, filter_w;
+    int16_t pad_h, pad_w;
+    int32_t act_min, act_max;
+} tfd_pool_params_t;
+
+/* MEAN over a set of axes (bit i set = reduce 4-D axis i). */
+typedef struct {
+    uint8_t axis_mask;
+    int32_t input_zero_point;
+    int32_t output_zero_point;
+    int32_t mult;            /* requantization of the sum to the output scale */
+    int32_t shift;
+    int32_t num_elements;    /* elements reduced per output value */
+} tfd_mean_params_t;
+
+#endif /* TFD_PARAMS_NN_H */
