@@ -1,0 +1,68 @@
+"""Compile firmware C for the host (tests, `tinyfed verify`, `tinyfed simulate`).
+
+Builds are cached by a hash of every source, header and flag, so a test suite
+that compiles the same model twice pays once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from .paths import BUILD, FIRMWARE, FIRMWARE_INCLUDE
+
+WARN_FLAGS = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-Wshadow", "-Wstrict-prototypes"]
+
+
+class CompileError(RuntimeError):
+    """The C compiler rejected the sources; the message carries its output."""
+
+
+def runtime_sources() -> list[Path]:
+    """Portable runtime: interpreter, status strings and every kernel."""
+    srcs = sorted((FIRMWARE / "src" / "runtime").glob("*.c")) + sorted((FIRMWARE / "src" / "kernels").glob("*.c"))
+    return srcs
+
+
+def _digest(paths: Iterable[Path], flags: Sequence[str]) -> str:
+    h = hashlib.blake2b(digest_size=12)
+    for f in flags:
+        h.update(f.encode() + b"\0")
+    for p in sorted(set(paths)):
+        h.update(str(p).encode() + b"\0")
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def compile_host(
+    sources: Sequence[Path],
+    include_dirs: Sequence[Path],
+    out_name: str,
+    *,
+    extra_flags: Sequence[str] = (),
+    cc: str | None = None,
+    cache_dir: Path | None = None,
+) -> Path:
+    """Compile and link a host executable; return its path (cached)."""
+    cc = cc or os.environ.get("CC", "gcc")
+    flags = [*WARN_FLAGS, "-O2", *extra_flags]
+    incs = [FIRMWARE_INCLUDE, *include_dirs]
+    headers: list[Path] = []
+    for d in incs:
+        headers += list(Path(d).rglob("*.h")) + list(Path(d).rglob("*.def"))
+    key = _digest(list(sources) + headers, [cc, *flags, *map(str, incs)])
+    cache = cache_dir or (BUILD / "host-bin")
+    cache.mkdir(parents=True, exist_ok=True)
+    exe = cache / f"{out_name}-{key}"
+    if exe.exists():
+        return exe
+    cmd = [cc, *flags, *[f"-I{d}" for d in incs], *map(str, sources), "-o", str(exe) + ".tmp", "-lm"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise CompileError(f"host compile failed ({cc}):\n{proc.stderr.strip()}")
+    shutil.move(str(exe) + ".tmp", exe)
+    return exe

@@ -1,0 +1,116 @@
+"""Op lowering: TFLite op + tensors → tinyfed layer (C op id + precomputed params).
+
+Each op family lives in its own module and registers a lowering function with
+:func:`register`.  A lowering receives the graph and the op and returns a
+:class:`Lowered` (or raises :class:`UnsupportedOpError` naming the variant it
+cannot run).  The runtime's op list (firmware/include/tfd/model.h TFD_OP_LIST)
+is the single source of op ids; :mod:`tinyfed_toolchain.cabi` reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Union
+
+import numpy as np
+
+from ..tflite_reader import Graph, ModelError, Op, UnsupportedOpError
+
+__all__ = ["CArray", "CStruct", "Lowered", "register", "lower_op", "LOWERINGS", "supported_ops"]
+
+
+@dataclass
+class CArray:
+    """A constant array emitted as ``static const <ctype> name[] = {...}``."""
+
+    ctype: str  # "int32_t", "int8_t", ...
+    values: np.ndarray
+
+
+FieldValue = Union[int, float, bool, CArray, list[int], list[float]]
+
+
+@dataclass
+class CStruct:
+    """A constant parameter struct emitted with designated initializers."""
+
+    ctype: str
+    fields: dict[str, FieldValue] = field(default_factory=dict)
+
+
+@dataclass
+class Lowered:
+    op: str  # TFD_OP_LIST name, e.g. "CONV_2D"
+    inputs: list[int]  # tensor indices, -1 for an absent optional input
+    output: int
+    params: CStruct | None = None
+    alias_input: int | None = None  # output shares this input's storage (RESHAPE)
+
+
+LoweringFn = Callable[[Graph, Op], Lowered]
+LOWERINGS: dict[str, LoweringFn] = {}
+
+
+def register(*names: str) -> Callable[[LoweringFn], LoweringFn]:
+    def deco(fn: LoweringFn) -> LoweringFn:
+        for n in names:
+            LOWERINGS[n] = fn
+        return fn
+
+    return deco
+
+
+def supported_ops() -> list[str]:
+    _load_all()
+    return sorted(LOWERINGS)
+
+
+def _load_all() -> None:
+    # Importing the modules registers their lowerings.
+    from . import elementwise, nn  # noqa: F401
+
+
+def lower_op(graph: Graph, op: Op) -> Lowered:
+    _load_all()
+    fn = LOWERINGS.get(op.name)
+    if fn is None:
+        raise UnsupportedOpError(
+            f"unsupported op: {op.name} (op {op.index}); tinyfed kernels: {', '.join(sorted(LOWERINGS))}"
+        )
+    if len(op.outputs) != 1:
+        raise UnsupportedOpError(f"unsupported op: {op.name} (op {op.index}) with {len(op.outputs)} outputs")
+    return fn(graph, op)
+
+
+# ---- helpers shared by the op modules -------------------------------------------
+
+def require_type(graph: Graph, op: Op, tensor_index: int, *types: str) -> None:
+    t = graph.tensor(tensor_index)
+    if t.dtype not in types:
+        raise UnsupportedOpError(
+            f"unsupported op: {op.name} (op {op.index}) with {t.dtype} tensor {t.name!r}; "
+            f"supported: {'/'.join(types)}"
+        )
+
+
+def require_per_tensor(graph: Graph, op: Op, tensor_index: int) -> None:
+    t = graph.tensor(tensor_index)
+    if t.per_channel:
+        raise UnsupportedOpError(
+            f"unsupported op: {op.name} (op {op.index}) with per-channel quantized tensor {t.name!r}"
+        )
+
+
+def fused_activation(op: Op) -> str:
+    """Name of the op's fused activation function ("NONE", "RELU", ...)."""
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
+
+    code = getattr(op.options, "fusedActivationFunction", 0) if op.options is not None else 0
+    names = {v: k for k, v in vars(fb.ActivationFunctionType).items() if not k.startswith("_")}
+    name = names.get(int(code), f"#{code}")
+    if name not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
+        raise UnsupportedOpError(f"unsupported op: {op.name} (op {op.index}) with fused activation {name}")
+    return name
+
+
+__all__ += ["require_type", "require_per_tensor", "fused_activation", "ModelError", "UnsupportedOpError"]

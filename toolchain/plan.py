@@ -1,0 +1,148 @@
+"""Lower a graph and compute its static memory plan (arena offsets).
+
+The plan is computed once, at generation time: every non-constant tensor gets
+an offset in one arena.  Tensors whose lifetimes (first write .. last read, in
+layer order) overlap never share bytes; RESHAPE outputs alias their input.
+Placement is greedy by size (largest first, lowest free offset), like TFLM's
+greedy planner, with 16-byte alignment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from .cabi import TYPE_SIZES
+from .ops import Lowered, lower_op
+from .tflite_reader import Graph, ModelError, UnsupportedOpError
+
+ALIGN = 16
+
+__all__ = ["Plan", "Buffer", "plan_model", "ModelError", "UnsupportedOpError"]
+
+
+@dataclass
+class Buffer:
+    root: int  # tensor index that owns the storage
+    size: int
+    first: int  # first layer that writes it (-1 = graph input)
+    last: int  # last layer that reads it (n_layers = graph output)
+    offset: int = 0
+
+
+@dataclass
+class Plan:
+    graph: Graph
+    layers: list[Lowered]
+    used_tensors: list[int]  # graph tensor indices kept, in emission order
+    arena_offsets: dict[int, int]  # graph tensor index → arena offset (non-constant tensors)
+    arena_bytes: int
+    buffers: list[Buffer] = field(default_factory=list)
+    model_hash: bytes = b""
+
+    @property
+    def const_bytes(self) -> int:
+        total = 0
+        for i in self.used_tensors:
+            t = self.graph.tensor(i)
+            if t.data is not None:
+                total += t.num_elements * TYPE_SIZES.get(t.dtype, 4)
+        return total
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+def plan_model(graph: Graph, tflite_bytes: bytes) -> Plan:
+    """Lower every op and place every activation tensor in the arena."""
+    layers = [lower_op(graph, op) for op in graph.ops]
+    n_layers = len(layers)
+
+    for t_index in graph.inputs + graph.outputs:
+        t = graph.tensor(t_index)
+        if t.dtype not in TYPE_SIZES:
+            raise UnsupportedOpError(f"unsupported model {t.dtype} input/output tensor {t.name!r}")
+        if t.data is not None:
+            raise ModelError(f"model input/output tensor {t.name!r} is a constant")
+
+    # Union-find for aliases (RESHAPE output shares its input's storage).
+    parent: dict[int, int] = {}
+
+    def find(i: int) -> int:
+        while parent.get(i, i) != i:
+            i = parent[i]
+        return i
+
+    for layer in layers:
+        if layer.alias_input is not None:
+            parent[find(layer.output)] = find(layer.alias_input)
+
+    used: list[int] = []
+    seen: set[int] = set()
+
+    def use(i: int) -> None:
+        if i >= 0 and i not in seen:
+            seen.add(i)
+            used.append(i)
+
+    for i in graph.inputs:
+        use(i)
+    for layer in layers:
+        for i in layer.inputs:
+            use(i)
+        use(layer.output)
+    for i in graph.outputs:
+        use(i)
+
+    lifetimes: dict[int, list[int]] = {}
+    size: dict[int, int] = {}
+
+    def touch(t_index: int, when: int) -> None:
+        t = graph.tensor(t_index)
+        if t.data is not None:
+            return
+        if t.dtype not in TYPE_SIZES:
+            raise UnsupportedOpError(f"unsupported tensor type {t.dtype} for tensor {t.name!r}")
+        r = find(t_index)
+        span = lifetimes.setdefault(r, [when, when])
+        span[0] = min(span[0], when)
+        span[1] = max(span[1], when)
+        size[r] = max(size.get(r, 0), t.num_elements * TYPE_SIZES[t.dtype])
+
+    for i in graph.inputs:
+        touch(i, -1)
+    for k, layer in enumerate(layers):
+        for i in layer.inputs:
+            if i >= 0:
+                touch(i, k)
+        touch(layer.output, k)
+    for i in graph.outputs:
+        touch(i, n_layers)
+
+    buffers = [Buffer(root=r, size=size[r], first=s[0], last=s[1]) for r, s in lifetimes.items()]
+    placed: list[Buffer] = []
+    for buf in sorted(buffers, key=lambda b: (-b.size, b.first, b.root)):
+        conflicts = sorted(
+            (p for p in placed if not (p.last < buf.first or buf.last < p.first)), key=lambda p: p.offset
+        )
+        offset = 0
+        for p in conflicts:
+            if offset + buf.size <= p.offset:
+                break
+            offset = max(offset, _align(p.offset + p.size))
+        buf.offset = offset
+        placed.append(buf)
+    arena_bytes = max((_align(b.offset + b.size) for b in placed), default=0)
+    root_offset = {b.root: b.offset for b in placed}
+    offsets = {i: root_offset[find(i)] for i in used if graph.tensor(i).data is None}
+    digest = hashlib.blake2b(tflite_bytes, digest_size=16).digest()
+    return Plan(
+        graph=graph,
+        layers=layers,
+        used_tensors=used,
+        arena_offsets=offsets,
+        arena_bytes=arena_bytes,
+        buffers=placed,
+        model_hash=digest,
+    )
