@@ -1,0 +1,98 @@
+/* tinyfed boards — Cortex-M startup in C: vector table, Reset_Handler, IRQ
+ * dispatch.  Shared by every board; the table length comes from board.json
+ * (TFD_BOARD_IRQ_COUNT). */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "board_common.h"
+#include "cortex_m.h"
+
+extern uint32_t __tfd_data_load[], __tfd_data_start[], __tfd_data_end[];
+extern uint32_t __tfd_bss_start[], __tfd_bss_end[];
+
+extern int main(void);
+extern void __libc_init_array(void);
+
+void Reset_Handler(void) __attribute__((noreturn));
+void NMI_Handler(void);
+void HardFault_Handler(void);
+void MemManage_Handler(void);
+void BusFault_Handler(void);
+void UsageFault_Handler(void);
+void SecureFault_Handler(void);
+void Unexpected_Handler(void);
+void SysTick_Handler(void);
+void tfd_irq_dispatch(void);
+
+typedef void (*tfd_vector_t)(void);
+
+/* Vector table: initial MSP, 15 system exceptions, then every external IRQ
+ * through one dispatcher that reads IPSR and calls the port's tfd_board_irq. */
+_Static_assert(TFD_BOARD_IRQ_COUNT >= 1 && TFD_BOARD_IRQ_COUNT <= 480,
+               "TFD_BOARD_IRQ_COUNT out of range");
+
+__attribute__((section(".isr_vector"), used)) const tfd_vector_t tfd_vectors[16 + TFD_BOARD_IRQ_COUNT] = {
+    (tfd_vector_t)(uintptr_t)__tfd_stack_top,
+    Reset_Handler,
+    NMI_Handler,
+    HardFault_Handler,
+    MemManage_Handler,
+    BusFault_Handler,
+    UsageFault_Handler,
+    SecureFault_Handler, /* ARMv8-M only; reserved (never taken) on v7-M */
+    0, 0, 0,
+    Unexpected_Handler, /* SVCall */
+    Unexpected_Handler, /* DebugMonitor */
+    0,
+    Unexpected_Handler, /* PendSV */
+    SysTick_Handler,
+    /* GNU range designator (accepted by gcc/clang in -std=c11 mode). */
+    [16 ... 15 + TFD_BOARD_IRQ_COUNT] = tfd_irq_dispatch,
+};
+
+/* With -nostartfiles there are no crti/crtn: __libc_init_array calls these. */
+void _init(void) {}
+void _fini(void) {}
+
+void Reset_Handler(void)
+{
+    /* FPU first: the compiler may use FP registers anywhere after this. */
+#if defined(__ARM_FP)
+    SCB_CPACR |= 0xFu << 20; /* CP10 + CP11 full access */
+    tfd_dsb();
+    tfd_isb();
+#endif
+    SCB_VTOR = (uint32_t)(uintptr_t)tfd_vectors;
+#if defined(__ARM_ARCH_8M_MAIN__)
+    /* ARMv8-M stack limit: overflowing the reserved stack faults (STKOF)
+     * instead of silently running into .data. */
+    __asm volatile("msr msplim, %0" ::"r"(__tfd_stack_bottom));
+#endif
+    /* Fault handlers get their own vectors instead of escalating to HardFault. */
+    SCB_SHCSR |= SCB_SHCSR_MEMFAULTENA | SCB_SHCSR_BUSFAULTENA | SCB_SHCSR_USGFAULTENA;
+
+    for (uint32_t *src = __tfd_data_load, *dst = __tfd_data_start; dst < __tfd_data_end;) {
+        *dst++ = *src++;
+    }
+    for (uint32_t *dst = __tfd_bss_start; dst < __tfd_bss_end;) *dst++ = 0;
+    tfd_dsb();
+
+    __libc_init_array();
+    exit(main()); /* atexit handlers, then _exit -> tfd_port_exit */
+}
+
+void tfd_irq_dispatch(void)
+{
+    const unsigned irq = (unsigned)tfd_ipsr() - 16u;
+    if (!tfd_board_irq(irq)) tfd_board_fatal("unexpected interrupt", TFD_EXIT_UNEXPECTED_IRQ);
+}
+
+void tfd_board_memory(tfd_board_memory_t *out)
+{
+    out->flash_size = (uint32_t)(uintptr_t)__tfd_flash_size;
+    out->flash_used = (uint32_t)(uintptr_t)__tfd_flash_used;
+    out->ram_size = (uint32_t)(uintptr_t)__tfd_ram_size;
+    out->ram_used = (uint32_t)(uintptr_t)__tfd_ram_used;
+    out->stack_size = (uint32_t)(uintptr_t)__tfd_stack_size;
+    out->storage_size = (uint32_t)(uintptr_t)__tfd_storage_size;
+}
