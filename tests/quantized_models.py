@@ -20,8 +20,15 @@ def to_int8_tflite(
     n_rep: int = 64,
     rep_scale: float = 1.0,
     rep_fn: Callable[[np.random.Generator], list[np.ndarray]] | None = None,
+    inference_input_type: str = "int8",
+    inference_output_type: str = "int8",
 ) -> bytes:
-    """Full-int8 post-training quantization of a Keras model (int8 in/out)."""
+    """Full-int8 post-training quantization of a Keras model (int8 in/out).
+
+    ``inference_input_type`` / ``inference_output_type`` ("int8" or "float32")
+    choose the model's interface types; with "float32" the converter adds a
+    QUANTIZE op after the input / a DEQUANTIZE op before the output.
+    """
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
@@ -39,8 +46,9 @@ def to_int8_tflite(
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = rep
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
+    types = {"int8": tf.int8, "float32": tf.float32}
+    conv.inference_input_type = types[inference_input_type]
+    conv.inference_output_type = types[inference_output_type]
     return bytes(conv.convert())
 
 

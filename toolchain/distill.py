@@ -6,10 +6,10 @@ Knowledge distillation (Hinton et al., 2015)::
 
 ``alpha`` weighs the hard-label cross entropy, ``T`` softens both distributions and
 the ``T²`` factor keeps the soft-target gradients on the same scale as the hard
-ones.  The teacher is frozen and sees exactly the inputs the student sees, so its
-logits are computed once up front and travel with the labels as the target
-``[one_hot(y) | z_t]`` — the loss needs no custom training step and works on any
-Keras backend.
+ones.  The teacher is frozen; each epoch it labels exactly the (augmented) inputs
+the student is about to train on, and its logits travel with the labels as the
+target ``[one_hot(y) | z_t]`` — the loss needs no custom training step and works on
+any Keras backend.
 
 For an honest comparison :func:`train_student_alone` trains the *same*
 architecture from the *same* initial weights with the *same* optimizer, schedule,
@@ -26,9 +26,12 @@ import numpy as np
 from keras import ops
 
 __all__ = [
+    "AugmentConfig",
     "DistillConfig",
     "TrainConfig",
     "accuracy",
+    "augment_batch",
+    "default_augment",
     "distill",
     "distillation_loss",
     "predict_logits",
@@ -85,6 +88,85 @@ def distillation_loss(
     return kd_loss
 
 
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Label-preserving input perturbations, regenerated every epoch.
+
+    Every model (teacher, student alone, distilled student) sees the *same*
+    augmented stream for a given seed; the distilled student's teacher targets are
+    computed on exactly the augmented inputs it trains on ("consistent teaching").
+
+    Attributes
+    ----------
+    shift
+        Images: random translation by up to ``shift`` pixels (zero fill).
+        Time series: random circular shift by up to ``shift`` steps.
+    noise
+        Std of additive Gaussian noise (normalized input units).
+    scale
+        Time series / features: per-sample, per-channel gain ``1 + N(0, scale)``.
+    mixup
+        Mixup Beta(m, m) parameter; 0 disables.  Mixed samples carry mixed one-hot
+        labels; for distillation the teacher labels the mixed input itself.
+    """
+
+    shift: int = 0
+    noise: float = 0.0
+    scale: float = 0.0
+    mixup: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.shift or self.noise or self.scale or self.mixup)
+
+
+def default_augment(input_shape: tuple[int, ...]) -> AugmentConfig:
+    """Mild default augmentation per input kind."""
+    rank = len(input_shape)
+    if rank == 3:  # image
+        return AugmentConfig(shift=1, mixup=0.2)
+    if rank == 2:  # time series
+        return AugmentConfig(shift=int(input_shape[0]) // 10, noise=0.05, scale=0.1, mixup=0.2)
+    return AugmentConfig(noise=0.05, mixup=0.2)
+
+
+def augment_batch(
+    x: np.ndarray, y_soft: np.ndarray, aug: AugmentConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return an augmented copy of ``(x, y_soft)`` (``y_soft``: one-hot rows)."""
+    x = np.array(x, dtype=np.float32, copy=True)
+    n = len(x)
+    if aug.shift and x.ndim == 4:  # images: translate with zero fill
+        s = aug.shift
+        pad = np.pad(x, ((0, 0), (s, s), (s, s), (0, 0)))
+        dy = rng.integers(0, 2 * s + 1, size=n)
+        dx = rng.integers(0, 2 * s + 1, size=n)
+        h, w = x.shape[1], x.shape[2]
+        for i in range(n):
+            x[i] = pad[i, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+    elif aug.shift and x.ndim == 3:  # series: circular shift in time
+        shifts = rng.integers(-aug.shift, aug.shift + 1, size=n)
+        for i in range(n):
+            x[i] = np.roll(x[i], int(shifts[i]), axis=0)
+    if aug.scale and x.ndim in (2, 3):
+        gain_shape = (n, 1, x.shape[-1]) if x.ndim == 3 else (n, x.shape[-1])
+        x *= (1.0 + aug.scale * rng.standard_normal(gain_shape)).astype(np.float32)
+    if aug.noise:
+        x += (aug.noise * rng.standard_normal(x.shape)).astype(np.float32)
+    y = np.asarray(y_soft, dtype=np.float32)
+    if aug.mixup:
+        lam = rng.beta(aug.mixup, aug.mixup, size=n).astype(np.float32)
+        lam = np.maximum(lam, 1.0 - lam)  # the first sample dominates
+        perm = rng.permutation(n)
+        lx = lam.reshape((n,) + (1,) * (x.ndim - 1))
+        x = lx * x + (1.0 - lx) * x[perm]
+        y = lam[:, None] * y + (1.0 - lam[:, None]) * y[perm]
+    return x, y
+
+
 def _optimizer(cfg: TrainConfig, n_samples: int) -> keras.optimizers.Optimizer:
     steps = max(1, cfg.epochs * int(np.ceil(n_samples / cfg.batch_size)))
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -93,59 +175,99 @@ def _optimizer(cfg: TrainConfig, n_samples: int) -> keras.optimizers.Optimizer:
     return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay)
 
 
+TargetFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
 def _fit(
     model: keras.Model,
     x: np.ndarray,
-    targets: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
     loss: Any,
+    targets: TargetFn,
     cfg: TrainConfig,
-) -> keras.callbacks.History:
-    keras.utils.set_random_seed(cfg.seed)  # same shuffling order for every student
+    aug: AugmentConfig,
+) -> list[float]:
+    """Train epoch by epoch on a seeded augmented stream; returns per-epoch loss.
+
+    ``targets(x_epoch, y_soft_epoch)`` turns the epoch's inputs and (mixed) one-hot
+    labels into the training targets for ``loss``.
+    """
+    keras.utils.set_random_seed(cfg.seed)  # same batch order for every model
     model.compile(optimizer=_optimizer(cfg, len(x)), loss=loss)
-    return model.fit(
-        x, targets, epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, verbose=0
-    )
+    onehot = np.eye(num_classes, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
+    losses: list[float] = []
+    for epoch in range(cfg.epochs):
+        if aug.enabled:
+            rng = np.random.default_rng([cfg.seed, epoch])
+            x_e, y_e = augment_batch(x, onehot, aug, rng)
+        else:
+            x_e, y_e = x, onehot
+        hist = model.fit(
+            x_e, targets(x_e, y_e), epochs=epoch + 1, initial_epoch=epoch,
+            batch_size=cfg.batch_size, shuffle=True, verbose=0,
+        )
+        losses.append(float(hist.history["loss"][-1]))
+    return losses
+
+
+def _hard_targets(x_e: np.ndarray, y_e: np.ndarray) -> np.ndarray:
+    return y_e
 
 
 def train_teacher(
-    model: keras.Model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig
-) -> keras.callbacks.History:
-    """Train a model on hard labels (the teacher)."""
-    return _fit(model, x, np.asarray(y, dtype=np.int64),
-                keras.losses.SparseCategoricalCrossentropy(from_logits=True), cfg)
+    model: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    cfg: TrainConfig,
+    aug: AugmentConfig = AugmentConfig(),
+) -> list[float]:
+    """Train a model on (mixed) hard labels; returns per-epoch training loss."""
+    loss = keras.losses.CategoricalCrossentropy(from_logits=True)
+    return _fit(model, x, y, num_classes, loss, _hard_targets, cfg, aug)
 
 
 def train_student_alone(
-    model: keras.Model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig
-) -> keras.callbacks.History:
-    """Baseline: the student trained on hard labels only."""
-    return train_teacher(model, x, y, cfg)
+    model: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    cfg: TrainConfig,
+    aug: AugmentConfig = AugmentConfig(),
+) -> list[float]:
+    """Baseline: the student trained on hard labels only (same stream as distillation)."""
+    return train_teacher(model, x, y, num_classes, cfg, aug)
 
 
-def predict_logits(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict_logits(model: keras.Model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Logits of ``model`` on ``x`` as float32 (inference mode)."""
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
 
 
 def distill(
     student: keras.Model,
-    teacher_logits: np.ndarray,
+    teacher: keras.Model,
     x: np.ndarray,
     y: np.ndarray,
     num_classes: int,
     cfg: TrainConfig,
     kd: DistillConfig,
-) -> keras.callbacks.History:
-    """Train ``student`` against the teacher's logits on ``x`` and the labels ``y``."""
-    y = np.asarray(y, dtype=np.int64)
-    if teacher_logits.shape != (len(x), num_classes):
-        raise ValueError(
-            f"teacher logits shape {teacher_logits.shape} != {(len(x), num_classes)}"
-        )
-    onehot = np.eye(num_classes, dtype=np.float32)[y]
-    targets = np.concatenate([onehot, teacher_logits.astype(np.float32)], axis=1)
-    return _fit(student, x, targets, distillation_loss(num_classes, kd.temperature, kd.alpha),
-                cfg)
+    aug: AugmentConfig = AugmentConfig(),
+) -> list[float]:
+    """Train ``student`` to match the frozen ``teacher`` (and the labels) on ``x``.
+
+    The teacher labels each epoch's augmented inputs, so the student is always
+    taught on exactly what it sees.  Returns per-epoch training loss.
+    """
+    fixed = None if aug.enabled else predict_logits(teacher, x)  # label once
+
+    def targets(x_e: np.ndarray, y_e: np.ndarray) -> np.ndarray:
+        z_t = fixed if fixed is not None else predict_logits(teacher, x_e)
+        return np.concatenate([y_e, z_t], axis=1)
+
+    loss = distillation_loss(num_classes, kd.temperature, kd.alpha)
+    return _fit(student, x, y, num_classes, loss, targets, cfg, aug)
 
 
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:

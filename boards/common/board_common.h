@@ -50,6 +50,7 @@ size_t tfd_board_u64_dec(uint64_t value, char out[21]);
  * variables: use (uintptr_t)__tfd_ram_size etc.  tfd_board_memory() reads them. */
 extern const uint8_t __tfd_flash_start[], __tfd_flash_size[], __tfd_flash_used[];
 extern const uint8_t __tfd_ram_start[], __tfd_ram_size[], __tfd_ram_used[];
+extern uint8_t __tfd_stack_guard[];
 extern const uint8_t __tfd_stack_bottom[], __tfd_stack_top[], __tfd_stack_size[];
 extern uint8_t __tfd_storage_start[];
 extern const uint8_t __tfd_storage_size[];
@@ -59,7 +60,7 @@ typedef struct {
     uint32_t flash_used;   /* vectors + text + rodata + .data image */
     uint32_t ram_size;     /* bytes the chip has (linker TFD_RAM_SIZE) */
     uint32_t ram_used;     /* stack reserve + .data + .bss */
-    uint32_t stack_size;   /* reserved main stack */
+    uint32_t stack_size;   /* reserved main stack (plus a 512-byte guard below it) */
     uint32_t storage_size; /* persistent storage reserved at the end of flash */
 } tfd_board_memory_t;
 

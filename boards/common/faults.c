@@ -10,10 +10,21 @@
 
 void tfd_fault_report(const uint32_t *frame) __attribute__((noreturn, used));
 
+/* Lift the stack guard first (the handler may be running on it after a stack
+ * overflow), then pass the stacked frame to tfd_fault_report. */
+#if defined(__ARM_ARCH_8M_MAIN__)
+#define TFD_GUARD_OFF_ "movs r0, #0\n\tmsr msplim, r0\n\t"
+#elif defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_7M__)
+#define TFD_GUARD_OFF_ "movw r0, #0xED94\n\tmovt r0, #0xE000\n\tmovs r1, #0\n\tstr r1, [r0]\n\tdsb\n\tisb\n\t"
+#else
+#define TFD_GUARD_OFF_ ""
+#endif
+
 #define TFD_FAULT_HANDLER_(name)                                                \
     __attribute__((naked)) void name(void)                                      \
     {                                                                           \
-        __asm volatile("tst lr, #4\n\t"                                         \
+        __asm volatile(TFD_GUARD_OFF_                                           \
+                       "tst lr, #4\n\t"                                         \
                        "ite eq\n\t"                                             \
                        "mrseq r0, msp\n\t"                                      \
                        "mrsne r0, psp\n\t"                                      \

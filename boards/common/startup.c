@@ -54,6 +54,27 @@ __attribute__((section(".isr_vector"), used)) const tfd_vector_t tfd_vectors[16 
 void _init(void) {}
 void _fini(void) {}
 
+/* Make the 512-byte guard below the stack inaccessible, so a stack overflow
+ * faults (the fault handlers lift the guard and report).  ARMv8-M: the MSP
+ * limit register (UsageFault STKOF).  ARMv7-M: MPU region 7 (highest
+ * priority), no access, over the guard; default map for everything else. */
+static void stack_guard_on(void)
+{
+#if defined(__ARM_ARCH_8M_MAIN__)
+    __asm volatile("msr msplim, %0" ::"r"(__tfd_stack_bottom));
+#elif defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_7M__)
+    if ((MPU_TYPE >> 8) & 0xFFu) { /* DREGION: the MPU exists */
+        MPU_RNR = 7;
+        MPU_RBAR = (uint32_t)(uintptr_t)__tfd_stack_guard;
+        /* XN | AP=000 (no access) | SIZE = log2(512) - 1 = 8 | ENABLE */
+        MPU_RASR = (1u << 28) | (8u << 1) | 1u;
+        MPU_CTRL = MPU_CTRL_PRIVDEFENA | MPU_CTRL_ENABLE;
+        tfd_dsb();
+        tfd_isb();
+    }
+#endif
+}
+
 void Reset_Handler(void)
 {
     /* FPU first: the compiler may use FP registers anywhere after this. */
@@ -63,11 +84,7 @@ void Reset_Handler(void)
     tfd_isb();
 #endif
     SCB_VTOR = (uint32_t)(uintptr_t)tfd_vectors;
-#if defined(__ARM_ARCH_8M_MAIN__)
-    /* ARMv8-M stack limit: overflowing the reserved stack faults (STKOF)
-     * instead of silently running into .data. */
-    __asm volatile("msr msplim, %0" ::"r"(__tfd_stack_bottom));
-#endif
+    stack_guard_on();
     /* Fault handlers get their own vectors instead of escalating to HardFault. */
     SCB_SHCSR |= SCB_SHCSR_MEMFAULTENA | SCB_SHCSR_BUSFAULTENA | SCB_SHCSR_USGFAULTENA;
 

@@ -30,6 +30,11 @@ typedef struct {
     int32_t depth_multiplier; /* DEPTHWISE_CONV_2D only */
     const int32_t *mult;     /* per output channel */
     const int32_t *shift;    /* per output channel */
+    /* Per output channel: bias + input_offset * (sum of the channel's filter).
+     * A window entirely inside the input then needs only sum(filter * input);
+     * the kernel uses it for those windows (same int32 result as TFLM's
+     * sum(filter * (input + input_offset)) + bias). */
+    const int32_t *acc_init;
 } tfd_conv_params_t;
 
 /* MAX_POOL_2D and AVERAGE_POOL_2D. */
@@ -40,14 +45,17 @@ typedef struct {
     int32_t act_min, act_max;
 } tfd_pool_params_t;
 
-/* MEAN over a set of axes (bit i set = reduce 4-D axis i). */
+/* MEAN over a set of axes (bit i set = reduce axis i of the right-aligned 4-D
+ * shape).  TFLM reference_ops::QuantizedMeanOrSum: out = sat8(MBQM(sum - input_zero_point
+ * * num_elements, mult, shift) + output_zero_point), where mult/shift already fold
+ * 1/num_elements into in_scale/out_scale exactly as TFLM does at run time. */
 typedef struct {
     uint8_t axis_mask;
     int32_t input_zero_point;
     int32_t output_zero_point;
-    int32_t mult;            /* requantization of the sum to the output scale */
+    int32_t mult;            /* requantization of the sum to the output scale, incl. 1/N */
     int32_t shift;
-    int32_t num_elements;    /* elements reduced per output value */
+    int32_t num_elements;    /* elements reduced per output value (N) */
 } tfd_mean_params_t;
 
 #endif /* TFD_PARAMS_NN_H */

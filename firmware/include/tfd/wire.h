@@ -69,15 +69,14 @@ typedef enum {
     TFD_CLASS_COUNT
 } tfd_wire_class_t;
 
-/* Header flags. */
-#define TFD_FLAG_REPLY 0x01u       /* device -> host answer to a request */
-#define TFD_FLAG_RESEND 0x02u      /* host: this request is a retransmission */
-#define TFD_FLAG_UNSOLICITED 0x04u /* device -> host, not an answer (NACK of a bad frame) */
-#define TFD_FLAG_MASK 0x07u        /* other bits must be zero */
-
-/* INFO.caps bits. */
-#define TFD_CAP_TEST_MESSAGES 0x01u /* INFER_TEST and TEST purposes are compiled in */
-#define TFD_CAP_MODEL 0x02u         /* a model and a shard are linked in */
+/* Header flags and INFO.caps bits (values in wire.def). */
+#define TFD_FLAG_REPLY ((uint8_t)TFD_WIRE_FLAG_REPLY)             /* answer to a request */
+#define TFD_FLAG_UNSOLICITED ((uint8_t)TFD_WIRE_FLAG_UNSOLICITED) /* device-initiated */
+#define TFD_FLAG_MASK ((uint8_t)TFD_WIRE_FLAG_MASK)               /* other bits must be 0 */
+#define TFD_CAP_TEST_MESSAGES ((uint32_t)TFD_WIRE_CAP_TEST_MESSAGES)
+#define TFD_CAP_MODEL ((uint32_t)TFD_WIRE_CAP_MODEL)
+/* A retransmitted request is byte-identical to the original (same seq, same
+ * CRC): that is how the device recognises it and replays its cached reply. */
 
 /* ---- ids -------------------------------------------------------------------- */
 typedef enum {

@@ -1,0 +1,19 @@
+/* tinyfed — port for mps2-an505: Cortex-M33 in Secure state (QEMU mps2-an505, ARM AN505 / IoT Kit); UART0 is the Secure alias 0x50200000, its RX line is NVIC IRQ 32 (expansion IRQ 0).
+ *
+ * The port contract (firmware/include/tfd/port.h) is implemented by the MPS2
+ * port shared with the other QEMU boards (boards/common/mps2/mps2_port.c);
+ * this file names the board and routes its interrupts.  Addresses, IRQ numbers
+ * and clock come from board.json (one source for C, Python and PlatformIO). */
+#include "board_common.h"
+#include "mps2_port.h"
+#include "tfd/port.h"
+
+const char *tfd_port_board_name(void)
+{
+    return TFD_BOARD_NAME;
+}
+
+int tfd_board_irq(unsigned irq)
+{
+    return tfd_mps2_uart_irq(irq);
+}

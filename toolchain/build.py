@@ -1,0 +1,181 @@
+"""`tinyfed build`: data → teacher → distilled int8 student → emitted C → firmware images.
+
+Output folder layout (default ``build/model``)::
+
+    model.tflite            full-int8 student (or the --tflite given)
+    ml_report.json          teacher / student / distilled / int8 accuracy
+    model_c/                model_data.{c,h}, model_info.json (emitted tables)
+    devices/devK/           shard_data.c (device K's private shard) and firmware.{elf,bin,map}
+    build_report.json       plan, budget, verify result, image sizes — the whole build's record
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .budget import Budget, BudgetError, model_budget
+from .emit_c import emit_model
+from .emit_shard import emit_shard
+from .plan import plan_model
+from .tflite_reader import read_tflite
+
+
+@dataclass
+class BuildOptions:
+    dataset: str = "digits"
+    tflite: Path | None = None
+    out_dir: Path = Path("build/model")
+    board: str = "mps2-an386"
+    devices: int = 4
+    partition: str = "dirichlet"
+    alpha: float = 0.5
+    seed: int = 0
+    images: bool = True
+    quick: bool = False
+    verify_samples: int = 0  # 0 = the whole held-out split
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    tflite: Path
+    model_dir: Path
+    info: dict[str, Any]
+    budget: Budget
+    device_dirs: list[Path]
+    images: list[Any]  # firmware.ImageInfo
+    verify_mismatches: int | None
+    verify_total: int | None
+    report: dict[str, Any]
+
+
+def quantize_inputs(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Float inputs → the model's int8 input (round half away from zero, saturate)."""
+    v = np.asarray(x, dtype=np.float32) / np.float32(scale)
+    r = np.sign(v) * np.floor(np.abs(v) + np.float32(0.5))
+    return np.clip(r + zero_point, -128, 127).astype(np.int8)
+
+
+def _tflm_arena_or_none(path: Path) -> int | None:
+    try:
+        from .tflm import tflm_arena
+
+        return tflm_arena(str(path)).total
+    except Exception:
+        return None
+
+
+def run_build(opts: BuildOptions, log: Callable[[str], None] = print) -> BuildResult:
+    t0 = time.monotonic()
+    out = opts.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}}
+
+    # 1. the model: train + distill + quantize, or take the given .tflite
+    ds = None
+    if opts.tflite is not None:
+        tflite_path = out / "model.tflite"
+        data = Path(opts.tflite).read_bytes()
+        read_tflite(data)  # refuse a malformed model before anything else
+        if Path(opts.tflite).resolve() != tflite_path.resolve():
+            tflite_path.write_bytes(data)
+        name = Path(opts.tflite).stem
+    else:
+        from .pipeline import run_ml_pipeline, BuildConfig
+
+        cfg = BuildConfig(dataset=opts.dataset, seed=opts.seed, out_dir=out)
+        if opts.quick:
+            cfg = cfg.quick() if hasattr(cfg, "quick") else cfg
+        ml = run_ml_pipeline(cfg, log=log)
+        report["ml"] = json.loads((out / "ml_report.json").read_text())
+        tflite_path = out / "model.tflite"
+        name = opts.dataset if "/" not in opts.dataset else Path(opts.dataset).stem
+        ds = getattr(ml, "dataset", None)
+    tflite = tflite_path.read_bytes()
+
+    # 2. plan + emit C tables
+    graph = read_tflite(tflite)
+    plan = plan_model(graph, tflite)
+    model_dir = out / "model_c"
+    info = emit_model(plan, model_dir, name=name)
+    log(f"emitted {model_dir}/model_data.c: {info['n_layers']} layers ({', '.join(info['layers'])}), "
+        f"weights {info['const_bytes']:,} B, arena {info['arena_bytes']:,} B")
+
+    # 3. budget before anything is built or flashed
+    from .firmware import load_board
+
+    board = load_board(opts.board)
+    budget = model_budget(info, opts.board, board.flash_bytes, board.ram_bytes)
+    budget.tflm_arena = _tflm_arena_or_none(tflite_path)
+    report["plan"] = {k: info[k] for k in ("hash", "arena_bytes", "const_bytes", "n_layers", "layers")}
+    report["tflm_arena_bytes"] = budget.tflm_arena
+
+    # 4. verify the emitted C against tflite-micro on the held-out inputs
+    mismatches = total = None
+    test_x_path = out / "test_x_int8.npy"
+    if test_x_path.exists() and opts.tflite is None:
+        from .verify import verify
+
+        x = np.load(test_x_path)
+        if opts.verify_samples:
+            x = x[: opts.verify_samples]
+        res = verify(tflite, x, out / "verify")
+        mismatches, total = res.mismatches, res.total
+        log(f"verify (emitted C vs tflite-micro, held-out split): mismatches: {mismatches} of {total}")
+        report["verify"] = {"mismatches": mismatches, "total": total}
+        if mismatches:
+            raise RuntimeError(f"emitted C disagrees with tflite-micro on {mismatches} of {total} inputs")
+
+    # 5. device shards + firmware images
+    device_dirs: list[Path] = []
+    images: list[Any] = []
+    if opts.tflite is None and opts.devices > 0:
+        from .data import load_dataset, partition
+
+        if ds is None:
+            ds = load_dataset(opts.dataset, seed=opts.seed)
+        in_t = graph.tensor(graph.inputs[0])
+        parts = partition(ds.x_train, ds.y_train, opts.devices, scheme=opts.partition,  # type: ignore[arg-type]
+                          alpha=opts.alpha, seed=opts.seed)
+        shard_rows = []
+        for k, (xs, ys) in enumerate(parts):
+            d = out / "devices" / f"dev{k}"
+            emit_shard(quantize_inputs(xs, in_t.scale, in_t.zero_point).reshape((len(xs), *in_t.shape[1:])),
+                       ys, d, device=k, num_classes=ds.num_classes)
+            device_dirs.append(d)
+            shard_rows.append({"device": k, "samples": int(len(ys)),
+                               "classes": np.bincount(ys, minlength=ds.num_classes).tolist()})
+        report["shards"] = shard_rows
+        log(f"shards ({opts.partition}{f', alpha={opts.alpha}' if opts.partition == 'dirichlet' else ''}): "
+            + ", ".join(f"dev{r['device']}={r['samples']}" for r in shard_rows))
+        if opts.images:
+            from .firmware import build_image
+
+            for k, d in enumerate(device_dirs):
+                img = build_image(opts.board, model_dir, d, extra_sources=[d / "shard_data.c"],
+                                  seed=None, quiet=True)
+                images.append(img)
+            if images:
+                budget.image_flash = max(i.flash_used for i in images)
+                budget.image_ram = max(i.ram_used for i in images)
+                report["images"] = [
+                    {"device": k, "elf": str(i.elf), "flash_used": i.flash_used, "ram_used": i.ram_used,
+                     "flash_size": i.flash_size, "ram_size": i.ram_size}
+                    for k, i in enumerate(images)
+                ]
+    for line in budget.lines():
+        log(line)
+    report["budget"] = asdict(budget)
+    report["seconds"] = round(time.monotonic() - t0, 1)
+    (out / "build_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return BuildResult(out, tflite_path, model_dir, info, budget, device_dirs, images, mismatches, total, report)
+
+
+__all__ = ["BuildOptions", "BuildResult", "run_build", "quantize_inputs", "BudgetError"]
