@@ -32,9 +32,8 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     if shift < -31:
         shift = 0
         q_fixed = 0
-    if shift > 30:
-        shift = 30
-        q_fixed = (1 << 31) - 1
+    # No clamp of shift > 30: that exists only in TFLM's TFLITE_SINGLE_ROUNDING
+    # build; the reference (tflite-micro runtime) uses double rounding.
     return int(q_fixed), int(shift)
 
 

@@ -13,7 +13,7 @@ from .emit_c import emit_model
 from .host_cc import compile_host, runtime_sources
 from .paths import BUILD, FIRMWARE
 from .plan import plan_model
-from .tflite_reader import read_tflite
+from .tflite_reader import Graph, read_tflite
 from .tflm import run_tflm
 
 
@@ -23,7 +23,7 @@ class VerifyResult:
     total: int
     outputs: list[np.ndarray]  # C outputs, one array per model output
     reference: list[np.ndarray]
-    max_abs_diff: int
+    max_abs_diff: float
 
     @property
     def ok(self) -> bool:
@@ -39,18 +39,35 @@ def compile_model_for_host(tflite: bytes, work_dir: Path, name: str = "model") -
     return compile_host(sources, [work_dir], "verify")
 
 
-def run_c_model(exe: Path, tflite: bytes, inputs: np.ndarray) -> list[np.ndarray]:
-    """Run ``inputs`` ([N, *shape]) through a compiled harness; return its outputs."""
+def _as_input_list(graph: "Graph", inputs: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
+    xs = inputs if isinstance(inputs, list) else [inputs]
+    if len(xs) != len(graph.inputs):
+        raise ValueError(f"the model has {len(graph.inputs)} inputs, {len(xs)} input arrays were given")
+    out = []
+    for x, t_index in zip(xs, graph.inputs):
+        t = graph.tensor(t_index)
+        x = np.asarray(x)
+        if x.ndim == 0 or x[0].size != t.num_elements:
+            raise ValueError(
+                f"inputs shaped {list(x.shape)} do not match model input {t.name!r} "
+                f"shape {list(t.shape)} ({t.num_elements} elements per sample)"
+            )
+        if t.dtype == "INT8" and x.dtype != np.int8:
+            if not np.issubdtype(x.dtype, np.integer) or x.min() < -128 or x.max() > 127:
+                raise ValueError(f"model input {t.name!r} is int8; inputs are {x.dtype} (quantize them first)")
+        out.append(np.ascontiguousarray(x, dtype=t.np_dtype).reshape((x.shape[0], *t.shape)))
+    if len({x.shape[0] for x in out}) != 1:
+        raise ValueError("all input arrays must have the same number of samples")
+    return out
+
+
+def run_c_model(exe: Path, tflite: bytes, inputs: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
+    """Run ``inputs`` ([N, *shape], or one such array per model input) through a compiled harness."""
     graph = read_tflite(tflite)
-    in_t = graph.tensor(graph.inputs[0])
-    x = np.ascontiguousarray(inputs, dtype=in_t.np_dtype)
-    n = x.shape[0]
-    if x[0].size != in_t.num_elements:
-        raise ValueError(
-            f"inputs have {x[0].size} elements per sample, the model input {in_t.name!r} "
-            f"has shape {list(in_t.shape)} ({in_t.num_elements} elements)"
-        )
-    proc = subprocess.run([str(exe)], input=struct.pack("<I", n) + x.tobytes(), capture_output=True, timeout=600)
+    xs = _as_input_list(graph, inputs)
+    n = xs[0].shape[0]
+    payload = b"".join(b"".join(x[s].tobytes() for x in xs) for s in range(n))
+    proc = subprocess.run([str(exe)], input=struct.pack("<I", n) + payload, capture_output=True, timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"C model failed (exit {proc.returncode}): {proc.stderr.decode(errors='replace').strip()}")
     outs: list[np.ndarray] = []
@@ -68,20 +85,21 @@ def run_c_model(exe: Path, tflite: bytes, inputs: np.ndarray) -> list[np.ndarray
     return outs
 
 
-def verify(tflite: bytes, inputs: np.ndarray, work_dir: Path | None = None) -> VerifyResult:
+def verify(tflite: bytes, inputs: np.ndarray | list[np.ndarray], work_dir: Path | None = None) -> VerifyResult:
+    """Compare emitted C with tflite-micro on every sample; byte equality per sample."""
     work = work_dir or (BUILD / "verify")
-    exe = compile_model_for_host(tflite, work)
-    got = run_c_model(exe, tflite, inputs)
     graph = read_tflite(tflite)
-    in_t = graph.tensor(graph.inputs[0])
-    x = np.asarray(inputs, dtype=in_t.np_dtype).reshape((inputs.shape[0], *in_t.shape))
-    ref = run_tflm(tflite, x)
-    n = inputs.shape[0]
+    xs = _as_input_list(graph, inputs)
+    exe = compile_model_for_host(tflite, work)
+    got = run_c_model(exe, tflite, xs)
+    ref = run_tflm(tflite, xs)
+    n = xs[0].shape[0]
     bad = np.zeros(n, dtype=bool)
-    max_diff = 0
+    max_diff = 0.0
     for g, r in zip(got, ref):
-        r = r.reshape(g.shape)
-        diff = g.reshape(n, -1).astype(np.float64) - r.reshape(n, -1).astype(np.float64)
-        bad |= np.any(g.reshape(n, -1).view(np.uint8) != r.reshape(n, -1).view(np.uint8), axis=1) if g.dtype.itemsize == 1 else np.any(diff != 0, axis=1)
-        max_diff = max(max_diff, int(np.max(np.abs(diff))) if diff.size else 0)
+        gb = np.ascontiguousarray(g).reshape(n, -1)
+        rb = np.ascontiguousarray(r, dtype=g.dtype).reshape(n, -1)
+        bad |= np.any(gb.view(np.uint8) != rb.view(np.uint8), axis=1)
+        if gb.size:
+            max_diff = max(max_diff, float(np.max(np.abs(gb.astype(np.float64) - rb.astype(np.float64)))))
     return VerifyResult(mismatches=int(bad.sum()), total=n, outputs=got, reference=ref, max_abs_diff=max_diff)

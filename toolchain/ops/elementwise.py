@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..quant_math import INT8_MAX, INT8_MIN, activation_range, f64, tflite_round
+from ..quant_math import quantize_multiplier, INT8_MAX, INT8_MIN, activation_range, f64, tflite_round
 from ..tflite_reader import Graph, Op, Tensor
 from . import CStruct, Lowered, UnsupportedOpError, fused_activation, register, require_per_tensor, require_type
 
@@ -33,22 +33,8 @@ def _refuse(op: Op, reason: str) -> UnsupportedOpError:
     return UnsupportedOpError(f"unsupported op: {op.name} (op {op.index}): {reason}")
 
 
-def quantize_multiplier_tflm(real: float) -> tuple[int, int]:
-    """TFLM ``QuantizeMultiplier`` as built without TFLITE_SINGLE_ROUNDING.
-
-    Unlike the single-rounding build it never clamps a shift above 30, which
-    matters for SOFTMAX, whose multiplier may reach 2^31 - 1 (shift 31).
-    """
-    if real == 0.0:
-        return 0, 0
-    q, shift = math.frexp(real)
-    q_fixed = tflite_round(q * (1 << 31))
-    if q_fixed == (1 << 31):
-        q_fixed //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    return int(q_fixed), int(shift)
+# TFLM QuantizeMultiplier (double-rounding build): the shared implementation.
+quantize_multiplier_tflm = quantize_multiplier
 
 
 def calculate_input_radius(input_integer_bits: int, input_left_shift: int, total_signed_bits: int = 31) -> int:

@@ -20,7 +20,7 @@
 
 /* sum(a[i] * b[i]), i < n: the int8 dot product at the heart of the convolutions,
  * unrolled by 4 (the int32 sum is order independent). */
-TFD_NOINLINE static int32_t tfd_dot_i8(const int8_t *a, const int8_t *b, int32_t n)
+TFD_NOINLINE static int32_t dot_i8(const int8_t *a, const int8_t *b, int32_t n)
 {
     int32_t acc = 0;
     for (; n >= 4; n -= 4, a += 4, b += 4) {
@@ -34,7 +34,7 @@ TFD_NOINLINE static int32_t tfd_dot_i8(const int8_t *a, const int8_t *b, int32_t
 }
 
 /* sum(a[i] * (b[i] + offset)), i < n: the reference formula (windows at the border). */
-TFD_NOINLINE static int32_t tfd_dot_i8_offset(const int8_t *a, const int8_t *b, int32_t n, int32_t offset)
+TFD_NOINLINE static int32_t dot_i8_offset(const int8_t *a, const int8_t *b, int32_t n, int32_t offset)
 {
     int32_t acc = 0;
     for (; n >= 4; n -= 4, a += 4, b += 4) {
@@ -66,7 +66,7 @@ TFD_NOINLINE static int32_t window_dot(const int8_t *x, const int8_t *w, const w
         const int8_t *xr = x;
         const int8_t *wr = w;
         for (int32_t k = 0; k < win->runs; ++k) {
-            acc += has_offset ? tfd_dot_i8_offset(wr, xr, win->run, offset) : tfd_dot_i8(wr, xr, win->run);
+            acc += has_offset ? dot_i8_offset(wr, xr, win->run, offset) : dot_i8(wr, xr, win->run);
             xr += win->x_run_step;
             wr += win->run;
         }

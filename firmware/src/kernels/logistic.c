@@ -44,7 +44,7 @@ tfd_status_t tfd_eval_logistic(const tfd_model_t *m, const tfd_layer_t *l, uint8
         /* The output depends on the input code only: tabulate the 256 codes
          * once (bit-exact by construction) instead of n evaluations. */
         int8_t table[256];
-        for (int32_t c = 0; c < 256; ++c) table[c] = logistic_one(p, c - 127);
+        for (int32_t c = 0; c < 256; ++c) table[c] = logistic_one(p, c - 128);
         for (int32_t i = 0; i < n; ++i) y[i] = table[(int32_t)x[i] + 128];
     } else {
         for (int32_t i = 0; i < n; ++i) y[i] = logistic_one(p, x[i]);
