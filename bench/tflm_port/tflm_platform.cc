@@ -39,16 +39,9 @@ void InitializeTarget() { tfb_init(); }
 
 }  // namespace tflite
 
-// A pure virtual call or a failed new cannot happen in a correct program;
-// stop loudly instead of pulling in libsupc++'s terminate machinery.
+// A pure virtual call cannot happen in a correct program: stop loudly
+// instead of pulling in libsupc++'s terminate machinery.
 extern "C" void __cxa_pure_virtual() {
   tfb_log_text("error=pure virtual call\n");
   tfb_exit(3);
 }
-
-namespace std {
-void __throw_bad_alloc() {
-  tfb_log_text("error=bad_alloc\n");
-  tfb_exit(3);
-}
-}  // namespace std

@@ -1,0 +1,753 @@
+"""tinyfed's runtime vs TFLite Micro's reference kernels on the same model and core.
+
+For each int8 ``.tflite`` this builds two images for one emulated board
+(default ``mps2-an386``, Cortex-M4F), runs both under QEMU ``-icount`` on the
+same inputs and prints instructions per inference, arena and flash:
+
+(a) **tinyfed**: ``toolchain.plan.plan_model`` + ``toolchain.emit_c.emit_model``,
+    then ``toolchain.firmware.build_image`` with the ``bench_infer`` app;
+(b) **TFLM**: TFLM's ``MicroInterpreter`` + a ``MicroMutableOpResolver`` holding
+    just the model's ops (TFLM's reference kernels), compiled from the user's
+    tflite-micro checkout with ``arm-none-eabi-g++`` for the same core, linked
+    with the same board support (``boards/common``, ``boards/<board>``) and
+    timed with the same SysTick counter (``boards/common/bench_counter.h``).
+    Our glue is ``bench/tflm_port/``; TFLM's source is never copied.
+
+Both images read the same generated ``bench_inputs.h``.  The bench checks that
+the TFLM image's output bytes equal the host tflite-micro runtime's, and that
+tinyfed's output checksum (``bench_infer``: c = c*31 + byte over every run)
+equals the checksum of those bytes, so both runtimes computed the same outputs.
+
+Figures are INSTRUCTION counts under QEMU ``-icount`` (see bench/icount.py),
+not cycles.
+
+Usage::
+
+    python bench/tflm_compare.py --tflm-src PATH/tflite-micro [MODEL.tflite ...]
+        [--flatbuffers-include DIR] [--gemmlowp-include DIR] [--ruy-include DIR]
+        [--board mps2-an386] [--runs 8] [--shift 6]
+        [--tflm-kernel-opt -Os] [--tflm-core-opt -Os] [--json OUT.json]
+
+Without models it takes ``build/model*/model.tflite`` (``tinyfed build``), or
+else builds two small representative students (untrained weights: timing
+only) into ``build/bench-tflm/models/``.
+
+TFLM's third-party headers: flatbuffers at the exact version TFLM's
+``schema_generated.h`` asserts (Debian's libflatbuffers-dev is too old) —
+found in ``--flatbuffers-include``, in the checkout's
+``tensorflow/lite/micro/tools/make/downloads/flatbuffers/include`` (made by
+TFLM's ``make ... third_party_downloads``) or in /usr/include; gemmlowp's
+``fixedpoint/`` from ``--gemmlowp-include``, the checkout's downloads,
+Debian's ``libgemmlowp-dev`` (/usr/include/gemmlowp) or the TensorFlow wheel;
+ruy only for an empty profiler label (a stand-in in bench/tflm_port/shim is
+used unless ``--ruy-include`` or the checkout's downloads have it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # runnable as a script from a checkout
+    sys.path.insert(0, str(REPO_ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+from tinyfed_host.emulator import run_to_exit  # noqa: E402
+from tinyfed_toolchain.firmware import (  # noqa: E402
+    COMMON_LDFLAGS,
+    BuildError,
+    ImageInfo,
+    build_image,
+    load_board,
+    measure,
+    plan_build,
+)
+
+PORT_DIR = REPO_ROOT / "bench" / "tflm_port"
+BUILD_DIR = REPO_ROOT / "build" / "bench-tflm"
+DEFAULT_SHIFT = 6
+DEFAULT_RUNS = 8
+JOBS = 2
+_KV = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(\S*)$")
+
+#: TFLM sources the bench never compiles: tests, test/mock helpers, and the
+#: platform files bench/tflm_port/tflm_platform.cc replaces.
+_SKIP_CORE = {
+    "debug_log.cc", "micro_time.cc", "system_setup.cc", "test_helpers.cc",
+    "test_helper_custom_ops.cc", "fake_micro_context.cc", "mock_micro_graph.cc",
+}
+#: C++ flags of TFLM's own Makefile (COMMON_FLAGS + CXXFLAGS, BUILD_TYPE=release_with_logs)
+#: plus ENVIRONMENT.md's bare-metal C++ flags.
+TFLM_CXXFLAGS: tuple[str, ...] = (
+    "-std=c++17", "-fno-exceptions", "-fno-rtti", "-fno-threadsafe-statics", "-fno-use-cxa-atexit",
+    "-fno-unwind-tables", "-fno-asynchronous-unwind-tables", "-ffunction-sections", "-fdata-sections",
+    "-fmessage-length=0", "-DTF_LITE_STATIC_MEMORY", "-DTF_LITE_DISABLE_X86_NEON", "-DNDEBUG",
+    "-DFLATBUFFERS_LOCALE_INDEPENDENT=0", "-Wall", "-Wno-unused-parameter",
+)
+
+
+class BenchError(RuntimeError):
+    """The bench cannot run as asked; the message says what to do."""
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# TFLM checkout and its third-party headers
+
+
+@dataclass(frozen=True)
+class TflmTree:
+    src: Path
+    flatbuffers_include: Path
+    gemmlowp_include: Path
+    ruy_include: Path
+    commit: str
+
+    def include_flags(self) -> list[str]:
+        return [f"-I{self.src}", f"-I{self.flatbuffers_include}", f"-I{self.gemmlowp_include}",
+                f"-I{self.ruy_include}"]
+
+
+def _flatbuffers_version(include: Path) -> tuple[int, int, int] | None:
+    base = include / "flatbuffers" / "base.h"
+    if not base.is_file():
+        return None
+    text = base.read_text(errors="replace")
+    parts = []
+    for what in ("MAJOR", "MINOR", "REVISION"):
+        m = re.search(rf"#define\s+FLATBUFFERS_VERSION_{what}\s+(\d+)", text)
+        if not m:
+            return None
+        parts.append(int(m.group(1)))
+    return (parts[0], parts[1], parts[2])
+
+
+def _required_flatbuffers(src: Path) -> tuple[int, int, int] | None:
+    text = (src / "tensorflow/lite/schema/schema_generated.h").read_text(errors="replace")
+    m = re.search(r"FLATBUFFERS_VERSION_MAJOR\s*==\s*(\d+)\s*&&\s*FLATBUFFERS_VERSION_MINOR\s*==\s*(\d+)"
+                  r"\s*&&\s*FLATBUFFERS_VERSION_REVISION\s*==\s*(\d+)", text)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+
+
+def _tflm_commit(src: Path) -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(src), "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    # a `git archive` export has no .git: identify the tree by its core sources
+    h = hashlib.sha256()
+    for p in sorted((src / "tensorflow/lite/micro").glob("*.cc")):
+        h.update(p.read_bytes())
+    return "tree-" + h.hexdigest()[:12]
+
+
+def locate_tflm(src: Path | None, flatbuffers: Path | None = None, gemmlowp: Path | None = None,
+                ruy: Path | None = None) -> TflmTree:
+    """Check a tflite-micro checkout and find the headers it needs (see the module doc)."""
+    if src is None:
+        raise BenchError(
+            "--tflm-src is required: a checkout of the tensorflow/tflite-micro repository "
+            "(TFLM's C++ sources are in no package registry and are never copied into tinyfed).\n"
+            "  git clone <tflite-micro repository> ~/tflite-micro\n"
+            "  python bench/tflm_compare.py --tflm-src ~/tflite-micro")
+    src = Path(src).expanduser().resolve()
+    if not (src / "tensorflow/lite/micro/micro_interpreter.h").is_file():
+        raise BenchError(f"--tflm-src {src} is not a tflite-micro checkout "
+                         "(no tensorflow/lite/micro/micro_interpreter.h)")
+    downloads = src / "tensorflow/lite/micro/tools/make/downloads"
+
+    need = _required_flatbuffers(src)
+    candidates = [Path(flatbuffers)] if flatbuffers else [downloads / "flatbuffers/include", Path("/usr/include")]
+    found: list[str] = []
+    fb_inc = None
+    for c in candidates:
+        v = _flatbuffers_version(c)
+        if v is None:
+            continue
+        found.append(f"{c}: {'.'.join(map(str, v))}")
+        if need is None or v == need:
+            fb_inc = c
+            break
+    if fb_inc is not None and fb_inc.resolve() == Path("/usr/include"):
+        # never put all of the host's /usr/include on a cross compiler's path
+        stage = BUILD_DIR / "deps" / "flatbuffers-include"
+        stage.mkdir(parents=True, exist_ok=True)
+        link = stage / "flatbuffers"
+        if not link.is_symlink():
+            link.symlink_to(fb_inc / "flatbuffers")
+        fb_inc = stage
+    if fb_inc is None:
+        want = ".".join(map(str, need)) if need else "?"
+        raise BenchError(
+            f"TFLM ({src}) needs flatbuffers headers version {want} (its schema_generated.h asserts it); "
+            f"found: {'; '.join(found) or 'none'}. Debian's libflatbuffers-dev (2.0.8) is too old.\n"
+            "Either run TFLM's own download step once in the checkout:\n"
+            f"  make -C {src} -f tensorflow/lite/micro/tools/make/Makefile third_party_downloads\n"
+            f"or check out the google/flatbuffers repository at tag v{want} and pass "
+            "--flatbuffers-include CHECKOUT/include")
+
+    gem_candidates = [Path(gemmlowp)] if gemmlowp else [downloads / "gemmlowp", Path("/usr/include/gemmlowp")]
+    if not gemmlowp:
+        spec = importlib.util.find_spec("tensorflow")
+        if spec is not None and spec.submodule_search_locations:
+            for loc in spec.submodule_search_locations:
+                gem_candidates.append(Path(loc) / "include/external/gemmlowp")
+    gem_inc = next((c for c in gem_candidates if (c / "fixedpoint/fixedpoint.h").is_file()), None)
+    if gem_inc is None:
+        raise BenchError(
+            "gemmlowp's fixedpoint/fixedpoint.h not found (looked in "
+            f"{', '.join(map(str, gem_candidates))}): apt-get install libgemmlowp-dev, "
+            "or pass --gemmlowp-include DIR (the folder holding fixedpoint/)")
+
+    ruy_candidates = [Path(ruy)] if ruy else [downloads / "ruy"]
+    ruy_inc = next((c for c in ruy_candidates if (c / "ruy/profiler/instrumentation.h").is_file()), None)
+    if ruy is not None and ruy_inc is None:
+        raise BenchError(f"--ruy-include {ruy} has no ruy/profiler/instrumentation.h")
+    if ruy_inc is None:
+        ruy_inc = PORT_DIR / "shim"
+    return TflmTree(src=src, flatbuffers_include=fb_inc, gemmlowp_include=gem_inc, ruy_include=ruy_inc,
+                    commit=_tflm_commit(src))
+
+
+# --------------------------------------------------------------------------
+# ops: builtin name -> resolver method -> kernel sources
+
+
+@dataclass(frozen=True)
+class ResolverOp:
+    builtin: str  # "CONV_2D"
+    method: str  # "AddConv2D"
+    register: str  # "Register_CONV_2D"
+
+
+def resolver_ops(tree: TflmTree) -> dict[str, ResolverOp]:
+    """Builtin ops MicroMutableOpResolver knows, read from its header."""
+    text = (tree.src / "tensorflow/lite/micro/micro_mutable_op_resolver.h").read_text()
+    pat = re.compile(
+        r"TfLiteStatus\s+(Add\w+)\s*\(\s*const\s+TFLMRegistration&\s*registration\s*=\s*"
+        r"(?:tflite::)?(Register_\w+)\s*\(\s*\)\s*\)\s*\{\s*return\s+AddBuiltin\(\s*"
+        r"(?:tflite::)?BuiltinOperator_(\w+)")
+    return {m.group(3): ResolverOp(m.group(3), m.group(1), m.group(2)) for m in pat.finditer(text)}
+
+
+def model_ops(tflite: bytes) -> list[str]:
+    """Builtin op names of a .tflite in execution order (any op, supported or not)."""
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
+
+    names = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_") and isinstance(v, int)}
+    model = fb.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
+    codes = []
+    for oc in model.operatorCodes or []:
+        code = max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
+        codes.append("CUSTOM" if oc.customCode else names.get(code, f"OP_{code}"))
+    if len(model.subgraphs or []) != 1:
+        raise BenchError(f"the bench handles single-subgraph models, this one has {len(model.subgraphs or [])}")
+    return [codes[op.opcodeIndex] for op in model.subgraphs[0].operators or []]
+
+
+def kernel_sources(tree: TflmTree, regs: Sequence[str]) -> list[Path]:
+    """The kernel .cc files defining ``regs`` (``Register_X()``), their
+    ``*_common.cc`` siblings and kernel_util.cc."""
+    kdir = tree.src / "tensorflow/lite/micro/kernels"
+    files = sorted(p for p in kdir.glob("*.cc") if not p.name.endswith("_test.cc"))
+    texts = {p: p.read_text(errors="replace") for p in files}
+    out: list[Path] = [kdir / "kernel_util.cc"]
+    for reg in regs:
+        pat = re.compile(rf"\b{re.escape(reg)}\s*\(\s*\)\s*\{{")
+        hits = [p for p in files if pat.search(texts[p])]
+        if not hits:
+            raise BenchError(f"no TFLM kernel file defines {reg}() in {kdir}")
+        for p in hits:
+            out.append(p)
+            common = p.with_name(p.stem + "_common.cc")
+            if common.is_file():
+                out.append(common)
+    return sorted(set(out))
+
+
+def all_kernel_sources(tree: TflmTree) -> list[Path]:
+    kdir = tree.src / "tensorflow/lite/micro/kernels"
+    return sorted(p for p in kdir.glob("*.cc") if not p.name.endswith("_test.cc"))
+
+
+def core_sources(tree: TflmTree) -> list[Path]:
+    """TFLM's interpreter, allocator, planner, bridge and the shared TFLite
+    sources (its Makefile's MICROLITE_CC_BASE_SRCS, without tests/platform)."""
+    s = tree.src
+    micro = s / "tensorflow/lite/micro"
+    out = [p for p in micro.glob("*.cc") if not p.name.endswith("_test.cc") and p.name not in _SKIP_CORE]
+    for sub in ("arena_allocator", "memory_planner", "tflite_bridge"):
+        out += [p for p in (micro / sub).glob("*.cc") if not p.name.endswith("_test.cc")]
+    for top in (s / "tensorflow/lite", s / "tensorflow/compiler"):
+        for p in top.rglob("*.cc"):
+            rel = p.relative_to(s).as_posix()
+            if rel.startswith(("tensorflow/lite/micro/", "tensorflow/lite/experimental/")):
+                continue
+            if p.name.endswith("_test.cc") or rel == "tensorflow/lite/array.cc":
+                continue
+            out.append(p)
+    return sorted(set(out))
+
+
+# --------------------------------------------------------------------------
+# compiling (content-addressed object cache) and linking
+
+
+def _cross(tool: str) -> str:
+    path = shutil.which("arm-none-eabi-" + tool)
+    if path is None:
+        raise BenchError(f"arm-none-eabi-{tool} not found: apt-get install gcc-arm-none-eabi "
+                         "libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib")
+    return path
+
+
+def compile_cached(argv_head: Sequence[str], source: Path, cache: Path) -> Path:
+    """Compile ``source`` with ``argv_head`` (compiler + flags); the object is
+    keyed by the command and the preprocessed source."""
+    head = list(argv_head)
+    pre = subprocess.run([*head, "-E", str(source)], capture_output=True)
+    if pre.returncode != 0:
+        raise BuildError(f"preprocessing {source} failed:\n{pre.stderr.decode(errors='replace')[-4000:]}")
+    key = hashlib.sha256("\0".join(head).encode() + b"\0" + pre.stdout).hexdigest()
+    obj = cache / key[:2] / f"{key}.o"
+    if obj.is_file():
+        return obj
+    obj.parent.mkdir(parents=True, exist_ok=True)
+    tmp = obj.with_name(f"{key}.{os.getpid()}.{secrets.token_hex(4)}.tmp.o")
+    try:
+        proc = subprocess.run([*head, "-c", str(source), "-o", str(tmp)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BuildError(f"compiling {source} failed:\n{proc.stderr[-4000:]}")
+        os.replace(tmp, obj)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return obj
+
+
+def compile_many(jobs: Sequence[tuple[Sequence[str], Path]], cache: Path, what: str) -> list[Path]:
+    log(f"  compiling {len(jobs)} {what} (cached in {cache.relative_to(REPO_ROOT)})")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=JOBS) as pool:
+        return list(pool.map(lambda j: compile_cached(j[0], j[1], cache), jobs))
+
+
+@dataclass(frozen=True)
+class TflmBuildConfig:
+    board: str
+    core_opt: str = "-Os"
+    kernel_opt: str = "-Os"
+    runs: int = DEFAULT_RUNS
+    arena_bytes: int = 128 * 1024
+
+
+def _tflm_head(tree: TflmTree, cfg: TflmBuildConfig, opt: str, extra: Sequence[str] = ()) -> list[str]:
+    b = load_board(cfg.board)
+    return [_cross("g++"), *b.cpu_flags, opt, *TFLM_CXXFLAGS, *tree.include_flags(), *extra]
+
+
+def build_tflm_image(tree: TflmTree, cfg: TflmBuildConfig, tflite: bytes, name: str, ops: Sequence[str],
+                     inputs_header: Path, out_dir: Path) -> ImageInfo:
+    """Compile + link the TFLM bench image for one model (see the module doc)."""
+    table = resolver_ops(tree)
+    missing = [op for op in dict.fromkeys(ops) if op not in table]
+    if missing:
+        raise BenchError(f"{name}: MicroMutableOpResolver has no Add method for {', '.join(missing)}")
+    uniq = [table[op] for op in dict.fromkeys(ops)]
+    gen = out_dir / "gen"
+    gen.mkdir(parents=True, exist_ok=True)
+    in_bytes, out_bytes = _io_bytes(tflite)
+    _write_if_changed(gen / "tflm_bench_model.h", (
+        "/* generated by bench/tflm_compare.py -- do not edit */\n"
+        "#ifndef TFB_TFLM_BENCH_MODEL_H\n#define TFB_TFLM_BENCH_MODEL_H\n"
+        f"#define TFB_MODEL_NAME \"{name}\"\n"
+        f"#define TFB_OP_COUNT {len(uniq)}\n"
+        "#define TFB_OPS(X) " + " ".join(f"X({u.method[3:]})" for u in uniq) + "\n"
+        f"#define TFB_INPUT_BYTES {in_bytes}u\n#define TFB_OUTPUT_BYTES {out_bytes}u\n"
+        "extern const unsigned char tfb_model_tflite[];\n"
+        f"#define TFB_MODEL_TFLITE_BYTES {len(tflite)}u\n#endif\n"))
+    body = ",\n".join(", ".join(f"0x{b:02x}" for b in tflite[i:i + 16]) for i in range(0, len(tflite), 16))
+    _write_if_changed(gen / "tflm_model_data.cc", (
+        "// generated by bench/tflm_compare.py -- do not edit\n"
+        "#include \"tflm_bench_model.h\"\n"
+        f"alignas(16) const unsigned char tfb_model_tflite[{len(tflite)}] = {{\n{body}\n}};\n"))
+
+    cache = BUILD_DIR / "objcache"
+    core = [(_tflm_head(tree, cfg, cfg.core_opt), p) for p in core_sources(tree)]
+    kernels = [(_tflm_head(tree, cfg, cfg.kernel_opt), p) for p in kernel_sources(tree, [u.register for u in uniq])]
+    lib_objs = compile_many(core + kernels, cache, f"TFLM sources (TFLM {tree.commit})")
+
+    # our glue: C with the board's build plan (same flags as tinyfed's images),
+    # C++ with TFLM's flags plus the board defines.
+    plan = plan_build(cfg.board, None, out_dir, app=PORT_DIR / "tflm_glue.c", runtime=False)
+    c_jobs = [(plan.compile_argv(s, Path("X"), _cross("gcc"))[:-4], s) for s in plan.sources]
+    defines = [f"-D{k}={v}" for k, v in sorted(plan.defines.items())]
+    glue_head = _tflm_head(tree, cfg, cfg.core_opt, [
+        *defines, f"-DTFD_BENCH_RUNS={cfg.runs}", f"-DTFB_ARENA_BYTES={cfg.arena_bytes}u",
+        f"-I{PORT_DIR}", f"-I{gen}", f"-I{inputs_header.parent}"])
+    cc_jobs = [(glue_head, PORT_DIR / "tflm_bench_main.cc"), (glue_head, PORT_DIR / "tflm_platform.cc"),
+               (glue_head, gen / "tflm_model_data.cc")]
+    app_objs = compile_many(c_jobs + cc_jobs, cache, "board + glue sources")
+    return _link_tflm(tree, cfg, plan, app_objs, lib_objs, out_dir)
+
+
+def _link_tflm(tree: TflmTree, cfg: TflmBuildConfig, plan: Any, app_objs: list[Path], lib_objs: list[Path],
+               out_dir: Path) -> ImageInfo:
+    lib = out_dir / "libtflm_bench.a"
+    lib.unlink(missing_ok=True)
+    proc = subprocess.run([_cross("ar"), "rcs", str(lib), *map(str, lib_objs)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"ar failed:\n{proc.stderr}")
+    elf = out_dir / "tflm_bench.elf"
+    argv = [_cross("g++"), *plan.board.cpu_flags, *(f"-L{d}" for d in plan.linker_dirs),
+            f"-T{plan.linker_script}", *COMMON_LDFLAGS, f"-Wl,-Map={out_dir / 'tflm_bench.map'}",
+            *map(str, app_objs), str(lib), "-lm", "-o", str(elf)]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode != 0:
+        undefined = re.findall(r"undefined reference to `([^']+)'", proc.stderr)
+        if undefined:
+            raise BuildError(f"linking the TFLM image: undefined {sorted(set(undefined))[:12]}\n"
+                             f"{proc.stderr[-3000:]}")
+        raise BuildError(f"linking the TFLM image failed:\n{proc.stderr[-4000:]}")
+    return measure(cfg.board, elf)
+
+
+# --------------------------------------------------------------------------
+# models and inputs
+
+
+def _io_bytes(tflite: bytes) -> tuple[int, int]:
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
+
+    sizes = {fb.TensorType.INT8: 1, fb.TensorType.UINT8: 1, fb.TensorType.INT16: 2,
+             fb.TensorType.INT32: 4, fb.TensorType.FLOAT32: 4}
+    model = fb.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
+    sg = model.subgraphs[0]
+
+    def nbytes(i: int) -> int:
+        t = sg.tensors[i]
+        return int(np.prod([int(d) for d in t.shape])) * sizes[t.type]
+
+    return nbytes(sg.inputs[0]), nbytes(sg.outputs[0])
+
+
+def _input_shape(tflite: bytes) -> tuple[tuple[int, ...], str]:
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
+
+    model = fb.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
+    sg = model.subgraphs[0]
+    t = sg.tensors[sg.inputs[0]]
+    names = {v: k for k, v in vars(fb.TensorType).items() if not k.startswith("_") and isinstance(v, int)}
+    return tuple(int(d) for d in t.shape), names[t.type]
+
+
+def bench_inputs(tflite: bytes, n: int, seed: int) -> np.ndarray:
+    shape, dtype = _input_shape(tflite)
+    if dtype != "INT8":
+        raise BenchError(f"the bench feeds int8 inputs; this model's input is {dtype}")
+    rng = np.random.default_rng(seed)
+    return rng.integers(-128, 128, size=(n, *shape), dtype=np.int8)
+
+
+def write_inputs_header(x: np.ndarray, path: Path) -> Path:
+    """``bench_inputs.h`` as bench_infer.c reads it (also included by the TFLM image)."""
+    rows = x.reshape(x.shape[0], -1)
+    body = ",\n".join("    {" + ", ".join(str(int(v)) for v in r) + "}" for r in rows)
+    _write_if_changed(path, (
+        "/* generated by bench/tflm_compare.py -- do not edit: the bench inputs of both images */\n"
+        "#ifndef TFD_BENCH_INPUTS_H\n#define TFD_BENCH_INPUTS_H\n#include <stdint.h>\n"
+        f"#define TFD_BENCH_N_INPUTS {rows.shape[0]}\n"
+        f"static const int8_t tfd_bench_inputs[{rows.shape[0]}][{rows.shape[1]}] = {{\n{body}\n}};\n"
+        "#endif\n"))
+    return path
+
+
+def default_models(log_fn: Any = log) -> list[Path]:
+    """``build/model*/model.tflite`` from ``tinyfed build``, else two small
+    representative students built here (cached)."""
+    built = sorted(REPO_ROOT.glob("build/model*/model.tflite"))
+    if built:
+        return built
+    out = BUILD_DIR / "models"
+    wanted = {"digits_cnn": (8, 8, 1), "sensor_cnn": (100, 6)}
+    paths = {name: out / f"{name}.tflite" for name in wanted}
+    if all(p.is_file() for p in paths.values()):
+        return list(paths.values())
+    log_fn("  no build/model*/model.tflite: building two representative int8 students "
+           f"(untrained, timing only) into {out.relative_to(REPO_ROOT)}")
+    from tests.quantized_models import to_int8_tflite
+    from tinyfed_toolchain.models import build_student
+
+    import keras
+
+    out.mkdir(parents=True, exist_ok=True)
+    classes = {"digits_cnn": 10, "sensor_cnn": 4}
+    for name, shape in wanted.items():
+        if paths[name].is_file():
+            continue
+        keras.utils.set_random_seed(0)
+        model = build_student(shape, classes[name], batch_size=1, name=name)
+        paths[name].write_bytes(to_int8_tflite(model, [shape], seed=0))
+    return list(paths.values())
+
+
+# --------------------------------------------------------------------------
+# running
+
+
+def parse_kv(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        m = _KV.match(line.strip())
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def checksum(outputs: Sequence[bytes]) -> int:
+    """bench_infer.c's output checksum: c = c*31 + byte (uint32) over every run."""
+    c = 0
+    for out in outputs:
+        for b in out:
+            c = (c * 31 + b) & 0xFFFFFFFF
+    return c
+
+
+def run_image(elf: Path, board: str, shift: int, timeout: float) -> dict[str, str]:
+    code, text = run_to_exit(elf, board, icount_shift=shift, timeout=timeout)
+    kv = parse_kv(text)
+    if code != 0 or "error" in kv:
+        raise BenchError(f"{elf.name} exited {code}:\n{text[-3000:]}")
+    if kv.get("icount_shift") != str(shift):
+        raise BenchError(f"{elf.name} did not receive the icount shift:\n{text[-2000:]}")
+    return kv
+
+
+@dataclass
+class Side:
+    insns_mean: int | None = None
+    insns_min: int | None = None
+    insns_max: int | None = None
+    arena_bytes: int | None = None
+    flash_used: int | None = None
+    ram_used: int | None = None
+    checksum: int | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    model: str
+    path: str
+    ops: list[str]
+    runs: int
+    tinyfed: Side
+    tflm: Side
+    host_checksum: int
+    tflm_bytes_match_host: bool | None = None
+    outputs_match: bool | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        a, b = self.tinyfed.insns_mean, self.tflm.insns_mean
+        return a / b if a and b else None
+
+
+def bench_model(path: Path, tree: TflmTree, cfg: TflmBuildConfig, shift: int, seed: int,
+                timeout: float) -> Result:
+    tflite = path.read_bytes()
+    name = path.stem if path.stem != "model" else path.parent.name
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    ops = model_ops(tflite)
+    work = BUILD_DIR / name
+    x = bench_inputs(tflite, cfg.runs, seed)
+
+    # the golden reference: the host tflite-micro runtime
+    from tinyfed_toolchain.tflm import run_tflm
+
+    host_out = run_tflm(tflite, x)[0]
+    host_bytes = [np.ascontiguousarray(host_out[i]).tobytes() for i in range(cfg.runs)]
+    res = Result(model=name, path=str(path), ops=ops, runs=cfg.runs, tinyfed=Side(), tflm=Side(),
+                 host_checksum=checksum([host_bytes[i % len(host_bytes)] for i in range(cfg.runs)]))
+
+    # (a) tinyfed
+    model_dir = work / "tinyfed" / "model_c"
+    inputs_h = write_inputs_header(x, model_dir / "bench_inputs.h")
+    try:
+        from tinyfed_toolchain.emit_c import emit_model
+        from tinyfed_toolchain.plan import plan_model
+        from tinyfed_toolchain.tflite_reader import read_tflite
+
+        plan = plan_model(read_tflite(tflite), tflite)
+        emit_model(plan, model_dir, name=name)
+        log(f"[{name}] tinyfed: building bench_infer")
+        info = build_image(cfg.board, model_dir, work / "tinyfed", app="bench_infer",
+                           defines={"TFD_BENCH_RUNS": cfg.runs}, quiet=True, name="bench_infer")
+        kv = run_image(info.elf, cfg.board, shift, timeout)
+        res.tinyfed = Side(insns_mean=int(kv["insns_mean"]), insns_min=int(kv["insns_min"]),
+                           insns_max=int(kv["insns_max"]), arena_bytes=plan.arena_bytes,
+                           flash_used=info.flash_used, ram_used=info.ram_used,
+                           checksum=int(kv["output_checksum"]))
+    except Exception as exc:  # an unsupported op must not hide the TFLM figures
+        res.tinyfed = Side(error=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:160]}")
+        log(f"[{name}] tinyfed failed: {res.tinyfed.error}")
+
+    # (b) TFLM, first with a large arena to learn arena_used_bytes, then
+    # rebuilt with exactly that much so its SRAM figure is honest.
+    try:
+        log(f"[{name}] TFLM: building the reference-kernel image ({', '.join(dict.fromkeys(ops))})")
+        tdir = work / "tflm"
+        info = build_tflm_image(tree, cfg, tflite, name, ops, inputs_h, tdir)
+        kv = run_image(info.elf, cfg.board, shift, timeout)
+        used = int(kv["arena_used_bytes"])
+        fitted = TflmBuildConfig(cfg.board, cfg.core_opt, cfg.kernel_opt, cfg.runs, (used + 16 + 15) // 16 * 16)
+        info = build_tflm_image(tree, fitted, tflite, name, ops, inputs_h, tdir)
+        kv2 = run_image(info.elf, cfg.board, shift, timeout)
+        if kv2["output_checksum"] != kv["output_checksum"] or kv2["arena_used_bytes"] != kv["arena_used_bytes"]:
+            raise BenchError(f"{name}: the TFLM image with the fitted arena ({fitted.arena_bytes} B) "
+                             "behaved differently")
+        tflm_bytes = [bytes.fromhex(kv2[f"out{i}"]) for i in range(cfg.runs)]
+        res.tflm = Side(insns_mean=int(kv2["insns_mean"]), insns_min=int(kv2["insns_min"]),
+                        insns_max=int(kv2["insns_max"]), arena_bytes=used, flash_used=info.flash_used,
+                        ram_used=info.ram_used, checksum=int(kv2["output_checksum"]),
+                        extra={"setup_insns": int(kv2["setup_insns"]), "arena_provided": fitted.arena_bytes,
+                               "tflite_bytes": len(tflite)})
+        res.tflm_bytes_match_host = tflm_bytes == host_bytes
+        if checksum(tflm_bytes) != res.tflm.checksum:
+            raise BenchError(f"{name}: the TFLM image's checksum disagrees with its own output bytes")
+    except Exception as exc:
+        res.tflm = Side(error=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}")
+        log(f"[{name}] TFLM failed: {exc}")
+    if res.tinyfed.checksum is not None:
+        res.outputs_match = res.tinyfed.checksum == res.host_checksum and (
+            res.tflm.checksum is None or res.tflm.checksum == res.tinyfed.checksum)
+    return res
+
+
+# --------------------------------------------------------------------------
+# report
+
+
+def _fmt(v: int | None) -> str:
+    return f"{v:,}" if v is not None else "n/a"
+
+
+def table(results: Sequence[Result], board: str, shift: int, cfg: TflmBuildConfig, tree: TflmTree) -> str:
+    cols = ["model", "ops", "tinyfed insn/inf", "TFLM insn/inf", "ratio", "tinyfed arena", "TFLM arena",
+            "tinyfed flash", "TFLM flash", "outputs"]
+    rows = []
+    for r in results:
+        ops = ",".join(_short(o) for o in r.ops)
+        if r.outputs_match is None:
+            same = "n/a"
+        else:
+            same = "same" if r.outputs_match else "DIFFER"
+        if r.tflm_bytes_match_host is False:
+            same += " (TFLM!=host)"
+        rows.append([r.model, ops, _fmt(r.tinyfed.insns_mean), _fmt(r.tflm.insns_mean),
+                     f"{r.ratio:.2f}" if r.ratio else "n/a", _fmt(r.tinyfed.arena_bytes), _fmt(r.tflm.arena_bytes),
+                     _fmt(r.tinyfed.flash_used), _fmt(r.tflm.flash_used), same])
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
+    lines = [f"tinyfed vs TFLM reference kernels on {board} (QEMU -icount shift={shift}; "
+             f"INSTRUCTIONS per inference, not cycles; mean of {cfg.runs} runs)",
+             f"TFLM {tree.commit}: core {cfg.core_opt}, kernels {cfg.kernel_opt}; tinyfed {'-Os'}; "
+             "arena: tinyfed plan vs TFLM arena_used_bytes(); flash: whole image",
+             "  ".join(c.ljust(w) for c, w in zip(cols, widths)),
+             "  ".join("-" * w for w in widths)]
+    for row in rows:
+        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+    for r in results:
+        for side, s in (("tinyfed", r.tinyfed), ("TFLM", r.tflm)):
+            if s.error:
+                lines.append(f"  {r.model}: {side}: {s.error}")
+        if r.tflm.extra:
+            lines.append(f"  {r.model}: TFLM setup (GetModel + AllocateTensors) {r.tflm.extra['setup_insns']:,} "
+                         f"instructions once; .tflite {r.tflm.extra['tflite_bytes']:,} B in flash; "
+                         f"SRAM with fitted arena {_fmt(r.tflm.ram_used)} B vs tinyfed {_fmt(r.tinyfed.ram_used)} B")
+    return "\n".join(lines)
+
+
+_SHORT = {"CONV_2D": "conv", "DEPTHWISE_CONV_2D": "dwconv", "MAX_POOL_2D": "maxpool",
+          "AVERAGE_POOL_2D": "avgpool", "FULLY_CONNECTED": "fc", "RESHAPE": "reshape", "SOFTMAX": "softmax",
+          "MEAN": "mean", "LOGISTIC": "logistic", "QUANTIZE": "quant", "DEQUANTIZE": "dequant"}
+
+
+def _short(op: str) -> str:
+    return _SHORT.get(op, op.lower())
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_file() and path.read_text() == text:
+        return
+    path.write_text(text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("models", nargs="*", type=Path, help="int8 .tflite files (default: see --help text)")
+    p.add_argument("--tflm-src", type=Path, default=os.environ.get("TFLM_SRC") or None,
+                   help="a tflite-micro checkout (or $TFLM_SRC)")
+    p.add_argument("--flatbuffers-include", type=Path)
+    p.add_argument("--gemmlowp-include", type=Path)
+    p.add_argument("--ruy-include", type=Path)
+    p.add_argument("--board", default="mps2-an386")
+    p.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="inferences per image (distinct inputs)")
+    p.add_argument("--shift", type=int, default=DEFAULT_SHIFT, help="QEMU -icount shift")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random int8 inputs")
+    p.add_argument("--tflm-core-opt", default="-Os")
+    p.add_argument("--tflm-kernel-opt", default="-Os",
+                   help="optimisation of TFLM's kernels (-Os like tinyfed; TFLM's Makefile uses -O2)")
+    p.add_argument("--arena-kb", type=int, default=128, help="TFLM arena of the first (sizing) run")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per QEMU run")
+    p.add_argument("--json", type=Path, help="also write the results as JSON")
+    a = p.parse_args(argv)
+    if a.runs < 1 or not (0 <= a.shift <= 10):
+        p.error("--runs must be >= 1 and --shift in 0..10")
+    try:
+        tree = locate_tflm(a.tflm_src, a.flatbuffers_include, a.gemmlowp_include, a.ruy_include)
+        log(f"TFLM {tree.src} ({tree.commit}); flatbuffers {tree.flatbuffers_include}; "
+            f"gemmlowp {tree.gemmlowp_include}; ruy {tree.ruy_include}")
+        cfg = TflmBuildConfig(a.board, a.tflm_core_opt, a.tflm_kernel_opt, a.runs, a.arena_kb * 1024)
+        models = a.models or default_models()
+        for m in models:
+            if not m.is_file():
+                raise BenchError(f"model {m} does not exist")
+        results = [bench_model(m, tree, cfg, a.shift, a.seed, a.timeout) for m in models]
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(table(results, a.board, a.shift, cfg, tree))
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps({
+            "board": a.board, "shift": a.shift, "tflm_commit": tree.commit, "config": asdict(cfg),
+            "results": [{**asdict(r), "ratio": r.ratio} for r in results]}, indent=2) + "\n")
+    bad = [r for r in results if r.tinyfed.error or r.tflm.error or r.outputs_match is False
+           or r.tflm_bytes_match_host is False]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+/* tinyfed — the on-device training engine API (the contract between the
+ * training engine, firmware/src/train/, and its users: the protocol handlers,
+ * the host simulation and the tests).
+ *
+ * Model: layers [0, plan->first_layer) are frozen and run int8 through the
+ * inference runtime (weights stay int8 in flash); their output is dequantized
+ * and layers [first_layer, n_layers) run in float32 during training, with
+ * backward kernels.  What trains is decided by the toolchain and emitted as a
+ * table (tfd_train_plan_t, generated train_data.c): the last k layers, biases
+ * only, a sparse set of layers/channels, or low-rank (LoRA) adapters.  All
+ * trainable values form ONE flat float32 vector ("the parameters", length
+ * plan->n_params): that vector is what the host sends (PARAMS) and what an
+ * update is a delta of.
+ *
+ * No malloc: the caller hands the trainer one memory block of at least
+ * TFD_TRAIN_MEM_BYTES (from the generated train_data.h) for the arena,
+ * the kept activations, gradients, parameters and optimizer state.
+ */
+#ifndef TFD_TRAIN_H
+#define TFD_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tfd/model.h"
+#include "tfd/shard.h"
+#include "tfd/status.h"
+
+/* The plan structs (tfd_train_plan_t and friends) live in tfd/train_plan.h,
+ * owned by the training engine; the generated train_data.c fills them. */
+#include "tfd/train_plan.h"
+
+typedef enum {
+    TFD_LR_CONSTANT = 0,
+    TFD_LR_COSINE = 1, /* cosine decay over the whole local run */
+    TFD_LR_STEP = 2    /* x0.1 at 50% and 75% of the local run */
+} tfd_lr_schedule_t;
+
+typedef struct {
+    float lr;
+    float momentum;      /* SGD momentum (0 = plain SGD) */
+    float weight_decay;  /* L2, applied to weights (not biases) */
+    uint16_t epochs;     /* passes over the local shard */
+    uint16_t batch;      /* samples per optimizer step (gradient accumulation) */
+    uint32_t seed;       /* shuffling */
+    uint8_t schedule;    /* tfd_lr_schedule_t */
+    uint32_t max_samples; /* 0 = the whole shard */
+} tfd_train_cfg_t;
+
+typedef struct {
+    uint32_t samples;    /* samples processed (epochs x shard) */
+    uint32_t steps;      /* optimizer steps */
+    uint32_t correct;    /* training accuracy numerator (forward pass before each update) */
+    float loss_sum;      /* sum of per-sample cross-entropy */
+} tfd_train_stats_t;
+
+/* Opaque-ish trainer state; fields are the engine's business. */
+typedef struct tfd_trainer tfd_trainer_t;
+
+/* Bytes of memory the trainer needs for this model + plan (== TFD_TRAIN_MEM_BYTES). */
+size_t tfd_trainer_mem_bytes(const tfd_model_t *model, const tfd_train_plan_t *plan);
+
+/* Bind model + plan to `mem`; parameters start at plan->init_params. */
+TFD_CHECK_RESULT tfd_status_t tfd_trainer_init(tfd_trainer_t *t, const tfd_model_t *model,
+                                               const tfd_train_plan_t *plan, uint8_t *mem,
+                                               size_t mem_bytes);
+
+uint32_t tfd_trainer_n_params(const tfd_trainer_t *t);
+
+/* The current parameters (n_params floats, writable only through set_params). */
+const float *tfd_trainer_params(const tfd_trainer_t *t);
+
+/* Replace the parameters (e.g. the global model from the host); resets optimizer state. */
+TFD_CHECK_RESULT tfd_status_t tfd_trainer_set_params(tfd_trainer_t *t, const float *params,
+                                                     uint32_t n);
+
+/* Local training on (x, y): n samples of sample_bytes int8 inputs (model-quantized). */
+TFD_CHECK_RESULT tfd_status_t tfd_trainer_fit(tfd_trainer_t *t, const tfd_train_cfg_t *cfg,
+                                              const int8_t *x, const uint8_t *y, uint32_t n,
+                                              uint32_t sample_bytes, tfd_train_stats_t *stats);
+
+/* Forward one sample with the current parameters; writes n_logits float logits. */
+TFD_CHECK_RESULT tfd_status_t tfd_trainer_predict(tfd_trainer_t *t, const int8_t *x,
+                                                  float *logits, uint32_t n_logits);
+
+/* Evaluate the current parameters on (x, y) (accuracy and cross-entropy). */
+TFD_CHECK_RESULT tfd_status_t tfd_trainer_eval(tfd_trainer_t *t, const int8_t *x,
+                                               const uint8_t *y, uint32_t n,
+                                               uint32_t sample_bytes, tfd_eval_acc_t *acc);
+
+#endif /* TFD_TRAIN_H */
