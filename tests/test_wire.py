@@ -65,7 +65,9 @@ def test_table_rules() -> None:
     for name in ("HELLO", "INFO", "PING", "PONG", "EVAL", "EVAL_RESULT", "ERROR", "ACK", "NACK",
                  "XFER_BEGIN", "XFER_CHUNK", "XFER_END", "INFER_TEST"):
         assert name in WIRE.by_name
-    for name in ("PARAMS", "TRAIN", "UPDATE", "ADVERTISE_KEYS", "SHARE_KEYS", "MASKED_INPUT", "UNMASK"):
+    for name in ("PARAMS", "TRAIN", "TRAIN_RESULT", "GET_UPDATE", "UPDATE"):
+        assert name in WIRE.by_name
+    for name in ("ADVERTISE_KEYS", "SHARE_KEYS", "MASKED_INPUT", "UNMASK"):
         assert name in WIRE.planned
     assert WIRE.msg("INFO").fixed_size <= WIRE.const("MAX_PAYLOAD")
     assert WIRE.msg("XFER_CHUNK").tail_max == WIRE.const("CHUNK_MAX")

@@ -26,13 +26,8 @@
 #ifndef TFD_BENCH_RUNS
 #define TFD_BENCH_RUNS 8
 #endif
-#ifndef TFB_ARENA_BYTES
-#define TFB_ARENA_BYTES (128u * 1024u)
-#endif
 
 namespace {
-
-alignas(16) uint8_t g_arena[TFB_ARENA_BYTES];
 
 int fail(const char* what) {
   tfb_log_str("error", what);
@@ -54,18 +49,20 @@ int run() {
   TFB_OPS(TFB_ADD_OP)
 #undef TFB_ADD_OP
 
-  tflite::MicroInterpreter interpreter(model, resolver, g_arena, sizeof g_arena);
+  tflite::MicroInterpreter interpreter(model, resolver, tfb_arena, tfb_arena_bytes);
   if (interpreter.AllocateTensors() != kTfLiteOk) return fail("AllocateTensors");
   const uint64_t s1 = tfb_clocks();
 
   TfLiteTensor* input = interpreter.input(0);
   if (input == nullptr || input->bytes != TFB_INPUT_BYTES ||
-      sizeof tfd_bench_inputs[0] != TFB_INPUT_BYTES)
+      sizeof tfd_bench_inputs != TFD_BENCH_N_INPUTS * TFB_INPUT_BYTES)
     return fail("input size");
+  // The rows as one flat byte array (bench_inputs.h may declare 1-D or 2-D).
+  const int8_t* rows = reinterpret_cast<const int8_t*>(tfd_bench_inputs);
   if (interpreter.outputs_size() < 1 || interpreter.output(0)->bytes != TFB_OUTPUT_BYTES)
     return fail("output size");
 
-  tfb_log_u64("arena_size", sizeof g_arena);
+  tfb_log_u64("arena_size", tfb_arena_bytes);
   tfb_log_u64("arena_used_bytes", interpreter.arena_used_bytes());
   tfb_log_u64("setup_insns", tfb_clocks_to_insns(s1 - s0));
 
@@ -73,7 +70,7 @@ int run() {
   uint64_t min_clocks = UINT64_MAX, max_clocks = 0, total_clocks = 0;
   uint32_t checksum = 0;
   for (int r = 0; r < TFD_BENCH_RUNS; ++r) {
-    std::memcpy(input->data.raw, tfd_bench_inputs[r % TFD_BENCH_N_INPUTS], TFB_INPUT_BYTES);
+    std::memcpy(input->data.raw, rows + (r % TFD_BENCH_N_INPUTS) * TFB_INPUT_BYTES, TFB_INPUT_BYTES);
     const uint64_t c0 = tfb_clocks();
     const TfLiteStatus status = interpreter.Invoke();
     const uint64_t c1 = tfb_clocks();

@@ -44,6 +44,11 @@ void tfb_log_text(const char *text);
 const char *tfb_board_name(void);
 void tfb_log_memory(void);
 
+/* The TFLM tensor arena, defined in a generated C file (build/bench-tflm/)
+ * so that trying another arena size only recompiles that file and relinks. */
+extern uint8_t tfb_arena[];
+extern const size_t tfb_arena_bytes;
+
 /* Stop with a status (QEMU: semihosting exit). */
 void tfb_exit(int code) __attribute__((noreturn));
 

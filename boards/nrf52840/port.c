@@ -206,6 +206,11 @@ size_t tfd_port_storage_size(void)
     return (size_t)(uintptr_t)__tfd_storage_size;
 }
 
+size_t tfd_port_storage_erase_unit(void)
+{
+    return NVMC_PAGE_SIZE; /* 4 KiB flash page */
+}
+
 static int in_bounds(uint32_t offset, size_t len)
 {
     const size_t size = tfd_port_storage_size();

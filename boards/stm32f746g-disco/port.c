@@ -11,8 +11,9 @@
  * UART: USART1 on the ST-LINK virtual COM port (TX PA9, RX PB7, AF7), 115200 8N1,
  *   RX interrupt into the lock-free ring, TX sleeps on TXE.
  * Ticks: SysTick, 1 ms.   Random: the RNG peripheral (TRNG).
- * Storage: flash sector 1 (0x08008000, 32 KiB), erased as one unit; programmed
- *   byte by byte (PSIZE x8).  Log: ITM port 0 if a debugger enabled it.
+ * Storage: flash sectors 1-2 (0x08008000, 2 x 32 KiB), each erased as one unit
+ *   (tfd_port_storage_erase_unit() = 32 KiB, so A/B copies can live in separate
+ *   sectors); programmed byte by byte (PSIZE x8).  Log: ITM port 0 if a debugger enabled it.
  * Exit: logs the code and halts (WFI with interrupts off). */
 #include <string.h>
 
@@ -32,7 +33,9 @@
 #define APB2_HZ 16000000u
 #endif
 #define BAUD 115200u
-#define STORAGE_SIZE (32u * 1024u)
+#define STORAGE_SECTOR_BYTES (32u * 1024u)
+#define STORAGE_SECTORS 2u
+#define STORAGE_SIZE (STORAGE_SECTORS * STORAGE_SECTOR_BYTES)
 
 static tfd_ring_t s_rx;
 static int s_initialised;
@@ -187,11 +190,16 @@ tfd_status_t tfd_port_random(uint8_t *out, size_t len)
     return TFD_OK;
 }
 
-/* ---- storage: flash sector 1 ------------------------------------------------ */
+/* ---- storage: flash sectors 1-2 ---------------------------------------------- */
 
 size_t tfd_port_storage_size(void)
 {
     return STORAGE_SIZE;
+}
+
+size_t tfd_port_storage_erase_unit(void)
+{
+    return STORAGE_SECTOR_BYTES;
 }
 
 static int in_bounds(uint32_t offset, size_t len)
@@ -233,12 +241,14 @@ static void flash_lock(void)
 
 tfd_status_t tfd_port_storage_erase(uint32_t offset, size_t len)
 {
-    /* One sector: the only erase unit is the whole 32 KiB. */
-    TFD_ENSURE(offset == 0u && len == STORAGE_SIZE, TFD_ERR_ARG);
+    /* Whole 32 KiB sectors only (the erase unit). */
+    TFD_ENSURE(in_bounds(offset, len), TFD_ERR_ARG);
+    TFD_ENSURE(offset % STORAGE_SECTOR_BYTES == 0u && len % STORAGE_SECTOR_BYTES == 0u, TFD_ERR_ARG);
     flash_unlock();
     tfd_status_t status = flash_wait();
-    if (status == TFD_OK) {
-        FLASH_CR = FLASH_CR_SER | (FLASH_STORAGE_SECTOR << FLASH_CR_SNB_SHIFT) | FLASH_CR_PSIZE_X32;
+    for (uint32_t done = 0; done < len && status == TFD_OK; done += STORAGE_SECTOR_BYTES) {
+        const uint32_t sector = FLASH_STORAGE_SECTOR + (offset + done) / STORAGE_SECTOR_BYTES;
+        FLASH_CR = FLASH_CR_SER | (sector << FLASH_CR_SNB_SHIFT) | FLASH_CR_PSIZE_X32;
         FLASH_CR |= FLASH_CR_STRT;
         tfd_dsb();
         status = flash_wait();

@@ -107,6 +107,6 @@
 #define FLASH_CR_PSIZE_X32 (2u << 8)
 #define FLASH_CR_STRT (1u << 16)
 #define FLASH_CR_LOCK (1u << 31)
-#define FLASH_STORAGE_SECTOR 1u
+#define FLASH_STORAGE_SECTOR 1u /* first storage sector (sectors 1 and 2) */
 
 #endif /* TFD_STM32F7_REGS_H */

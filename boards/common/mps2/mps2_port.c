@@ -77,6 +77,11 @@ size_t tfd_port_storage_size(void)
     return tfd_emu_storage_size();
 }
 
+size_t tfd_port_storage_erase_unit(void)
+{
+    return TFD_EMU_STORAGE_PAGE;
+}
+
 tfd_status_t tfd_port_storage_read(uint32_t offset, void *out, size_t len)
 {
     return tfd_emu_storage_read(offset, out, len);

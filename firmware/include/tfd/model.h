@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-#define TFD_MODEL_ABI 2
+#define TFD_MODEL_ABI 3
 #define TFD_MAX_DIMS 4
 #define TFD_MODEL_HASH_BYTES 16
 

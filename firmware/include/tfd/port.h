@@ -29,8 +29,14 @@ TFD_CHECK_RESULT tfd_status_t tfd_port_random(uint8_t *out, size_t len);
 
 /* Persistent storage (internal flash or an emulated equivalent), byte
  * addressed from 0 to tfd_port_storage_size(); writes may require the
- * region to have been erased first (tfd_port_storage_erase). */
+ * region to have been erased first (tfd_port_storage_erase).
+ * tfd_port_storage_erase_unit() is the erase granularity in bytes (a flash
+ * page or sector): erase offsets and lengths must be multiples of it, and the
+ * storage size is a multiple of it.  Code that must survive a reset during a
+ * write (firmware/src/storage/param_store.c: A/B slots) keeps each copy in its
+ * own erase units. */
 size_t tfd_port_storage_size(void);
+size_t tfd_port_storage_erase_unit(void);
 TFD_CHECK_RESULT tfd_status_t tfd_port_storage_read(uint32_t offset, void *out, size_t len);
 TFD_CHECK_RESULT tfd_status_t tfd_port_storage_erase(uint32_t offset, size_t len);
 TFD_CHECK_RESULT tfd_status_t tfd_port_storage_write(uint32_t offset, const void *data, size_t len);

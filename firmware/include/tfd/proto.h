@@ -15,7 +15,8 @@
  * change goes through a checked transition table (src/proto/proto.c).
  *
  * What the firmware application plugs in is tfd_app_t: identity, evaluation
- * on the private shard, test inference, and transfer sinks/sources.
+ * on the private shard, test inference, transfer sinks/sources, and the
+ * federated-training steps (PARAMS / TRAIN / GET_UPDATE).
  *
  * Memory: tfd_proto_t holds every buffer (decoder, payload scratch, reply
  * cache): about 3 x TFD_MAX_FRAME bytes; the caller allocates it statically.
@@ -81,6 +82,21 @@ typedef struct tfd_app {
 
     /* Milliseconds (for uptime and elapsed times); NULL: reported as 0. */
     uint32_t (*millis)(void *ctx);
+
+    /* Federated training (src/proto/train_handlers.c; NULL: the requests
+     * answer ERROR BAD_MODEL).  The MODEL_PARAMS / MODEL_UPDATE payloads go
+     * through the transfer callbacks above.  `detail` (preset to 0) becomes
+     * ERROR.detail when the callback fails (e.g. the device's n_params).
+     *   params: commit the staged MODEL_PARAMS payload (checks hash, size,
+     *           encoding, CRC; persists with TFD_WIRE_PARAMS_PERSIST).
+     *   train:  local training from the committed parameters; fill `out`
+     *           (round and elapsed_ms are filled by the protocol).
+     *   update: describe the update of `m->round` (fills `out`). */
+    TFD_CHECK_RESULT tfd_status_t (*params)(void *ctx, const tfd_msg_PARAMS_t *m, uint32_t *detail);
+    TFD_CHECK_RESULT tfd_status_t (*train)(void *ctx, const tfd_msg_TRAIN_t *m,
+                                           tfd_msg_TRAIN_RESULT_t *out, uint32_t *detail);
+    TFD_CHECK_RESULT tfd_status_t (*update)(void *ctx, const tfd_msg_GET_UPDATE_t *m,
+                                            tfd_msg_UPDATE_t *out, uint32_t *detail);
 } tfd_app_t;
 
 /* Where reply bytes go. */

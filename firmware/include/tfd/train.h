@@ -54,8 +54,12 @@ typedef struct {
     float loss_sum;      /* sum of per-sample cross-entropy */
 } tfd_train_stats_t;
 
-/* Opaque-ish trainer state; fields are the engine's business. */
+/* Opaque-ish trainer state; fields are the engine's business (struct
+ * tfd_trainer is defined in tfd/train_plan.h so callers can own its storage). */
 typedef struct tfd_trainer tfd_trainer_t;
+
+/* Evaluation totals (samples, correct, loss_sum): the shard metrics struct. */
+typedef tfd_metrics_t tfd_eval_acc_t;
 
 /* Bytes of memory the trainer needs for this model + plan (== TFD_TRAIN_MEM_BYTES). */
 size_t tfd_trainer_mem_bytes(const tfd_model_t *model, const tfd_train_plan_t *plan);
@@ -87,5 +91,23 @@ TFD_CHECK_RESULT tfd_status_t tfd_trainer_predict(tfd_trainer_t *t, const int8_t
 TFD_CHECK_RESULT tfd_status_t tfd_trainer_eval(tfd_trainer_t *t, const int8_t *x,
                                                const uint8_t *y, uint32_t n,
                                                uint32_t sample_bytes, tfd_eval_acc_t *acc);
+
+/* ---- additions (not used by the protocol) ---------------------------------- */
+
+/* Mean gradient of the cross-entropy over (x, y) w.r.t. the parameters as
+ * stored (QUANTIZED domain: w.r.t. the quantized-unit values; no QAS), with
+ * the current parameters; parameters and optimizer state are not changed.
+ * grad: n_params floats.  loss_sum (may be NULL): summed cross-entropy. */
+TFD_CHECK_RESULT tfd_status_t tfd_trainer_gradient(tfd_trainer_t *t, const int8_t *x,
+                                                   const uint8_t *y, uint32_t n,
+                                                   uint32_t sample_bytes, float *grad,
+                                                   float *loss_sum);
+
+/* The sample index visited at position i (< n) of epoch `epoch` by
+ * tfd_trainer_fit with this seed: a keyed bijection on [0, n) (no memory). */
+uint32_t tfd_train_shuffle_index(uint32_t seed, uint32_t epoch, uint32_t n, uint32_t i);
+
+/* The learning rate of optimizer step `step` of `total_steps` (0-based). */
+float tfd_train_lr_at(const tfd_train_cfg_t *cfg, uint32_t step, uint32_t total_steps);
 
 #endif /* TFD_TRAIN_H */

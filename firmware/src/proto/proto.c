@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "tfd/proto.h"
+#include "proto_internal.h"
 
 #define STAGE_BIT(s) (1u << (unsigned)TFD_STAGE_##s)
 #define ANY_STAGE (STAGE_BIT(IDLE) | STAGE_BIT(READY) | STAGE_BIT(XFER_RX) | STAGE_BIT(XFER_TX))
@@ -56,17 +57,8 @@ static void emit(tfd_proto_t *p, const uint8_t *data, size_t len)
     if (p->write) p->write(p->write_ctx, data, len);
 }
 
-/* Per-request context: which request is being answered. */
-typedef struct {
-    const tfd_frame_t *frame;
-    uint32_t detail; /* ERROR.detail when the handler fails */
-    uint8_t replied;
-} tfd_req_t;
-
-/* Encode `msg` as message `id`, frame it as the reply to the current request,
- * send it and keep it in the reply cache. */
-TFD_CHECK_RESULT static tfd_status_t reply(tfd_proto_t *p, tfd_req_t *req, uint8_t id,
-                                           const void *msg, size_t msg_size)
+tfd_status_t tfd_proto_reply(tfd_proto_t *p, tfd_req_t *req, uint8_t id, const void *msg,
+                             size_t msg_size)
 {
     TFD_ENSURE(!req->replied, TFD_ERR_INTERNAL);
     size_t n = 0;
@@ -109,11 +101,10 @@ static void reply_error(tfd_proto_t *p, tfd_req_t *req, tfd_status_t code, uint3
     emit(p, p->last_reply, wire_len);
 }
 
-TFD_CHECK_RESULT static tfd_status_t reply_ack(tfd_proto_t *p, tfd_req_t *req, uint16_t xfer_id,
-                                               uint32_t value)
+tfd_status_t tfd_proto_reply_ack(tfd_proto_t *p, tfd_req_t *req, uint16_t xfer_id, uint32_t value)
 {
     const tfd_msg_ACK_t a = {.ref_id = req->frame->hdr.msg_id, .xfer_id = xfer_id, .value = value};
-    return reply(p, req, TFD_MSG_ACK, &a, sizeof a);
+    return tfd_proto_reply(p, req, TFD_MSG_ACK, &a, sizeof a);
 }
 
 TFD_CHECK_RESULT static tfd_status_t reply_nack(tfd_proto_t *p, tfd_req_t *req, uint16_t xfer_id,
@@ -122,7 +113,7 @@ TFD_CHECK_RESULT static tfd_status_t reply_nack(tfd_proto_t *p, tfd_req_t *req, 
     const tfd_msg_NACK_t n = {.ref_id = req->frame->hdr.msg_id, .xfer_id = xfer_id,
                               .code = (uint16_t)code, .value = value};
     p->stats.nacks_sent++;
-    return reply(p, req, TFD_MSG_NACK, &n, sizeof n);
+    return tfd_proto_reply(p, req, TFD_MSG_NACK, &n, sizeof n);
 }
 
 /* A frame was dropped: tell the host at once (it resends instead of timing out). */
@@ -140,7 +131,7 @@ static void nack_dropped(tfd_proto_t *p, tfd_status_t why)
     emit(p, p->small, wire_len);
 }
 
-static uint32_t millis(const tfd_proto_t *p)
+uint32_t tfd_proto_millis(const tfd_proto_t *p)
 {
     return p->app && p->app->millis ? p->app->millis(p->app_ctx) : 0u;
 }
@@ -186,12 +177,6 @@ TFD_CHECK_RESULT static tfd_status_t source_read(tfd_proto_t *p, uint32_t offset
 }
 
 /* ---- handlers ---------------------------------------------------------------------------- */
-typedef union {
-#define TFD_MSG(name, id, dir, cls, gate) tfd_msg_##name##_t m_##name;
-#include "tfd/wire.def"
-} tfd_any_msg_t;
-
-typedef tfd_status_t (*tfd_handler_fn)(tfd_proto_t *p, tfd_req_t *req, const tfd_any_msg_t *m);
 
 static tfd_status_t send_info(tfd_proto_t *p, tfd_req_t *req, uint32_t nonce)
 {
@@ -204,7 +189,7 @@ static tfd_status_t send_info(tfd_proto_t *p, tfd_req_t *req, uint32_t nonce)
     info.max_payload = TFD_WIRE_MAX_PAYLOAD;
     info.caps &= ~TFD_CAP_TEST_MESSAGES;
     if (TFD_TEST_MESSAGES) info.caps |= TFD_CAP_TEST_MESSAGES;
-    return reply(p, req, TFD_MSG_INFO, &info, sizeof info);
+    return tfd_proto_reply(p, req, TFD_MSG_INFO, &info, sizeof info);
 }
 
 static tfd_status_t on_hello(tfd_proto_t *p, tfd_req_t *req, const tfd_any_msg_t *m)
@@ -233,8 +218,8 @@ static tfd_status_t on_get_info(tfd_proto_t *p, tfd_req_t *req, const tfd_any_ms
 
 static tfd_status_t on_ping(tfd_proto_t *p, tfd_req_t *req, const tfd_any_msg_t *m)
 {
-    const tfd_msg_PONG_t pong = {.token = m->m_PING.token, .uptime_ms = millis(p)};
-    return reply(p, req, TFD_MSG_PONG, &pong, sizeof pong);
+    const tfd_msg_PONG_t pong = {.token = m->m_PING.token, .uptime_ms = tfd_proto_millis(p)};
+    return tfd_proto_reply(p, req, TFD_MSG_PONG, &pong, sizeof pong);
 }
 
 static tfd_status_t on_get_stats(tfd_proto_t *p, tfd_req_t *req, const tfd_any_msg_t *m)
@@ -245,7 +230,7 @@ static tfd_status_t on_get_stats(tfd_proto_t *p, tfd_req_t *req, const tfd_any_m
         memset(&p->stats, 0, sizeof p->stats);
         memset(&p->dec.stats, 0, sizeof p->dec.stats);
     }
-    return reply(p, req, TFD_MSG_STATS, &s, sizeof s);
+    return tfd_proto_reply(p, req, TFD_MSG_STATS, &s, sizeof s);
 }
 
 static tfd_status_t on_eval(tfd_proto_t *p, tfd_req_t *req, const tfd_any_msg_t *m)
@@ -253,10 +238,10 @@ static tfd_status_t on_eval(tfd_proto_t *p, tfd_req_t *req, const tfd_any_msg_t 
     TFD_ENSURE(p->app && p->app->eval, TFD_ERR_BAD_MODEL);
     tfd_msg_EVAL_RESULT_t r;
     memset(&r, 0, sizeof r);
-    const uint32_t t0 = millis(p);
+    const uint32_t t0 = tfd_proto_millis(p);
     TFD_TRY(p->app->eval(p->app_ctx, m->m_EVAL.max_samples, &r));
-    r.elapsed_ms = millis(p) - t0;
-    return reply(p, req, TFD_MSG_EVAL_RESULT, &r, sizeof r);
+    r.elapsed_ms = tfd_proto_millis(p) - t0;
+    return tfd_proto_reply(p, req, TFD_MSG_EVAL_RESULT, &r, sizeof r);
 }
 
 #if TFD_TEST_MESSAGES
@@ -267,14 +252,14 @@ static tfd_status_t on_infer_test(tfd_proto_t *p, tfd_req_t *req, const tfd_any_
     /* The output is written where the encoder will put INFER_RESULT's tail. */
     int8_t *out = (int8_t *)(p->payload + TFD_WIRE_FIXED_INFER_RESULT);
     size_t n = 0;
-    const uint32_t t0 = millis(p);
+    const uint32_t t0 = tfd_proto_millis(p);
     /* The input points into the decoder buffer, which stays untouched until
      * this function returns (replies use p->payload and p->last_reply). */
     TFD_TRY(p->app->infer(p->app_ctx, in->input, in->input_len, out, TFD_WIRE_INFER_MAX, &n));
     TFD_ENSURE(n <= TFD_WIRE_INFER_MAX, TFD_ERR_INTERNAL);
-    const tfd_msg_INFER_RESULT_t r = {.elapsed_ms = millis(p) - t0, .output = out,
+    const tfd_msg_INFER_RESULT_t r = {.elapsed_ms = tfd_proto_millis(p) - t0, .output = out,
                                       .output_len = (uint16_t)n};
-    return reply(p, req, TFD_MSG_INFER_RESULT, &r, sizeof r);
+    return tfd_proto_reply(p, req, TFD_MSG_INFER_RESULT, &r, sizeof r);
 }
 #endif
 
@@ -289,7 +274,7 @@ static tfd_status_t on_xfer_begin(tfd_proto_t *p, tfd_req_t *req, const tfd_any_
                                  .builtin = (uint8_t)is_builtin(b->purpose), .total = b->total_len,
                                  .next = 0, .crc = 0, .expect = b->crc32, .arg = 0};
     TFD_TRY(go(p, TFD_STAGE_XFER_RX));
-    return reply_ack(p, req, b->xfer_id, 0);
+    return tfd_proto_reply_ack(p, req, b->xfer_id, 0);
 }
 
 static tfd_status_t on_xfer_chunk(tfd_proto_t *p, tfd_req_t *req, const tfd_any_msg_t *m)
@@ -297,7 +282,7 @@ static tfd_status_t on_xfer_chunk(tfd_proto_t *p, tfd_req_t *req, const tfd_any_
     const tfd_msg_XFER_CHUNK_t *c = &m->m_XFER_CHUNK;
     tfd_xfer_state_t *x = &p->xfer;
     if (c->xfer_id != x->id) return reply_nack(p, req, c->xfer_id, TFD_ERR_ARG, x->next);
-    if (c->offset < x->next) return reply_ack(p, req, x->id, x->next); /* duplicate */
+    if (c->offset < x->next) return tfd_proto_reply_ack(p, req, x->id, x->next); /* duplicate */
     if (c->offset > x->next) return reply_nack(p, req, x->id, TFD_ERR_SEQ, x->next);
     if (c->data_len > x->total - x->next) {
         req->detail = x->total;
@@ -309,7 +294,7 @@ static tfd_status_t on_xfer_chunk(tfd_proto_t *p, tfd_req_t *req, const tfd_any_
     x->crc = tfd_crc32(x->crc, c->data, c->data_len);
     x->next += c->data_len;
     TFD_TRY(go(p, TFD_STAGE_XFER_RX));
-    return reply_ack(p, req, x->id, x->next);
+    return tfd_proto_reply_ack(p, req, x->id, x->next);
 }
 
 static tfd_status_t on_xfer_end(tfd_proto_t *p, tfd_req_t *req, const tfd_any_msg_t *m)
@@ -320,7 +305,7 @@ static tfd_status_t on_xfer_end(tfd_proto_t *p, tfd_req_t *req, const tfd_any_ms
     if (e->abort || p->stage == TFD_STAGE_XFER_TX) {
         const uint32_t done = p->stage == TFD_STAGE_XFER_TX ? x->total : x->next;
         TFD_TRY(go(p, TFD_STAGE_READY));
-        return reply_ack(p, req, x->id, done);
+        return tfd_proto_reply_ack(p, req, x->id, done);
     }
     if (x->next != x->total) return reply_nack(p, req, x->id, TFD_ERR_SEQ, x->next);
     if (x->crc != x->expect) {
@@ -332,7 +317,7 @@ static tfd_status_t on_xfer_end(tfd_proto_t *p, tfd_req_t *req, const tfd_any_ms
     }
     if (!x->builtin) TFD_TRY(p->app->xfer_commit(p->app_ctx, x->purpose, x->total));
     TFD_TRY(go(p, TFD_STAGE_READY));
-    return reply_ack(p, req, x->id, x->total);
+    return tfd_proto_reply_ack(p, req, x->id, x->total);
 }
 
 static tfd_status_t on_xfer_pull(tfd_proto_t *p, tfd_req_t *req, const tfd_any_msg_t *m)
@@ -362,7 +347,7 @@ static tfd_status_t on_xfer_pull(tfd_proto_t *p, tfd_req_t *req, const tfd_any_m
     TFD_TRY(go(p, TFD_STAGE_XFER_TX));
     const tfd_msg_XFER_BEGIN_t b = {.xfer_id = q->xfer_id, .purpose = q->purpose, .total_len = total,
                                     .crc32 = crc, .chunk_max = TFD_WIRE_CHUNK_MAX};
-    return reply(p, req, TFD_MSG_XFER_BEGIN, &b, sizeof b);
+    return tfd_proto_reply(p, req, TFD_MSG_XFER_BEGIN, &b, sizeof b);
 }
 
 static tfd_status_t on_xfer_read(tfd_proto_t *p, tfd_req_t *req, const tfd_any_msg_t *m)
@@ -378,7 +363,7 @@ static tfd_status_t on_xfer_read(tfd_proto_t *p, tfd_req_t *req, const tfd_any_m
     const tfd_msg_XFER_CHUNK_t c = {.xfer_id = x->id, .offset = r->offset, .data = data,
                                     .data_len = (uint16_t)n};
     TFD_TRY(go(p, TFD_STAGE_XFER_TX));
-    return reply(p, req, TFD_MSG_XFER_CHUNK, &c, sizeof c);
+    return tfd_proto_reply(p, req, TFD_MSG_XFER_CHUNK, &c, sizeof c);
 }
 
 /* ---- routes: message -> (stages where it is valid, handler) ------------------------------- */
@@ -399,6 +384,9 @@ static const tfd_route_t kRoutes[] = {
     {TFD_MSG_XFER_END, STAGE_BIT(XFER_RX) | STAGE_BIT(XFER_TX), on_xfer_end},
     {TFD_MSG_XFER_PULL, STAGE_BIT(READY), on_xfer_pull},
     {TFD_MSG_XFER_READ, STAGE_BIT(XFER_TX), on_xfer_read},
+    {TFD_MSG_PARAMS, STAGE_BIT(READY), tfd_proto_on_params},
+    {TFD_MSG_TRAIN, STAGE_BIT(READY), tfd_proto_on_train},
+    {TFD_MSG_GET_UPDATE, STAGE_BIT(READY), tfd_proto_on_get_update},
 #if TFD_TEST_MESSAGES
     {TFD_MSG_INFER_TEST, STAGE_BIT(READY), on_infer_test},
 #endif
