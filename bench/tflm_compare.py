@@ -26,7 +26,7 @@ Usage::
     python bench/tflm_compare.py --tflm-src PATH/tflite-micro [MODEL.tflite ...]
         [--flatbuffers-include DIR] [--gemmlowp-include DIR] [--ruy-include DIR]
         [--board mps2-an386] [--runs 8] [--shift 6]
-        [--tflm-kernel-opt -Os] [--tflm-core-opt -Os] [--json OUT.json]
+        [--tflm-kernel-opt Os|O2] [--tflm-core-opt Os] [--json OUT.json]
 
 Without models it takes ``build/model*/model.tflite`` (``tinyfed build``), or
 else builds two small representative students (untrained weights: timing
@@ -347,11 +347,12 @@ def compile_cached(argv_head: Sequence[str], source: Path, cache: Path) -> tuple
     return obj, True
 
 
-def compile_many(jobs: Sequence[tuple[Sequence[str], Path]], cache: Path, what: str) -> list[Path]:
+def compile_many(jobs: Sequence[tuple[Sequence[str], Path]], cache: Path, what: str | None) -> list[Path]:
+    """Compile on JOBS threads; ``what`` names them in the log (None: quiet)."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=JOBS) as pool:
         done = list(pool.map(lambda j: compile_cached(j[0], j[1], cache), jobs))
     fresh = sum(1 for _, new in done if new)
-    if fresh:
+    if fresh and what:
         log(f"  compiled {fresh} of {len(jobs)} {what} (cached in {cache.relative_to(REPO_ROOT)})")
     return [obj for obj, _ in done]
 
@@ -444,7 +445,7 @@ class TflmImage:
             f"__attribute__((aligned(16))) uint8_t tfb_arena[{arena_bytes}];\n"
             f"const size_t tfb_arena_bytes = {arena_bytes}u;\n"))
         (arena_obj,) = compile_many([(self.plan.compile_argv(arena_c, Path("X"), _cross("gcc"))[:-4], arena_c)],
-                                    self.cache, "arena file")
+                                    self.cache, None)
         elf = self.out_dir / "tflm_bench.elf"
         argv = [_cross("g++"), *self.plan.board.cpu_flags, *(f"-L{d}" for d in self.plan.linker_dirs),
                 f"-T{self.plan.linker_script}", *COMMON_LDFLAGS, f"-Wl,-Map={self.out_dir / 'tflm_bench.map'}",
@@ -804,6 +805,14 @@ def _write_if_changed(path: Path, text: str) -> None:
     path.write_text(text)
 
 
+def _opt_flag(text: str) -> str:
+    """``Os``/``-Os``/``O2``... -> ``-Os``/``-O2``."""
+    flag = "-" + text.lstrip("-")
+    if flag not in ("-O0", "-O1", "-O2", "-O3", "-Os", "-Oz"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of O0 O1 O2 O3 Os Oz")
+    return flag
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -817,9 +826,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="inferences per image (distinct inputs)")
     p.add_argument("--shift", type=int, default=DEFAULT_SHIFT, help="QEMU -icount shift")
     p.add_argument("--seed", type=int, default=0, help="seed of the random int8 inputs")
-    p.add_argument("--tflm-core-opt", default="-Os")
-    p.add_argument("--tflm-kernel-opt", default="-Os",
-                   help="optimisation of TFLM's kernels (-Os like tinyfed; TFLM's Makefile uses -O2)")
+    p.add_argument("--tflm-core-opt", default="-Os", type=_opt_flag,
+                   help="optimisation of TFLM's interpreter/allocator (Os, like TFLM's Makefile)")
+    p.add_argument("--tflm-kernel-opt", default="-Os", type=_opt_flag,
+                   help="optimisation of TFLM's kernels: Os (like tinyfed's images; default) or O2 "
+                        "(TFLM's Makefile default for kernels)")
     p.add_argument("--arena-kb", type=int, default=128, help="TFLM arena of the first (sizing) run")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per QEMU run")
     p.add_argument("--json", type=Path, help="also write the results as JSON")

@@ -69,7 +69,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     b = sub.add_parser("build", help="data → teacher → distilled int8 student → emitted C → firmware images")
-    b.add_argument("--dataset", default="digits", help="digits | basicmotions | PATH.npz | PATH.csv (default: digits)")
+    b.add_argument("--dataset", default=None,
+                   help="digits | basicmotions | PATH.npz | PATH.csv (default: digits; with --tflite: "
+                        "the data for verification, shards and images)")
     b.add_argument("--tflite", help="compile this int8 .tflite instead of training one")
     b.add_argument("--out", default="build/model", help="output folder (default: build/model)")
     b.add_argument("--board", default="mps2-an386", help="target board (default: mps2-an386)")

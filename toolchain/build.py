@@ -28,7 +28,7 @@ from .tflite_reader import read_tflite
 
 @dataclass
 class BuildOptions:
-    dataset: str = "digits"
+    dataset: str | None = None  # None: digits when training; no shards for a given --tflite
     tflite: Path | None = None
     out_dir: Path = Path("build/model")
     board: str = "mps2-an386"
@@ -90,13 +90,14 @@ def run_build(opts: BuildOptions, log: Callable[[str], None] = print) -> BuildRe
     else:
         from .pipeline import run_ml_pipeline, BuildConfig
 
-        cfg = BuildConfig(dataset=opts.dataset, seed=opts.seed, out_dir=out)
+        cfg = BuildConfig(dataset=opts.dataset or "digits", seed=opts.seed, out_dir=out)
         if opts.quick:
             cfg = cfg.quick() if hasattr(cfg, "quick") else cfg
         ml = run_ml_pipeline(cfg, log=log)
         report["ml"] = json.loads((out / "ml_report.json").read_text())
         tflite_path = out / "model.tflite"
-        name = opts.dataset if "/" not in opts.dataset else Path(opts.dataset).stem
+        ds_name = opts.dataset or "digits"
+        name = ds_name if "/" not in ds_name else Path(ds_name).stem
         ds = getattr(ml, "dataset", None)
     tflite = tflite_path.read_bytes()
 
@@ -120,7 +121,19 @@ def run_build(opts: BuildOptions, log: Callable[[str], None] = print) -> BuildRe
     # 4. verify the emitted C against tflite-micro on the held-out inputs
     mismatches = total = None
     test_x_path = out / "test_x_int8.npy"
-    if test_x_path.exists() and opts.tflite is None:
+    if opts.tflite is not None and opts.dataset:
+        from .data import DataError, load_dataset
+
+        ds = load_dataset(opts.dataset, seed=opts.seed)
+        in_t = graph.tensor(graph.inputs[0])
+        if int(np.prod(ds.input_shape)) != in_t.num_elements:
+            raise DataError(
+                f"dataset {opts.dataset!r} samples have shape {list(ds.input_shape)}, "
+                f"the model input {in_t.name!r} has shape {list(in_t.shape)}"
+            )
+        np.save(test_x_path, quantize_inputs(ds.x_test, in_t.scale, in_t.zero_point).reshape((len(ds.x_test), *in_t.shape[1:])))
+        np.save(out / "test_y.npy", ds.y_test)
+    if test_x_path.exists() and (opts.tflite is None or opts.dataset):
         from .verify import verify
 
         x = np.load(test_x_path)
@@ -136,11 +149,11 @@ def run_build(opts: BuildOptions, log: Callable[[str], None] = print) -> BuildRe
     # 5. device shards + firmware images
     device_dirs: list[Path] = []
     images: list[Any] = []
-    if opts.tflite is None and opts.devices > 0:
+    if (opts.tflite is None or opts.dataset) and opts.devices > 0:
         from .data import load_dataset, partition
 
         if ds is None:
-            ds = load_dataset(opts.dataset, seed=opts.seed)
+            ds = load_dataset(opts.dataset or "digits", seed=opts.seed)
         in_t = graph.tensor(graph.inputs[0])
         parts = partition(ds.x_train, ds.y_train, opts.devices, scheme=opts.partition,  # type: ignore[arg-type]
                           alpha=opts.alpha, seed=opts.seed)
