@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from icount import DEFAULT_SHIFT, bench_infer  # noqa: E402
 
-from tinyfed_toolchain.emit_c import banner, c_array  # noqa: E402
+from tinyfed_toolchain.emit_c import banner  # noqa: E402
 from tinyfed_toolchain.paths import BUILD  # noqa: E402
 
 
@@ -43,11 +43,13 @@ def ensure_model(dataset: str) -> Path:
 
 def write_inputs(out: Path, n: int) -> None:
     x = np.load(out / "test_x_int8.npy")[:n]
+    rows = x.reshape(len(x), -1)
+    body = ",\n".join("    {" + ", ".join(str(int(v)) for v in r) + "}" for r in rows)
     text = (
         banner("benchmark inputs (held-out samples)")
         + "#ifndef TFD_BENCH_INPUTS_H\n#define TFD_BENCH_INPUTS_H\n#include <stdint.h>\n"
-        + f"#define TFD_BENCH_N_INPUTS {len(x)}\n"
-        + c_array("tfd_bench_inputs", "int8_t", x.reshape(-1), align=16)
+        + f"#define TFD_BENCH_N_INPUTS {len(rows)}\n"
+        + f"static const int8_t tfd_bench_inputs[{rows.shape[0]}][{rows.shape[1]}] = {{\n{body}\n}};\n"
         + "#endif\n"
     )
     p = out / "model_c" / "bench_inputs.h"

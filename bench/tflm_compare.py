@@ -151,10 +151,13 @@ def _required_flatbuffers(src: Path) -> tuple[int, int, int] | None:
 
 def _tflm_commit(src: Path) -> str:
     try:
-        out = subprocess.run(["git", "-C", str(src), "rev-parse", "--short=12", "HEAD"],
+        top = subprocess.run(["git", "-C", str(src), "rev-parse", "--show-toplevel"],
                              capture_output=True, text=True, timeout=10)
-        if out.returncode == 0 and out.stdout.strip():
-            return out.stdout.strip()
+        if top.returncode == 0 and Path(top.stdout.strip()).resolve() == src.resolve():
+            out = subprocess.run(["git", "-C", str(src), "rev-parse", "--short=12", "HEAD"],
+                                 capture_output=True, text=True, timeout=10)
+            if out.returncode == 0 and out.stdout.strip():
+                return out.stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         pass
     # a `git archive` export has no .git: identify the tree by its core sources
@@ -322,6 +325,16 @@ def _cross(tool: str) -> str:
         raise BenchError(f"arm-none-eabi-{tool} not found: apt-get install gcc-arm-none-eabi "
                          "libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib")
     return path
+
+
+def check_cross_cxx(board: str) -> None:
+    """arm-none-eabi-g++ with the C++ library headers and nano libstdc++ for the board's core."""
+    b = load_board(board)
+    proc = subprocess.run([_cross("g++"), *b.cpu_flags, "-x", "c++", "-std=c++17", "-E", "-", "-o", os.devnull],
+                          input="#include <cstdint>\n#include <cstring>\n", capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BenchError("arm-none-eabi-g++ has no C++ library headers: apt-get install "
+                         f"libstdc++-arm-none-eabi-newlib libstdc++-arm-none-eabi-dev\n{proc.stderr[-1000:]}")
 
 
 def compile_cached(argv_head: Sequence[str], source: Path, cache: Path) -> tuple[Path, bool]:
@@ -841,6 +854,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tree = locate_tflm(a.tflm_src, a.flatbuffers_include, a.gemmlowp_include, a.ruy_include)
         log(f"TFLM {tree.src} ({tree.commit}); flatbuffers {tree.flatbuffers_include}; "
             f"gemmlowp {tree.gemmlowp_include}; ruy {tree.ruy_include}")
+        check_cross_cxx(a.board)
         cfg = TflmBuildConfig(a.board, a.tflm_core_opt, a.tflm_kernel_opt, a.runs, a.arena_kb * 1024)
         models = a.models or default_models()
         for m in models:

@@ -10,15 +10,38 @@
  * writes its replies through tfd_port_uart_write), otherwise sleep in
  * tfd_port_idle() until the next interrupt.  No allocation anywhere: the
  * arena and the protocol state are static.
+ *
+ * Federated training is linked in when the generated training plan
+ * (train_data.h / train_data.c from toolchain/emit_train.py) is in the model
+ * directory: then PARAMS / TRAIN / GET_UPDATE and the MODEL_* transfers work
+ * (src/fl/fl_device.c), EVAL evaluates the current (trained) parameters, and
+ * the parameters of the last round are kept in persistent storage (A/B slots)
+ * and restored at boot.  Without it the image answers those requests with
+ * ERROR BAD_MODEL and EVAL runs the int8 model.
  */
 #include <string.h>
 
+#include "bench_counter.h"
 #include "board_common.h"
 #include "model_data.h"
 #include "tfd/port.h"
 #include "tfd/proto.h"
 #include "tfd/runtime.h"
 #include "tfd/shard.h"
+
+#if defined(__has_include)
+#if __has_include("train_data.h")
+#define TFD_APP_TRAINING 1
+#endif
+#endif
+#ifndef TFD_APP_TRAINING
+#define TFD_APP_TRAINING 0
+#endif
+
+#if TFD_APP_TRAINING
+#include "tfd/fl_device.h"
+#include "train_data.h"
+#endif
 
 #ifndef TFD_FW_VERSION
 #define TFD_FW_VERSION "0.1.0"
@@ -27,6 +50,54 @@
 static uint8_t g_arena[TFD_MODEL_ARENA_BYTES] __attribute__((aligned(16)));
 static tfd_proto_t g_proto;
 static tfd_status_t g_model_status = TFD_ERR_INTERNAL;
+
+#if TFD_APP_TRAINING
+static uint8_t g_train_mem[TFD_TRAIN_MEM_BYTES] __attribute__((aligned(16)));
+static float g_fl_buf[TFD_TRAIN_N_PARAMS];
+static tfd_fl_t g_fl;
+static tfd_status_t g_train_status = TFD_ERR_INTERNAL;
+#endif
+
+/* ---- stack high-water mark: the stack below the boot frame is painted ---------------------- */
+#define STACK_PAINT 0xC5u
+#define STACK_MARGIN 256u /* bytes below main's frame left unpainted */
+
+static void stack_paint(void)
+{
+    volatile uint8_t *lo = (volatile uint8_t *)(uintptr_t)__tfd_stack_bottom;
+    volatile uint8_t *hi = (volatile uint8_t *)__builtin_frame_address(0) - STACK_MARGIN;
+    for (volatile uint8_t *q = lo; q < hi; ++q) *q = STACK_PAINT;
+}
+
+/* Stack bytes ever used since boot (the painted area never touched stays). */
+static uint32_t stack_peak(void)
+{
+    const volatile uint8_t *lo = (const volatile uint8_t *)(uintptr_t)__tfd_stack_bottom;
+    const volatile uint8_t *top = (const volatile uint8_t *)(uintptr_t)__tfd_stack_top;
+    const volatile uint8_t *q = lo;
+    while (q < top && *q == STACK_PAINT) ++q;
+    return (uint32_t)(top - q);
+}
+
+#if TFD_APP_TRAINING
+/* Static RAM (.data + .bss) plus the stack high-water mark. */
+static uint32_t sram_peak(void)
+{
+    tfd_board_memory_t mem;
+    tfd_board_memory(&mem);
+    return mem.ram_used - mem.stack_size + stack_peak();
+}
+
+static uint64_t insn_counter(void)
+{
+    return tfd_bench_icount();
+}
+
+static uint32_t fl_millis(void)
+{
+    return tfd_port_millis();
+}
+#endif
 
 static void app_info(void *ctx, tfd_msg_INFO_t *info)
 {
@@ -45,6 +116,9 @@ static void app_info(void *ctx, tfd_msg_INFO_t *info)
     info->input_bytes = (uint16_t)TFD_MODEL_INPUT_BYTES;
     info->output_bytes = (uint16_t)TFD_MODEL_OUTPUT_BYTES;
     if (g_model_status == TFD_OK) info->caps |= TFD_CAP_MODEL;
+#if TFD_APP_TRAINING
+    if (g_train_status == TFD_OK) info->caps |= TFD_WIRE_CAP_TRAINING;
+#endif
 }
 
 static tfd_status_t app_eval(void *ctx, uint32_t max_samples, tfd_msg_EVAL_RESULT_t *out)
@@ -52,8 +126,15 @@ static tfd_status_t app_eval(void *ctx, uint32_t max_samples, tfd_msg_EVAL_RESUL
     (void)ctx;
     TFD_TRY(g_model_status);
     tfd_metrics_t acc = {0, 0, 0.0f};
-    TFD_TRY(tfd_metrics_eval_model(&tfd_model, g_arena, tfd_shard_x, tfd_shard_y, tfd_shard_n,
-                           tfd_shard_sample_bytes, max_samples, &acc));
+#if TFD_APP_TRAINING
+    if (g_train_status == TFD_OK) {
+        TFD_TRY(tfd_fl_eval(&g_fl, max_samples, &acc)); /* the current (trained) parameters */
+    } else
+#endif
+    {
+        TFD_TRY(tfd_metrics_eval_model(&tfd_model, g_arena, tfd_shard_x, tfd_shard_y, tfd_shard_n,
+                                       tfd_shard_sample_bytes, max_samples, &acc));
+    }
     out->samples = acc.samples;
     out->correct = acc.correct;
     out->loss_sum = acc.loss_sum;
@@ -95,17 +176,59 @@ static const tfd_app_t kApp = {
     .infer = app_infer,
 #endif
     .millis = app_millis,
+#if TFD_APP_TRAINING
+    .xfer_begin = tfd_fl_xfer_begin,
+    .xfer_write = tfd_fl_xfer_write,
+    .xfer_commit = tfd_fl_xfer_commit,
+    .xfer_open = tfd_fl_xfer_open,
+    .xfer_read = tfd_fl_xfer_read,
+    .params = tfd_fl_params,
+    .train = tfd_fl_train,
+    .update = tfd_fl_update,
+#endif
 };
+
+#if TFD_APP_TRAINING
+static void training_init(void)
+{
+    const tfd_fl_config_t cfg = {
+        .model = &tfd_model, .plan = &tfd_train_plan,
+        .train_mem = g_train_mem, .train_mem_bytes = sizeof g_train_mem,
+        .buf = g_fl_buf, .buf_len = sizeof g_fl_buf / sizeof g_fl_buf[0],
+        .x = tfd_shard_x, .y = tfd_shard_y, .n = tfd_shard_n, .sample_bytes = tfd_shard_sample_bytes,
+        .use_storage = 1, .storage_base = 0,
+        .counter = tfd_bench_icount_shift() >= 0 ? insn_counter : NULL,
+        .sram_peak = sram_peak, .millis = fl_millis,
+    };
+    g_train_status = tfd_fl_init(&g_fl, &cfg);
+    if (g_train_status != TFD_OK) {
+        tfd_port_log("training disabled: ");
+        tfd_port_log(tfd_status_str(g_train_status));
+    } else if (g_fl.store_status != TFD_OK) {
+        tfd_port_log("parameter store: ");
+        tfd_port_log(tfd_status_str(g_fl.store_status));
+    } else if (g_fl.restored.found) {
+        tfd_port_log("restored trained parameters from storage\n");
+    }
+}
+#endif
 
 int main(void)
 {
+    stack_paint();
     tfd_port_init();
+    if (tfd_bench_icount_shift() >= 0) tfd_bench_counter_init(); /* QEMU -icount: count instructions */
     g_model_status = tfd_model_check(&tfd_model, sizeof g_arena);
     if (g_model_status == TFD_OK && tfd_shard_sample_bytes != TFD_MODEL_INPUT_BYTES) {
         g_model_status = TFD_ERR_SHAPE;
     }
     if (g_model_status != TFD_OK) tfd_port_log(tfd_status_str(g_model_status));
+#if TFD_APP_TRAINING
+    if (g_model_status == TFD_OK) training_init();
+    tfd_proto_init(&g_proto, &kApp, &g_fl, link_write, NULL);
+#else
     tfd_proto_init(&g_proto, &kApp, NULL, link_write, NULL);
+#endif
     /* A lone delimiter: whatever the host's decoder holds is flushed. */
     const uint8_t delimiter = 0x00;
     tfd_port_uart_write(&delimiter, 1);

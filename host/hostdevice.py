@@ -1,0 +1,165 @@
+"""Federated-learning devices compiled for the host (firmware/host/fl_device_host.c).
+
+The real device code -- protocol, round logic (src/fl), training engine,
+runtime, parameter store -- built with the host compiler and served over TCP
+like an emulated board's UART, so the host's round logic and the tests run
+against genuine device C code without QEMU, in seconds.  The private shard is
+handed to the process as two raw files (int8 inputs, uint8 labels); storage is
+a host file behaving as NOR flash.
+
+>>> with start_host_devices(model_dir, shards) as devs:     # doctest: +SKIP
+...     urls = [d.url for d in devs]
+"""
+
+from __future__ import annotations
+
+import re
+import select
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from tinyfed_toolchain.host_cc import compile_host, runtime_sources
+from tinyfed_toolchain.paths import FIRMWARE
+
+
+def device_sources() -> list[Path]:
+    """Everything a device image has, minus the board: runtime + kernels,
+    training engine, device round logic, protocol, storage, eval."""
+    src = FIRMWARE / "src"
+    out = list(runtime_sources())
+    for sub in ("train", "fl", "proto", "storage", "eval"):
+        out += sorted((src / sub).glob("*.c"))
+    return out
+
+
+def build_host_device(model_dir: Path, *, extra_flags: Sequence[str] = ()) -> Path:
+    """Compile (cached) the host device for the model + training plan in ``model_dir``
+    (model_data.{c,h}, train_data.{c,h})."""
+    model_dir = Path(model_dir).resolve()
+    gen = sorted(model_dir.glob("model_data.c")) + sorted(model_dir.glob("train_data.c"))
+    if len(gen) != 2:
+        raise FileNotFoundError(f"{model_dir}: needs model_data.c and train_data.c (tinyfed build)")
+    return compile_host([*device_sources(), *gen, FIRMWARE / "host" / "fl_device_host.c"], [model_dir],
+                        "fl_device_host", extra_flags=list(extra_flags))
+
+
+@dataclass
+class HostDevice:
+    proc: subprocess.Popen[bytes]
+    url: str
+    name: str
+    workdir: Path
+    stderr_path: Path
+    _files: list[object] = field(default_factory=list, repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """Stop the process at once (a board losing power)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=timeout)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+    def log(self) -> str:
+        return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+
+
+def start_host_device(exe: Path, x: np.ndarray, y: np.ndarray, *, name: str, workdir: Path | None = None,
+                      storage: Path | None = None, train_delay_ms: int = 0,
+                      startup_timeout: float = 10.0) -> HostDevice:
+    """Start one host device with shard (x int8, y labels); returns once it listens."""
+    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="tinyfed-hostdev-"))
+    work.mkdir(parents=True, exist_ok=True)
+    xs, ys = work / f"{name}.x.bin", work / f"{name}.y.bin"
+    xs.write_bytes(np.ascontiguousarray(x, dtype=np.int8).tobytes())
+    ys.write_bytes(np.asarray(y, dtype=np.uint8).tobytes())
+    argv = [str(exe), "--tcp", "0", "--shard-x", str(xs), "--shard-y", str(ys), "--name", name]
+    if storage is not None:
+        argv += ["--storage", str(storage)]
+    if train_delay_ms:
+        argv += ["--train-delay-ms", str(int(train_delay_ms))]
+    err_path = work / f"{name}.stderr"
+    err = open(err_path, "wb")
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], startup_timeout)
+        line = proc.stdout.readline().decode().strip() if ready else ""
+        m = re.fullmatch(r"TCP (\d+)", line)
+        if not m:
+            raise RuntimeError(f"host device {name} did not start: {line!r} {err_path.read_text()[-500:]}")
+        return HostDevice(proc, f"socket://127.0.0.1:{m.group(1)}", name, work, err_path, [err])
+    except BaseException:
+        proc.kill()
+        proc.wait(timeout=5)
+        err.close()
+        raise
+
+
+class HostFleet:
+    """Several host devices stopped together (a context manager)."""
+
+    def __init__(self, devices: list[HostDevice]) -> None:
+        self.devices = devices
+
+    def __iter__(self) -> Iterator[HostDevice]:
+        return iter(self.devices)
+
+    def __len__(self) -> int:
+        return len(self.devices)
+
+    def __getitem__(self, i: int) -> HostDevice:
+        return self.devices[i]
+
+    def stop(self) -> None:
+        for d in self.devices:
+            d.stop()
+
+    def __enter__(self) -> "HostFleet":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_host_devices(model_dir: Path, shards: Sequence[tuple[np.ndarray, np.ndarray]], *,
+                       workdir: Path | None = None, storage: bool = True,
+                       train_delay_ms: Sequence[int] | None = None) -> HostFleet:
+    exe = build_host_device(model_dir)
+    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="tinyfed-hostfleet-"))
+    devs: list[HostDevice] = []
+    try:
+        for k, (x, y) in enumerate(shards):
+            devs.append(start_host_device(exe, x, y, name=f"hostdev{k}", workdir=work,
+                                          storage=work / f"hostdev{k}.storage" if storage else None,
+                                          train_delay_ms=(train_delay_ms[k] if train_delay_ms else 0)))
+    except BaseException:
+        for d in devs:
+            d.stop()
+        raise
+    return HostFleet(devs)
+
+
+__all__ = ["HostDevice", "HostFleet", "build_host_device", "start_host_device", "start_host_devices",
+           "device_sources"]
