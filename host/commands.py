@@ -1,4 +1,4 @@
-"""Device-facing verbs of the `tinyfed` CLI: emulate, info, eval, demo."""
+"""Device-facing verbs of the `tinyfed` CLI: emulate, info, eval, fleet, simulate, demo."""
 
 from __future__ import annotations
 
@@ -11,6 +11,23 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_BUILD = Path("build/model")
+
+
+class UsageError(Exception):
+    """A federated verb cannot run as asked: printed as ``tinyfed: error: ...``, exit status 2."""
+
+
+def _usage_errors(fn: Any) -> Any:
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            return int(fn(args))
+        except UsageError as exc:
+            print(f"tinyfed: error: {exc}", file=sys.stderr)
+            return 2
+
+    wrapped.__name__ = fn.__name__
+    wrapped.__doc__ = fn.__doc__
+    return wrapped
 
 
 def _device_images(build_dir: Path) -> list[Path]:
@@ -97,6 +114,112 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_config(args: argparse.Namespace) -> Any:
+    from .fl_run import DEFAULT_TRAIN
+    from .fl_client import TrainConfig
+
+    d = DEFAULT_TRAIN
+    return TrainConfig(lr=args.lr if args.lr is not None else d.lr,
+                       momentum=args.momentum if args.momentum is not None else d.momentum,
+                       weight_decay=args.weight_decay if args.weight_decay is not None else d.weight_decay,
+                       epochs=args.epochs if args.epochs is not None else d.epochs,
+                       batch=args.batch if args.batch is not None else d.batch,
+                       seed=args.seed, schedule=args.schedule, max_samples=args.max_samples)
+
+
+def _fleet_config(args: argparse.Namespace) -> Any:
+    from .fl_run import DEFAULT_ROUNDS
+    from .rounds import FleetConfig
+
+    if not args.no_secure:
+        raise UsageError("secure aggregation is not available in this version yet (it is the next step): "
+                       "rerun with --no-secure to aggregate plain model deltas (the host then sees each "
+                       "device's update)")
+    return FleetConfig(rounds=args.rounds if args.rounds is not None else DEFAULT_ROUNDS,
+                       train=_train_config(args), min_clients=args.min_clients,
+                       train_timeout=args.train_timeout, persist=not args.no_persist,
+                       server_lr=args.server_lr)
+
+
+def _load_build(path: str) -> Any:
+    from .experiment import BuildMissing, FlBuild
+
+    try:
+        return FlBuild.load(Path(path))
+    except BuildMissing as exc:
+        raise UsageError(str(exc)) from exc
+
+
+@_usage_errors
+def _cmd_fleet(args: argparse.Namespace) -> int:
+    from .fl_run import run_federated
+    from .protocol import ClientOptions
+    from .rounds import RefusedError, SerialParticipant
+
+    cfg = _fleet_config(args)
+    build = _load_build(args.build)
+    parts = [SerialParticipant(u, ClientOptions(timeout=args.timeout, retries=6)) for u in args.port]
+    try:
+        res = run_federated("fleet", build, parts, cfg, report_path=Path(args.report) if args.report else None,
+                            plot_path=Path(args.plot) if args.plot else None,
+                            with_centralised=not args.no_centralised)
+    except RefusedError as exc:
+        raise UsageError(str(exc)) from exc
+    return 0 if any(r.completed for r in res.records[1:]) or cfg.rounds == 0 else 1
+
+
+@_usage_errors
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from tinyfed_toolchain.data import partition_indices
+
+    from .fl_run import run_federated
+    from .simulate import VirtualParticipant
+
+    cfg = _fleet_config(args)
+    build = _load_build(args.build)
+    if not build.shards:
+        raise UsageError(f"{args.build}: no device shards (devices/devK/shard.npz): build with --devices N")
+    shards = build.shards
+    if args.devices != len(shards):
+        # re-split the union of the build's shards into N non-IID shards
+        x = np.concatenate([s[0] for s in shards])
+        y = np.concatenate([s[1] for s in shards])
+        idx = partition_indices(y.astype(np.int64), args.devices, scheme=args.partition, alpha=args.alpha,
+                                seed=args.seed)
+        shards = [(x[i], y[i]) for i in idx]
+        build.shards = shards
+    parts = [VirtualParticipant(f"virtual{k}", build.model_dir, x, y, build.model_hash, model_name=build.model_name)
+             for k, (x, y) in enumerate(shards)]
+    cfg = type(cfg)(**{**cfg.__dict__, "parallel": False})
+    run_federated("simulate", build, parts, cfg, report_path=Path(args.report) if args.report else None,
+                  plot_path=Path(args.plot) if args.plot else None, with_centralised=not args.no_centralised,
+                  extra={"shards": [int(len(s[1])) for s in shards]})
+    return 0
+
+
+def _add_fl_options(p: argparse.ArgumentParser, *, rounds_default: str = "10") -> None:
+    p.add_argument("--rounds", type=int, help=f"federated rounds (default {rounds_default})")
+    p.add_argument("--epochs", type=int, help="local epochs per round (default 2)")
+    p.add_argument("--lr", type=float, help="local learning rate (default 0.02)")
+    p.add_argument("--momentum", type=float, help="local SGD momentum (default 0.9)")
+    p.add_argument("--weight-decay", type=float, help="L2 on weights (default 0)")
+    p.add_argument("--batch", type=int, help="samples per optimizer step (default 8)")
+    p.add_argument("--schedule", default="constant", choices=["constant", "cosine", "step"])
+    p.add_argument("--max-samples", type=int, default=0, help="samples per device per epoch (0 = all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min-clients", type=int, default=1, help="updates a round needs to change the model")
+    p.add_argument("--train-timeout", type=float, default=600.0, help="seconds a device may train per round")
+    p.add_argument("--server-lr", type=float, default=1.0, help="server step on the averaged delta")
+    p.add_argument("--no-persist", action="store_true", help="do not save parameters on the devices")
+    p.add_argument("--no-secure", action="store_true",
+                   help="aggregate plain deltas (required until secure aggregation lands)")
+    p.add_argument("--no-centralised", action="store_true", help="skip the centralised baseline")
+    p.add_argument("--report", help="write the run's JSON report here")
+    p.add_argument("--plot", help="write a PNG of accuracy per round here")
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from . import demo
 
@@ -123,10 +246,33 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     v.add_argument("--max-samples", type=int, default=0, help="0 = the whole shard")
     v.set_defaults(fn=_cmd_eval)
 
-    d = sub.add_parser("demo", help="the main job: build, boot 4 emulated boards, run, report")
+    f = sub.add_parser("fleet", help="federated rounds over serial (FedAvg) on boards running a build's images")
+    f.add_argument("--port", action="append", required=True, help="serial URL of a board (repeatable)")
+    f.add_argument("--build", default=str(DEFAULT_BUILD), help="the build the boards run (model, plan, held-out split)")
+    f.add_argument("--timeout", type=float, default=2.0, help="seconds per request attempt")
+    _add_fl_options(f)
+    f.set_defaults(fn=_cmd_fleet)
+
+    m = sub.add_parser("simulate", help="the same rounds with N virtual devices (the device C engine on the host)")
+    m.add_argument("--devices", type=int, required=True)
+    m.add_argument("--build", default=str(DEFAULT_BUILD), help="build folder (model, plan, shards)")
+    m.add_argument("--partition", default="dirichlet", choices=["iid", "dirichlet", "shards"],
+                   help="how the build's shards are re-split when N differs from the build's devices")
+    m.add_argument("--alpha", type=float, default=0.5)
+    _add_fl_options(m)
+    m.set_defaults(fn=_cmd_simulate)
+
+    d = sub.add_parser("demo", help="the main job: build, boot 4 emulated boards, federated rounds, report + plot")
     d.add_argument("--dataset", default="digits")
     d.add_argument("--boards", type=int, default=4)
     d.add_argument("--board", default="mps2-an386")
-    d.add_argument("--build", default="build/demo")
-    d.add_argument("--quick", action="store_true", help="fewer training epochs")
+    d.add_argument("--build", default=None, help="build folder (default build/demo-<dataset>)")
+    d.add_argument("--quick", action="store_true", help="fewer training epochs in the build, fewer rounds")
+    d.add_argument("--head-init", default="reset-head", choices=["pretrained", "reset-head"],
+                   help="where on-device training starts (default: the classifier is learned federatedly)")
+    d.add_argument("--train-scheme", default="auto", help="what trains on the devices: auto | lastK | bias | loraR")
+    d.add_argument("--icount", type=int, default=None,
+                   help="run QEMU with -icount shift=N: boards report instructions per sample")
+    d.add_argument("--skip-build", action="store_true", help="reuse the build folder as it is")
+    _add_fl_options(d)
     d.set_defaults(fn=_cmd_demo)

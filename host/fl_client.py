@@ -21,14 +21,17 @@ from typing import Any
 
 import numpy as np
 
+from tinyfed_toolchain.train_host import SCHEDULES, TrainConfig
+
 from .protocol import DeviceClient, ProtocolError
 from .wire import WIRE
 
 ENC_F32 = WIRE.const("ENC_F32")
 PARAMS_PERSIST = WIRE.const("PARAMS_PERSIST")
 CAP_TRAINING = WIRE.const("CAP_TRAINING")
+CAP_PERSIST = WIRE.const("CAP_PERSIST")
 
-LR_SCHEDULES = {"constant": 0, "cosine": 1, "step": 2}
+LR_SCHEDULES = SCHEDULES
 
 
 def encode_f32(vec: np.ndarray) -> bytes:
@@ -43,26 +46,12 @@ def decode_f32(data: bytes, n: int) -> np.ndarray:
     return np.frombuffer(data, dtype="<f4").astype(np.float32)
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Local training hyper-parameters (the TRAIN message; tfd_train_cfg_t)."""
-
-    epochs: int = 1
-    batch: int = 8
-    lr: float = 0.05
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    seed: int = 0
-    schedule: str = "constant"
-    max_samples: int = 0
-
-    def fields(self, round_: int) -> dict[str, Any]:
-        if self.schedule not in LR_SCHEDULES:
-            raise ValueError(f"schedule {self.schedule!r}: use one of {', '.join(LR_SCHEDULES)}")
-        return {"round": round_, "epochs": self.epochs, "batch": self.batch, "lr": self.lr,
-                "momentum": self.momentum, "weight_decay": self.weight_decay,
-                "seed": self.seed & 0xFFFFFFFF, "schedule": LR_SCHEDULES[self.schedule],
-                "max_samples": self.max_samples}
+def train_fields(cfg: TrainConfig, round_: int) -> dict[str, Any]:
+    """The TRAIN message's fields for ``cfg`` (the same options as the host engine's)."""
+    sched = LR_SCHEDULES[cfg.schedule] if isinstance(cfg.schedule, str) else int(cfg.schedule)
+    return {"round": round_, "epochs": cfg.epochs, "batch": cfg.batch, "lr": cfg.lr,
+            "momentum": cfg.momentum, "weight_decay": cfg.weight_decay,
+            "seed": cfg.seed & 0xFFFFFFFF, "schedule": sched, "max_samples": cfg.max_samples}
 
 
 @dataclass(frozen=True)
@@ -149,11 +138,11 @@ def train(dev: DeviceClient, round_: int, cfg: TrainConfig, *, timeout: float = 
     frame costs one interval, not the whole timeout); the device answers a
     repeated request from its reply cache, never training twice.
     """
-    per_try = max(1.0, timeout / max(1, attempts))
+    per_try = max(0.05, timeout / max(1, attempts))
     saved = dev.options
     dev.options = dataclasses.replace(saved, retries=max(0, attempts - 1))
     try:
-        r = dev.request("TRAIN", expect=("TRAIN_RESULT",), timeout=per_try, **cfg.fields(round_))
+        r = dev.request("TRAIN", expect=("TRAIN_RESULT",), timeout=per_try, **train_fields(cfg, round_))
     finally:
         dev.options = saved
     res = TrainResult.from_fields(r.fields)
@@ -178,5 +167,5 @@ def fetch_update(dev: DeviceClient, round_: int, *, encoding: int = ENC_F32, dev
                   norm=float(u["norm"]), clip=float(u["clip"]))
 
 
-__all__ = ["TrainConfig", "TrainResult", "Update", "send_params", "train", "fetch_update",
-           "encode_f32", "decode_f32", "ENC_F32", "CAP_TRAINING", "LR_SCHEDULES"]
+__all__ = ["TrainConfig", "TrainResult", "Update", "send_params", "train", "fetch_update", "train_fields",
+           "encode_f32", "decode_f32", "ENC_F32", "CAP_TRAINING", "CAP_PERSIST", "LR_SCHEDULES"]

@@ -37,7 +37,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 from .fedavg import Aggregate, AggregationError, Aggregator, PlainAggregator, apply_aggregate
-from .fl_client import CAP_TRAINING, TrainConfig, TrainResult, Update, fetch_update, send_params, train
+from .fl_client import CAP_PERSIST, CAP_TRAINING, TrainConfig, TrainResult, Update, fetch_update, send_params, train
 from .link import LinkError, LinkTimeout
 from .protocol import ClientOptions, DeviceClient, DeviceError, ProtocolError
 
@@ -59,6 +59,7 @@ class ParticipantInfo:
     model_hash: bytes
     shard_size: int
     training: bool
+    persist: bool = False  # keeps committed parameters across resets (CAP_PERSIST)
 
 
 @dataclass
@@ -118,7 +119,7 @@ class SerialParticipant:
             finally:
                 self.dev.options = self.options
         self.info = ParticipantInfo(self.name, i.board, i.model_name, i.model_hash, i.shard_size,
-                                    bool(i.caps & CAP_TRAINING))
+                                    bool(i.caps & CAP_TRAINING), bool(i.caps & CAP_PERSIST))
         return self.info
 
     def push_params(self, round_: int, params: np.ndarray, model_hash: bytes, persist: bool) -> None:
@@ -352,7 +353,7 @@ class FedAvgRunner:
         active = [d for d in self.state.devices if d.stage is DevStage.READY]
         tcfg = self.cfg.train
         if self.cfg.vary_seed:
-            tcfg = TrainConfig(**{**tcfg.__dict__, "seed": (tcfg.seed + r * 7919) & 0xFFFFFFFF})
+            tcfg = dataclasses.replace(tcfg, seed=(tcfg.seed + r * 7919) & 0xFFFFFFFF)
         params = self.state.params.copy()
         if self.cfg.parallel and len(active) > 1:
             with concurrent.futures.ThreadPoolExecutor(max_workers=len(active)) as pool:
@@ -411,7 +412,8 @@ class FedAvgRunner:
         row = DeviceRound(p.name, "ok")
         upd: Update | None = None
         try:
-            p.push_params(r, params, self.state.model_hash, self.cfg.persist)
+            persist = self.cfg.persist and d.info is not None and d.info.persist
+            p.push_params(r, params, self.state.model_hash, persist)
             d.go(DevStage.PARAMS)
             res = p.train(r, tcfg, self.cfg.train_timeout)
             row.train = res

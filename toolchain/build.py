@@ -4,8 +4,12 @@ Output folder layout (default ``build/model``)::
 
     model.tflite            full-int8 student (or the --tflite given)
     ml_report.json          teacher / student / distilled / int8 accuracy
-    model_c/                model_data.{c,h}, model_info.json (emitted tables)
-    devices/devK/           shard_data.c (device K's private shard) and firmware.{elf,bin,map}
+    model_c/                model_data.{c,h}, model_info.json (emitted tables),
+                            train_data.{c,h}, train_info.json (the on-device training plan)
+    test_x_int8.npy, test_y.npy  the held-out split (int8, model-quantized): host-side evaluation
+    devices/devK/           shard_data.c (device K's private shard) and firmware.{elf,bin,map};
+                            shard.npz (the same shard, for `tinyfed simulate` and the centralised
+                            baseline on the build host -- the boards never send it anywhere)
     build_report.json       plan, budget, verify result, image sizes — the whole build's record
 """
 
@@ -39,6 +43,12 @@ class BuildOptions:
     images: bool = True
     quick: bool = False
     verify_samples: int = 0  # 0 = the whole held-out split
+    # on-device training: what trains ("auto" = last2, or last1 for a one-layer model;
+    # "lastK", "bias", "loraR"; "none" = inference-only images) and how it starts
+    # ("pretrained" = the int8 model's values; "reset-head" = the classifier layer
+    # re-initialised, Glorot-uniform weights and zero bias: it is learned federatedly)
+    train_scheme: str = "auto"
+    head_init: str = "pretrained"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -108,6 +118,9 @@ def run_build(opts: BuildOptions, log: Callable[[str], None] = print) -> BuildRe
     info = emit_model(plan, model_dir, name=name)
     log(f"emitted {model_dir}/model_data.c: {info['n_layers']} layers ({', '.join(info['layers'])}), "
         f"weights {info['const_bytes']:,} B, arena {info['arena_bytes']:,} B")
+    training = _emit_training(plan, model_dir, name, opts, log)
+    if training is not None:
+        report["training"] = training
 
     # 3. budget before anything is built or flashed
     from .firmware import load_board
@@ -157,11 +170,18 @@ def run_build(opts: BuildOptions, log: Callable[[str], None] = print) -> BuildRe
         in_t = graph.tensor(graph.inputs[0])
         parts = partition(ds.x_train, ds.y_train, opts.devices, scheme=opts.partition,  # type: ignore[arg-type]
                           alpha=opts.alpha, seed=opts.seed)
+        if not (out / "test_y.npy").exists() or opts.tflite is None:
+            # the held-out split for host-side evaluation of federated rounds
+            if not test_x_path.exists():
+                np.save(test_x_path, quantize_inputs(ds.x_test, in_t.scale, in_t.zero_point)
+                        .reshape((len(ds.x_test), *in_t.shape[1:])))
+            np.save(out / "test_y.npy", ds.y_test)
         shard_rows = []
         for k, (xs, ys) in enumerate(parts):
             d = out / "devices" / f"dev{k}"
-            emit_shard(quantize_inputs(xs, in_t.scale, in_t.zero_point).reshape((len(xs), *in_t.shape[1:])),
-                       ys, d, device=k, num_classes=ds.num_classes)
+            xq = quantize_inputs(xs, in_t.scale, in_t.zero_point).reshape((len(xs), *in_t.shape[1:]))
+            emit_shard(xq, ys, d, device=k, num_classes=ds.num_classes)
+            np.savez(d / "shard.npz", x=xq, y=np.asarray(ys, dtype=np.uint8))
             device_dirs.append(d)
             shard_rows.append({"device": k, "samples": int(len(ys)),
                                "classes": np.bincount(ys, minlength=ds.num_classes).tolist()})
@@ -175,6 +195,13 @@ def run_build(opts: BuildOptions, log: Callable[[str], None] = print) -> BuildRe
                 img = build_image(opts.board, model_dir, d, extra_sources=[d / "shard_data.c"],
                                   seed=None, quiet=True)
                 images.append(img)
+            if images and training is not None:
+                need = param_store_bytes(training["n_params"], 4096)
+                training["storage_bytes"] = images[0].storage_size
+                training["persist"] = need <= images[0].storage_size
+                if not training["persist"]:
+                    log(f"warning: the parameter store needs {need:,} B of storage, {opts.board} images "
+                        f"reserve {images[0].storage_size:,} B: trained parameters will not persist")
             if images:
                 budget.image_flash = max(i.flash_used for i in images)
                 budget.image_ram = max(i.ram_used for i in images)
@@ -191,4 +218,85 @@ def run_build(opts: BuildOptions, log: Callable[[str], None] = print) -> BuildRe
     return BuildResult(out, tflite_path, model_dir, info, budget, device_dirs, images, mismatches, total, report)
 
 
-__all__ = ["BuildOptions", "BuildResult", "run_build", "quantize_inputs", "BudgetError"]
+def training_selection(plan: Any, scheme: str) -> Any:
+    """The Selection for a scheme name: auto | lastK | bias | loraR."""
+    import re
+
+    from .train_plan import TrainPlanError, select_biases, select_last_k, select_lora, weight_layers
+
+    if scheme == "auto":
+        return select_last_k(plan, 2 if len(weight_layers(plan)) >= 2 else 1)
+    m = re.fullmatch(r"last(\d+)", scheme)
+    if m:
+        return select_last_k(plan, int(m.group(1)))
+    if scheme == "bias":
+        return select_biases(plan)
+    m = re.fullmatch(r"lora(\d+)", scheme)
+    if m:
+        return select_lora(plan, int(m.group(1)), k=1)
+    raise TrainPlanError(f"unknown training scheme {scheme!r}: auto | lastK | bias | loraR | none")
+
+
+def reset_head(tp: Any, seed: int = 0) -> Any:
+    """The plan with its last trained layer's parameters re-initialised:
+    Glorot-uniform weight rows, zero bias (real-unit parameters only)."""
+    import dataclasses
+
+    from .train_plan import TrainPlanError
+
+    if tp.options.domain != "real":
+        raise TrainPlanError("reset-head needs real-unit parameters (TrainOptions(domain='real'))")
+    last = max(s.layer for s in tp.segments)
+    p = np.array(tp.init_params, dtype=np.float32, copy=True)
+    rng = np.random.default_rng(seed)
+    fan_out = max(s.rows for s in tp.segments if s.layer == last)
+    for s in tp.segments:
+        if s.layer != last:
+            continue
+        view = p[s.offset:s.offset + s.count]
+        if s.kind == "weight":
+            limit = float(np.sqrt(6.0 / (s.row_len + fan_out)))
+            view[:] = rng.uniform(-limit, limit, size=s.count).astype(np.float32)
+        elif s.kind in ("bias", "lora_b"):
+            view[:] = 0.0
+    return dataclasses.replace(tp, init_params=p)
+
+
+def _emit_training(plan: Any, model_dir: Path, name: str, opts: BuildOptions,
+                   log: Callable[[str], None]) -> dict[str, Any] | None:
+    """Plan + emit the on-device training tables next to the model's (train_data.{c,h})."""
+    from .emit_train import emit_train
+    from .tflite_reader import UnsupportedOpError
+    from .train_plan import TrainPlanError, build_train_plan
+
+    for stale in ("train_data.c", "train_data.h", "train_info.json"):
+        (model_dir / stale).unlink(missing_ok=True)
+    if opts.train_scheme == "none":
+        return None
+    if opts.head_init not in ("pretrained", "reset-head"):
+        raise TrainPlanError(f"head_init {opts.head_init!r}: pretrained | reset-head")
+    try:
+        tp = build_train_plan(plan, training_selection(plan, opts.train_scheme))
+    except (TrainPlanError, UnsupportedOpError) as exc:
+        if opts.train_scheme != "auto":
+            raise
+        log(f"no on-device training for this model: {exc}")
+        return None
+    if opts.head_init == "reset-head":
+        tp = reset_head(tp, opts.seed)
+    tinfo = emit_train(tp, model_dir, name=name)
+    mem = tinfo.get("memory", {})
+    log(f"training plan {tp.scheme}: {tp.n_params:,} parameters ({opts.head_init}), "
+        f"training memory {mem.get('mem_bytes', 0):,} B")
+    return {"scheme": tp.scheme, "n_params": tp.n_params, "head_init": opts.head_init,
+            "mem_bytes": mem.get("mem_bytes"), "param_store_bytes": param_store_bytes(tp.n_params, 4096)}
+
+
+def param_store_bytes(n_params: int, erase_unit: int) -> int:
+    """Storage the A/B parameter store takes (firmware/src/storage/param_store.c)."""
+    slot = -(-(48 + 4 * n_params) // erase_unit) * erase_unit
+    return 2 * slot
+
+
+__all__ = ["BuildOptions", "BuildResult", "run_build", "quantize_inputs", "BudgetError", "training_selection",
+           "reset_head", "param_store_bytes"]

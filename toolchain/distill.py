@@ -21,13 +21,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-import keras
+import os
+
+# Before TensorFlow loads: hide its C++ info/warning chatter (and tf.data's
+# harmless attribute errors) unless the user asked for a log level.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
 import numpy as np
 from keras import ops
 
 __all__ = [
     "AugmentConfig",
     "DistillConfig",
+    "DistillationLoss",
     "TrainConfig",
     "accuracy",
     "augment_batch",
@@ -68,24 +75,40 @@ class DistillConfig:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
 
 
-def distillation_loss(
-    num_classes: int, temperature: float, alpha: float
-) -> Callable[[Any, Any], Any]:
-    """Loss over targets ``[one_hot(y) | teacher_logits]`` (shape ``(B, 2K)``)."""
-    k = int(num_classes)
-    t = float(temperature)
+@keras.saving.register_keras_serializable(package="tinyfed")
+class DistillationLoss(keras.losses.Loss):
+    """Distillation loss over targets ``[one_hot(y) | teacher_logits]`` (``(B, 2K)``).
 
-    def kd_loss(y_true: Any, y_pred: Any) -> Any:
+    ``alpha * CE(y, z_s) + (1 - alpha) * T² * KL(softmax(z_t/T) || softmax(z_s/T))``.
+    Serializable, so compiled students can be cloned and saved.
+    """
+
+    def __init__(self, num_classes: int, temperature: float = 4.0, alpha: float = 0.5,
+                 name: str = "distillation", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self.num_classes = int(num_classes)
+        self.temperature = float(temperature)
+        self.alpha = float(alpha)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        k, t = self.num_classes, self.temperature
         onehot = y_true[:, :k]
         teacher = y_true[:, k:]
         hard = ops.categorical_crossentropy(onehot, y_pred, from_logits=True)
         log_p_t = ops.log_softmax(teacher / t, axis=-1)
         log_p_s = ops.log_softmax(y_pred / t, axis=-1)
         kl = ops.sum(ops.exp(log_p_t) * (log_p_t - log_p_s), axis=-1)
-        return alpha * hard + (1.0 - alpha) * (t * t) * kl
+        return self.alpha * hard + (1.0 - self.alpha) * (t * t) * kl
 
-    kd_loss.__name__ = f"kd_T{t:g}_a{alpha:g}"
-    return kd_loss
+    def get_config(self) -> dict[str, Any]:
+        cfg = dict(super().get_config())
+        cfg.update(num_classes=self.num_classes, temperature=self.temperature, alpha=self.alpha)
+        return cfg
+
+
+def distillation_loss(num_classes: int, temperature: float, alpha: float) -> DistillationLoss:
+    """Shorthand for :class:`DistillationLoss`."""
+    return DistillationLoss(num_classes, temperature, alpha)
 
 
 @dataclass(frozen=True)
@@ -176,6 +199,7 @@ def _optimizer(cfg: TrainConfig, n_samples: int) -> keras.optimizers.Optimizer:
 
 
 TargetFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+STREAM_CHUNK_BYTES = 64 << 20
 
 
 def _fit(
@@ -188,26 +212,39 @@ def _fit(
     cfg: TrainConfig,
     aug: AugmentConfig,
 ) -> list[float]:
-    """Train epoch by epoch on a seeded augmented stream; returns per-epoch loss.
+    """Train for ``cfg.epochs`` passes; returns the loss per fit call.
 
-    ``targets(x_epoch, y_soft_epoch)`` turns the epoch's inputs and (mixed) one-hot
-    labels into the training targets for ``loss``.
+    Without augmentation this is one ``fit`` over ``x``.  With augmentation, pass
+    ``e`` sees ``augment_batch(x, rng=default_rng([seed, e]))`` — the same stream
+    for every model trained with the same seed — and passes are grouped into
+    chunks of at most :data:`STREAM_CHUNK_BYTES` (shuffled within the chunk).
+    ``targets(x_chunk, y_soft_chunk)`` turns inputs and (mixed) one-hot labels
+    into the targets for ``loss``.
     """
     keras.utils.set_random_seed(cfg.seed)  # same batch order for every model
     model.compile(optimizer=_optimizer(cfg, len(x)), loss=loss)
     onehot = np.eye(num_classes, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
+    if not aug.enabled:  # one stream, one fit call
+        hist = model.fit(x, targets(x, onehot), epochs=cfg.epochs, batch_size=cfg.batch_size,
+                         shuffle=True, verbose=0)
+        return [float(v) for v in hist.history["loss"]]
+    # Augmented: materialize several epochs' worth of fresh samples per fit call
+    # (bounded memory) — far cheaper than one fit call per epoch.
+    sample_bytes = max(1, int(np.prod(x.shape[1:])) * 4)
+    per_chunk = max(1, min(cfg.epochs, STREAM_CHUNK_BYTES // (len(x) * sample_bytes)))
     losses: list[float] = []
-    for epoch in range(cfg.epochs):
-        if aug.enabled:
-            rng = np.random.default_rng([cfg.seed, epoch])
-            x_e, y_e = augment_batch(x, onehot, aug, rng)
-        else:
-            x_e, y_e = x, onehot
-        hist = model.fit(
-            x_e, targets(x_e, y_e), epochs=epoch + 1, initial_epoch=epoch,
-            batch_size=cfg.batch_size, shuffle=True, verbose=0,
-        )
+    done = 0
+    while done < cfg.epochs:
+        n_ep = min(per_chunk, cfg.epochs - done)
+        parts = [augment_batch(x, onehot, aug, np.random.default_rng([cfg.seed, done + e]))
+                 for e in range(n_ep)]
+        x_c = np.concatenate([p[0] for p in parts])
+        y_c = np.concatenate([p[1] for p in parts])
+        chunk_no = len(losses)
+        hist = model.fit(x_c, targets(x_c, y_c), epochs=chunk_no + 1, initial_epoch=chunk_no,
+                         batch_size=cfg.batch_size, shuffle=True, verbose=0)
         losses.append(float(hist.history["loss"][-1]))
+        done += n_ep
     return losses
 
 

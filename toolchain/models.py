@@ -20,7 +20,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
-import keras
+import os
+
+# Before TensorFlow loads: hide its C++ info/warning chatter (and tf.data's
+# harmless attribute errors) unless the user asked for a log level.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
 from keras import layers
 
 from .data import input_kind

@@ -127,14 +127,19 @@ def build_train_lib(model_dir: Path, train_dir: Path | None = None, *, cc: str |
         if not f.is_file():
             raise FileNotFoundError(f"{f} does not exist (emit the model / training plan first)")
     cc = cc or os.environ.get("CC", "gcc")
-    incs = [FIRMWARE_INCLUDE, model_dir, train_dir]
-    header_key = _digest([p.read_bytes() for p in _headers(incs)]).encode()
     cache = BUILD / "host-lib" / "obj"
     cache.mkdir(parents=True, exist_ok=True)
-    sources = [*runtime_sources(), *train_sources(), model_dir / "model_data.c",
-               train_dir / "train_data.c", FIRMWARE / "host" / "train_lib.c"]
+    # The engine, runtime and kernels see only firmware/include: their objects
+    # are shared by every model and plan; the tables and the glue see both.
+    generic_incs = [FIRMWARE_INCLUDE]
+    generic_key = _digest([p.read_bytes() for p in _headers(generic_incs)]).encode()
+    model_incs = [FIRMWARE_INCLUDE, model_dir, train_dir]
+    model_key = _digest([p.read_bytes() for p in _headers(model_incs)]).encode()
+    jobs = [(s, generic_incs, generic_key) for s in [*runtime_sources(), *train_sources()]]
+    jobs += [(s, model_incs, model_key) for s in (model_dir / "model_data.c", train_dir / "train_data.c",
+                                                   FIRMWARE / "host" / "train_lib.c")]
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        objs = list(pool.map(lambda s: _compile_obj(cc, s, incs, header_key, cache), sources))
+        objs = list(pool.map(lambda j: _compile_obj(cc, j[0], j[1], j[2], cache), jobs))
     lib = BUILD / "host-lib" / f"libtfdtrain-{_digest([str(o).encode() for o in objs])}.so"
     if lib.exists():
         return lib

@@ -45,7 +45,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping
 
 import numpy as np
 
@@ -230,9 +230,8 @@ def _weight_layer(plan: Plan, k: int) -> _WeightLayer:
         oc, kh, kw, ic = data.shape
         rows = data.reshape(oc, kh * kw * ic)
         channels, depth_in = oc, ic
-        p = layer.params.fields if layer.params is not None else {}
-        lora_ok = (kh, kw) == (1, 1) and p.get("stride_h") == 1 and p.get("stride_w") == 1 \
-            and p.get("pad_h") == 0 and p.get("pad_w") == 0
+        lora_ok = (kh, kw) == (1, 1) and all(
+            _int_field(plan, k, f, -1) == v for f, v in (("stride_h", 1), ("stride_w", 1), ("pad_h", 0), ("pad_w", 0)))
     else:  # DEPTHWISE_CONV_2D [1, kh, kw, oc] -> channel-major [oc, kh*kw]
         _, kh, kw, oc = data.shape
         rows = data.reshape(kh * kw, oc).T
@@ -594,6 +593,15 @@ def _place(bufs: list[_Buf]) -> int:
     return max((_align(b.offset + b.size) for b in bufs if b.fixed is None), default=0)
 
 
+def _int_field(plan: Plan, k: int, name: str, default: int) -> int:
+    """An integer field of layer k's lowered parameter struct."""
+    params = plan.layers[k].params
+    value = params.fields.get(name, default) if params is not None else default
+    if not isinstance(value, int):
+        raise TrainPlanError(f"layer {k}: parameter {name} is not an integer")
+    return value
+
+
 def _check_tail(plan: Plan, first: int, end: int) -> None:
     g = plan.graph
     layers = plan.layers
@@ -730,13 +738,11 @@ def plan_memory(
             if covers(i, bwd(i)):
                 per[i]["flags"] |= _flag("KEEP_INPUT")  # recompute the route from the kept input
             else:
-                p = layers[k].params.fields if layers[k].params is not None else {}
-                taps = int(p.get("filter_h", 1)) * int(p.get("filter_w", 1))
+                taps = _int_field(plan, k, "filter_h", 1) * _int_field(plan, k, "filter_w", 1)
                 wide = taps > 256
                 per[i]["flags"] |= _flag("ARGMAX") | (_flag("ARGMAX_WIDE") if wide else 0)
                 aux[i] = _Buf(f"R{i}", "argmax", elems[i + 1] * (2 if wide else 1), [(fwd(i), bwd(i))])
         act = _act_of(plan, k)
-        per[i]["act"] = _act_id(act)
         if act != "NONE":
             step = bwd(i + 1) if i < T - 1 else loss
             if covers(i + 1, step):
@@ -934,10 +940,6 @@ def describe_selection(tp: TrainPlan) -> str:
     return "\n".join(lines)
 
 
-def tail_ops(plan: Plan, first: int) -> Sequence[str]:
-    return [plan.layers[k].op for k in range(first, _tail_end(plan))]
-
-
-__all__ += ["describe_selection", "plan_memory", "tail_ops", "tail_end", "weight_layer_info", "KIND_LABELS"]
+__all__ += ["describe_selection", "plan_memory", "tail_end", "weight_layer_info", "KIND_LABELS"]
 
 tail_end = _tail_end

@@ -118,6 +118,7 @@ static void app_info(void *ctx, tfd_msg_INFO_t *info)
     if (g_model_status == TFD_OK) info->caps |= TFD_CAP_MODEL;
 #if TFD_APP_TRAINING
     if (g_train_status == TFD_OK) info->caps |= TFD_WIRE_CAP_TRAINING;
+    if (g_train_status == TFD_OK && g_fl.store_ok) info->caps |= TFD_WIRE_CAP_PERSIST;
 #endif
 }
 
