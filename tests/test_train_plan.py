@@ -191,3 +191,17 @@ def test_quantized_domain_init_is_the_int8_codes(tail_model: bytes) -> None:
     np.testing.assert_array_equal(tp.init_params[b.offset : b.offset + b.count],
                                   np.asarray(g.tensor(layer.inputs[2]).data, np.float32))
     assert w.qscale is not None and b.qscale is not None
+
+
+def test_selection_from_spec(tail_model: bytes) -> None:
+    from tinyfed_toolchain.train_plan import selection_from_spec
+
+    mp = model_plan(tail_model)
+    assert selection_from_spec(mp, "last2") == select_last_k(mp, 2)
+    assert selection_from_spec(mp, "bias") == select_biases(mp)
+    assert selection_from_spec(mp, "bias1").biases == frozenset({10})
+    lora = selection_from_spec(mp, "lora3-store-h-bias")
+    assert set(lora.lora.values()) == {3} and lora.lora_store_h and lora.biases
+    for bad in ("foo", "sparse", "sparse16k"):  # sparse needs samples for the contribution analysis
+        with pytest.raises(TrainPlanError):
+            selection_from_spec(mp, bad)

@@ -76,7 +76,7 @@ def emit_train(tp: TrainPlan, out_dir: Path, *, name: str = "model") -> dict[str
             f" .seg_w = {t.seg_w}, .seg_b = {t.seg_b}, .seg_la = {t.seg_la}, .seg_lb = {t.seg_lb},"
             f" .lora_scale = {c_float(t.lora_scale)}, .w_scale = {_ptr(ws)}, .b_scale = {_ptr(bs)},"
             f" .w_rows = {_ptr(wr)}, .in_off = {t.in_off}u, .out_off = {t.out_off}u,"
-            f" .aux_off = {t.aux_off}u, .gin_off = {t.gin_off}u, .gout_off = {t.gout_off}u,"
+            f" .mask_off = {t.mask_off}u, .aux_off = {t.aux_off}u, .gin_off = {t.gin_off}u, .gout_off = {t.gout_off}u,"
             f" .h_off = {t.h_off}u, .dh_off = {t.dh_off}u }}, /* tail {ti} */"
         )
 
@@ -154,3 +154,53 @@ def _op_id(op: str) -> int:
     from .cabi import op_ids
 
     return op_ids()[op]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tinyfed_toolchain.emit_train MODEL.tflite OUT_DIR --scheme last1``:
+    emit model_data.* and train_data.* into OUT_DIR and print the memory report."""
+    import argparse
+    import sys
+
+    from .build import quantize_inputs
+    from .emit_c import emit_model
+    from .plan import plan_model
+    from .tflite_reader import ModelError, read_tflite
+    from .train_plan import TrainOptions, build_train_plan, describe_selection, selection_from_spec
+
+    ap = argparse.ArgumentParser(description="emit a training plan next to the model tables")
+    ap.add_argument("tflite", type=Path)
+    ap.add_argument("out_dir", type=Path)
+    ap.add_argument("--scheme", default="last1", help="last[K], bias[K], all, lora[R][-store-h][-bias], sparse<N>k")
+    ap.add_argument("--domain", choices=["real", "quantized"], default="real")
+    ap.add_argument("--no-qas", action="store_true")
+    ap.add_argument("--no-momentum", action="store_true")
+    ap.add_argument("--dataset", default="digits", help="samples for the sparse contribution analysis")
+    a = ap.parse_args(argv)
+    try:
+        tfl = a.tflite.read_bytes()
+        mp = plan_model(read_tflite(tfl), tfl)
+        x = y = None
+        if a.scheme.startswith("sparse"):
+            from .data import load_dataset
+
+            ds = load_dataset(a.dataset)
+            t = mp.graph.tensor(mp.graph.inputs[0])
+            x = quantize_inputs(ds.x_train[:256], t.scale, t.zero_point).reshape((-1, *t.shape[1:]))
+            y = ds.y_train[:256]
+        sel = selection_from_spec(mp, a.scheme, x=x, y=y, work_dir=a.out_dir / "contribution")
+        tp = build_train_plan(mp, sel, TrainOptions(domain=a.domain, qas=not a.no_qas, momentum=not a.no_momentum))
+    except (ModelError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    emit_model(mp, a.out_dir, name=a.tflite.stem)
+    emit_train(tp, a.out_dir, name=a.tflite.stem)
+    print(f"{a.out_dir}/train_data.c: scheme {tp.scheme}, {tp.n_params} parameters, "
+          f"float tail from layer {tp.first_layer} ({', '.join(t.op for t in tp.tail)})")
+    print(describe_selection(tp))
+    print(tp.memory.report())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -206,7 +207,10 @@ def convert_int8(
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
-    with contextlib.redirect_stdout(io.StringIO()):  # Keras prints "Saved artifact at ..."
+    # Keras prints "Saved artifact at ..."; the converter warns that int8 I/O has
+    # no user-given input statistics (calibration provides them).
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         buf = bytes(converter.convert())
     ins, outs = read_io(buf)
     if len(ins) != 1 or ins[0].dtype != "int8" or ins[0].shape[0] != 1:

@@ -16,9 +16,9 @@ and a :class:`Selection` of what trains, :func:`build_train_plan` decides
   timeline ``dequantize (0) | forward of tail layer i (1+i) | loss (T+1) |
   backward of tail layer i (2T+1-i)``.  Forward activations are kept only where
   backward needs them (a layer's input for its weight / LoRA gradients);
-  ReLU-type derivatives come from a kept output when there is one, else from a
-  1-bit mask; MAX_POOL_2D keeps a 1-byte window index per output unless its
-  input is kept anyway (then it recomputes); LoRA ``h = x.A`` is recomputed from
+  ReLU-type derivatives come from a kept output when there is one (no cost),
+  else from a 1-bit mask; MAX_POOL_2D keeps a 1-byte window index per output
+  (2 bytes for windows over 256 taps); LoRA ``h = x.A`` is recomputed from
   the kept ``x`` (or stored, ``store_h=True``).  Placement is greedy by size,
   like :mod:`tinyfed_toolchain.plan`.
 
@@ -393,6 +393,7 @@ class TailLayer:
     w_rows: np.ndarray | None = None  # int16 channel -> row, -1 frozen
     in_off: int = 0
     out_off: int = 0
+    mask_off: int = 0
     aux_off: int = 0
     gin_off: int = 0
     gout_off: int = 0
@@ -731,28 +732,27 @@ def plan_memory(
         bufs.append(_Buf(f"A{r}", kind, 4 * max(elems[i] for i in range(T + 1) if a_root[i] == r), [(lo, hi)]))
     a_buf = {int(b.name[1:]): b for b in bufs}
 
+    # MAX_POOL_2D routes (a window index per output: 1/4 of a float, cheaper than
+    # keeping the pool's input to recompute them) and activation-derivative bits
     aux: dict[int, _Buf] = {}
+    masks: dict[int, _Buf] = {}
     for i in range(T):
         k = first + i
         if ops[i] == "MAX_POOL_2D":
-            if covers(i, bwd(i)):
-                per[i]["flags"] |= _flag("KEEP_INPUT")  # recompute the route from the kept input
-            else:
-                taps = _int_field(plan, k, "filter_h", 1) * _int_field(plan, k, "filter_w", 1)
-                wide = taps > 256
-                per[i]["flags"] |= _flag("ARGMAX") | (_flag("ARGMAX_WIDE") if wide else 0)
-                aux[i] = _Buf(f"R{i}", "argmax", elems[i + 1] * (2 if wide else 1), [(fwd(i), bwd(i))])
+            taps = _int_field(plan, k, "filter_h", 1) * _int_field(plan, k, "filter_w", 1)
+            wide = taps > 256
+            per[i]["flags"] |= _flag("ARGMAX") | (_flag("ARGMAX_WIDE") if wide else 0)
+            aux[i] = _Buf(f"R{i}", "argmax", elems[i + 1] * (2 if wide else 1), [(fwd(i), bwd(i))])
         act = _act_of(plan, k)
         if act != "NONE":
             step = bwd(i + 1) if i < T - 1 else loss
             if covers(i + 1, step):
-                per[i]["flags"] |= _flag("MASK_OUTPUT")
+                per[i]["flags"] |= _flag("MASK_OUTPUT")  # the output is kept anyway: derive it
             else:
-                if i in aux:
-                    raise TrainPlanError(f"layer {k}: a fused activation on MAX_POOL_2D whose route is saved")
                 per[i]["flags"] |= _flag("MASK_BITS")
-                aux[i] = _Buf(f"M{i}", "mask", (elems[i + 1] + 7) // 8, [(fwd(i), step)])
+                masks[i] = _Buf(f"M{i}", "mask", (elems[i + 1] + 7) // 8, [(fwd(i), step)])
     bufs += aux.values()
+    bufs += masks.values()
 
     # gradients G[1..T] (G[i] = dL/dA[i]); identity ops and RELU/RELU6 pass dz through in place
     g_root = list(range(T + 1))
@@ -819,6 +819,7 @@ def plan_memory(
         d["gout_off"] = g_buf[g_root[i + 1]].offset
         d["gin_off"] = g_buf[g_root[i]].offset if i >= 1 else 0
         d["aux_off"] = aux[i].offset if i in aux else 0
+        d["mask_off"] = masks[i].offset if i in masks else 0
         if i in lora_bufs:
             d["h_off"], d["dh_off"] = lora_bufs[i][0].offset, lora_bufs[i][1].offset
     region = _align(max(work, plan.arena_bytes))
@@ -909,7 +910,7 @@ def build_train_plan(plan: Plan, sel: Selection, options: TrainOptions | None = 
     mem, per = plan_memory(plan, first, end, keep, sel.lora, sel.lora_store_h, opts.momentum, int(init.size), wl)
     for tl, d in zip(tail, per):
         tl.flags = d["flags"]
-        for key in ("in_off", "out_off", "aux_off", "gin_off", "gout_off", "h_off", "dh_off"):
+        for key in ("in_off", "out_off", "mask_off", "aux_off", "gin_off", "gout_off", "h_off", "dh_off"):
             if key in d:
                 setattr(tl, key, int(d[key]))
     n_logits = plan.graph.tensor(plan.layers[end - 1].output).num_elements
@@ -940,6 +941,33 @@ def describe_selection(tp: TrainPlan) -> str:
     return "\n".join(lines)
 
 
-__all__ += ["describe_selection", "plan_memory", "tail_end", "weight_layer_info", "KIND_LABELS"]
+def selection_from_spec(plan: Plan, spec: str, *, x: np.ndarray | None = None, y: np.ndarray | None = None,
+                        work_dir: Any = None, seed: int = 0) -> Selection:
+    """A selection from a short name: ``last`` / ``lastK``, ``bias`` / ``biasK`` (last K
+    layers' biases), ``all``, ``loraR`` (``loraR-store-h``, ``loraR-bias``), or
+    ``sparse:BYTES`` / ``sparseNk`` (budget; needs int8 samples ``x``, labels ``y``
+    and a ``work_dir`` for the contribution analysis)."""
+    m = re.fullmatch(r"(last|bias|all|lora|sparse)(\d*)(k?)((?:-store-h|-bias)*)(?::(\d+))?", spec.strip())
+    if not m:
+        raise TrainPlanError(f"unknown training scheme {spec!r} (last[K], bias[K], all, lora[R][-store-h][-bias], "
+                             "sparse:BYTES / sparse<N>k)")
+    kind, num, kilo, flags, budget = m.groups()
+    if kind == "last":
+        return select_last_k(plan, int(num or 1))
+    if kind == "bias":
+        return select_biases(plan, int(num) if num else None)
+    if kind == "all":
+        return select_all(plan)
+    if kind == "lora":
+        return select_lora(plan, int(num or 4), store_h="-store-h" in flags, biases="-bias" in flags, seed=seed)
+    nbytes = int(budget) if budget else int(num or 0) * (1024 if kilo else 1)
+    if nbytes <= 0 or x is None or y is None or work_dir is None:
+        raise TrainPlanError("sparse: give a budget (sparse:BYTES or sparse<N>k) and samples for the contribution analysis")
+    from .train_sparse import select_sparse
+
+    return select_sparse(plan, x, y, nbytes, work_dir)[0]
+
+
+__all__ += ["describe_selection", "plan_memory", "selection_from_spec", "tail_end", "weight_layer_info", "KIND_LABELS"]
 
 tail_end = _tail_end

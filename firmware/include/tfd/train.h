@@ -78,16 +78,20 @@ const float *tfd_trainer_params(const tfd_trainer_t *t);
 TFD_CHECK_RESULT tfd_status_t tfd_trainer_set_params(tfd_trainer_t *t, const float *params,
                                                      uint32_t n);
 
-/* Local training on (x, y): n samples of sample_bytes int8 inputs (model-quantized). */
+/* Local training on (x, y): n samples of sample_bytes int8 inputs (model-quantized).
+ * Each epoch visits min(n, max_samples) samples in a seeded order; *stats is
+ * overwritten.  Momentum persists across calls (set_params resets it). */
 TFD_CHECK_RESULT tfd_status_t tfd_trainer_fit(tfd_trainer_t *t, const tfd_train_cfg_t *cfg,
                                               const int8_t *x, const uint8_t *y, uint32_t n,
                                               uint32_t sample_bytes, tfd_train_stats_t *stats);
 
-/* Forward one sample with the current parameters; writes n_logits float logits. */
+/* Forward one sample with the current parameters; writes n_logits float logits
+ * (n_logits must equal plan->n_logits, else TFD_ERR_SHAPE). */
 TFD_CHECK_RESULT tfd_status_t tfd_trainer_predict(tfd_trainer_t *t, const int8_t *x,
                                                   float *logits, uint32_t n_logits);
 
-/* Evaluate the current parameters on (x, y) (accuracy and cross-entropy). */
+/* Evaluate the current parameters on (x, y) (accuracy and cross-entropy);
+ * adds to *acc like tfd_metrics_eval_model (zero it first). */
 TFD_CHECK_RESULT tfd_status_t tfd_trainer_eval(tfd_trainer_t *t, const int8_t *x,
                                                const uint8_t *y, uint32_t n,
                                                uint32_t sample_bytes, tfd_eval_acc_t *acc);

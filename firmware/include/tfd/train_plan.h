@@ -51,8 +51,7 @@
  * activations are kept only where backward needs them (a layer's input for
  * its weight gradient, an activation's output for its derivative when that
  * output is kept anyway), ReLU-type derivatives are otherwise kept as one bit
- * per element and MAX_POOL_2D routes as one window index per output (or
- * recomputed from a kept input).
+ * per element and MAX_POOL_2D routes as one window index per output.
  */
 #ifndef TFD_TRAIN_PLAN_H
 #define TFD_TRAIN_PLAN_H
@@ -97,7 +96,7 @@ typedef enum {
 
 /* tfd_train_layer_t.flags */
 #define TFD_TL_KEEP_INPUT 0x0001u  /* in_off stays valid until this layer's backward */
-#define TFD_TL_MASK_BITS 0x0002u   /* activation derivative saved as bits at aux_off (forward) */
+#define TFD_TL_MASK_BITS 0x0002u   /* activation derivative saved as bits at mask_off (forward) */
 #define TFD_TL_MASK_OUTPUT 0x0004u /* ... derived from the output at out_off (still valid) */
 #define TFD_TL_ARGMAX 0x0008u      /* MAX_POOL_2D: window index per output at aux_off */
 #define TFD_TL_ARGMAX_WIDE 0x0010u /* ... as uint16 (windows > 256 taps), else uint8 */
@@ -122,7 +121,8 @@ typedef struct {
     const int16_t *w_rows;  /* output channel -> row of seg_w (-1 = frozen); NULL = row == channel */
     uint32_t in_off;        /* float input activation (work-area byte offset) */
     uint32_t out_off;       /* float output activation */
-    uint32_t aux_off;       /* mask bits / argmax indices */
+    uint32_t mask_off;      /* activation-derivative bits (TFD_TL_MASK_BITS) */
+    uint32_t aux_off;       /* MAX_POOL_2D window indices (TFD_TL_ARGMAX) */
     uint32_t gin_off;       /* gradient w.r.t. the input (TFD_TL_NEED_DX) */
     uint32_t gout_off;      /* gradient w.r.t. the output */
     uint32_t h_off, dh_off; /* LoRA: h = x.A and dL/dh, [positions][rank] floats */

@@ -65,8 +65,7 @@ void tfd_maxpool_forward(const float *x, const tfd_geom_t *g, float *y, void *ar
     }
 }
 
-void tfd_maxpool_backward(const float *x, const float *dy, const tfd_geom_t *g,
-                          const void *argmax, int wide, float *dx)
+void tfd_maxpool_backward(const float *dy, const tfd_geom_t *g, const void *argmax, int wide, float *dx)
 {
     const tfd_shape4_t in = g->in, out = g->out;
     memset(dx, 0, (size_t)tfd_shape_elems(in) * sizeof(float));
@@ -75,18 +74,11 @@ void tfd_maxpool_backward(const float *x, const float *dy, const tfd_geom_t *g,
         for (int32_t oy = 0; oy < out.h; ++oy) {
             for (int32_t ox = 0; ox < out.w; ++ox) {
                 for (int32_t c = 0; c < out.c; ++c, ++o) {
-                    size_t i;
-                    if (argmax != NULL) {
-                        const int32_t tap = wide ? (int32_t)((const uint16_t *)argmax)[o]
-                                                 : (int32_t)((const uint8_t *)argmax)[o];
-                        const int32_t iy = oy * g->sh - g->ph + tap / g->kw;
-                        const int32_t ix = ox * g->sw - g->pw + tap % g->kw;
-                        i = ((size_t)(bn * in.h + iy) * in.w + ix) * in.c + c;
-                    } else {
-                        int32_t tap;
-                        i = window_argmax(x, g, bn, oy, ox, c, &tap);
-                    }
-                    dx[i] += dy[o];
+                    const int32_t tap = wide ? (int32_t)((const uint16_t *)argmax)[o]
+                                             : (int32_t)((const uint8_t *)argmax)[o];
+                    const int32_t iy = oy * g->sh - g->ph + tap / g->kw;
+                    const int32_t ix = ox * g->sw - g->pw + tap % g->kw;
+                    dx[((size_t)(bn * in.h + iy) * in.w + ix) * in.c + c] += dy[o];
                 }
             }
         }

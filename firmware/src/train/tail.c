@@ -188,7 +188,7 @@ static void act_forward(const tfd_trainer_t *t, const tfd_train_layer_t *tl, uin
 {
     if (tl->act == TFD_TACT_NONE) return;
     float *y = fptr(t, tl->out_off);
-    uint8_t *bits = (training && (tl->flags & TFD_TL_MASK_BITS)) ? t->region + tl->aux_off : NULL;
+    uint8_t *bits = (training && (tl->flags & TFD_TL_MASK_BITS)) ? t->region + tl->mask_off : NULL;
     if (bits != NULL) memset(bits, 0, (n + 7u) / 8u);
     for (uint32_t e = 0; e < n; ++e) {
         y[e] = act_apply(tl->act, y[e]);
@@ -209,7 +209,7 @@ static void act_backward(const tfd_trainer_t *t, uint16_t j)
             if (!act_passes(tl->act, y[e])) g[e] = 0.0f;
         }
     } else {
-        const uint8_t *bits = t->region + tl->aux_off;
+        const uint8_t *bits = t->region + tl->mask_off;
         for (uint32_t e = 0; e < n; ++e) {
             if (!(bits[e >> 3] & (1u << (e & 7u)))) g[e] = 0.0f;
         }
@@ -336,12 +336,7 @@ static void layer_backward(tfd_trainer_t *t, const tfd_train_layer_t *tl)
     }
     case TFD_OP_MAX_POOL_2D:
         geom_of(t->model, l, &g);
-        if (tl->flags & TFD_TL_ARGMAX) {
-            tfd_maxpool_backward(NULL, dz, &g, t->region + tl->aux_off,
-                                 (tl->flags & TFD_TL_ARGMAX_WIDE) != 0, dx);
-        } else {
-            tfd_maxpool_backward(fptr(t, tl->in_off), dz, &g, NULL, 0, dx);
-        }
+        tfd_maxpool_backward(dz, &g, t->region + tl->aux_off, (tl->flags & TFD_TL_ARGMAX_WIDE) != 0, dx);
         break;
     case TFD_OP_AVERAGE_POOL_2D:
         geom_of(t->model, l, &g);
@@ -410,7 +405,7 @@ static tfd_status_t check_layer(const tfd_model_t *m, const tfd_train_plan_t *p,
         TFD_ENSURE(tl->in_off == p->tail[i - 1].out_off, TFD_ERR_BAD_MODEL);
         TFD_ENSURE(tl->gin_off == p->tail[i - 1].gout_off, TFD_ERR_BAD_MODEL);
     }
-    if (tl->flags & TFD_TL_MASK_BITS) TFD_ENSURE(fits(tl->aux_off, (out_n + 7u) / 8u, W), TFD_ERR_BAD_MODEL);
+    if (tl->flags & TFD_TL_MASK_BITS) TFD_ENSURE(fits(tl->mask_off, (out_n + 7u) / 8u, W), TFD_ERR_BAD_MODEL);
     if (tl->act != TFD_TACT_NONE) {
         TFD_ENSURE((tl->flags & (TFD_TL_MASK_BITS | TFD_TL_MASK_OUTPUT)) != 0, TFD_ERR_BAD_MODEL);
     }
@@ -454,18 +449,14 @@ static tfd_status_t check_layer(const tfd_model_t *m, const tfd_train_plan_t *p,
         }
     } else {
         TFD_ENSURE(tl->seg_w < 0 && tl->seg_b < 0 && tl->lora_rank == 0, TFD_ERR_BAD_MODEL);
-        TFD_ENSURE(!(tl->flags & TFD_TL_KEEP_INPUT) || l->op == TFD_OP_MAX_POOL_2D, TFD_ERR_BAD_MODEL);
+        TFD_ENSURE(!(tl->flags & TFD_TL_KEEP_INPUT), TFD_ERR_BAD_MODEL);
     }
     if (l->op == TFD_OP_MAX_POOL_2D) {
         const tfd_pool_params_t *pp = (const tfd_pool_params_t *)l->params;
         const uint32_t taps = (uint32_t)pp->filter_h * pp->filter_w;
-        if (tl->flags & TFD_TL_ARGMAX) {
-            const int wide = (tl->flags & TFD_TL_ARGMAX_WIDE) != 0;
-            TFD_ENSURE(wide || taps <= 256u, TFD_ERR_BAD_MODEL);
-            TFD_ENSURE(fits(tl->aux_off, (wide ? 2ull : 1ull) * out_n, W), TFD_ERR_BAD_MODEL);
-        } else {
-            TFD_ENSURE(tl->flags & TFD_TL_KEEP_INPUT, TFD_ERR_BAD_MODEL);
-        }
+        const int wide = (tl->flags & TFD_TL_ARGMAX_WIDE) != 0;
+        TFD_ENSURE((tl->flags & TFD_TL_ARGMAX) && (wide || taps <= 256u), TFD_ERR_BAD_MODEL);
+        TFD_ENSURE(fits(tl->aux_off, (wide ? 2ull : 1ull) * out_n, W), TFD_ERR_BAD_MODEL);
     }
     if (is_identity_op(l->op) || (tl->flags & TFD_TL_ALIAS)) {
         TFD_ENSURE(in_n == out_n, TFD_ERR_BAD_MODEL);

@@ -109,10 +109,8 @@ void tfd_dw_backward(const float *x, const float *dz, const tfd_geom_t *g,
 /* Max pool; argmax (may be NULL) receives the winning tap (ky * fw + kx) of
  * each output, as uint8 (wide = 0) or uint16 (wide = 1). */
 void tfd_maxpool_forward(const float *x, const tfd_geom_t *g, float *y, void *argmax, int wide);
-/* dx (overwritten) from dy, routing through argmax, or (argmax == NULL)
- * through the maximum recomputed from x. */
-void tfd_maxpool_backward(const float *x, const float *dy, const tfd_geom_t *g,
-                          const void *argmax, int wide, float *dx);
+/* dx (overwritten) from dy, routed through the saved argmax. */
+void tfd_maxpool_backward(const float *dy, const tfd_geom_t *g, const void *argmax, int wide, float *dx);
 
 void tfd_avgpool_forward(const float *x, const tfd_geom_t *g, float *y);
 void tfd_avgpool_backward(const float *dy, const tfd_geom_t *g, float *dx);
