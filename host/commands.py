@@ -199,14 +199,15 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_fl_options(p: argparse.ArgumentParser, *, rounds_default: str = "10") -> None:
+def _add_fl_options(p: argparse.ArgumentParser, *, rounds_default: str = "20") -> None:
     p.add_argument("--rounds", type=int, help=f"federated rounds (default {rounds_default})")
     p.add_argument("--epochs", type=int, help="local epochs per round (default 2)")
     p.add_argument("--lr", type=float, help="local learning rate (default 0.02)")
     p.add_argument("--momentum", type=float, help="local SGD momentum (default 0.9)")
     p.add_argument("--weight-decay", type=float, help="L2 on weights (default 0)")
     p.add_argument("--batch", type=int, help="samples per optimizer step (default 8)")
-    p.add_argument("--schedule", default="constant", choices=["constant", "cosine", "step"])
+    p.add_argument("--schedule", default="cosine", choices=["constant", "cosine", "step"],
+                   help="learning-rate schedule of each local run (default cosine)")
     p.add_argument("--max-samples", type=int, default=0, help="samples per device per epoch (0 = all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--min-clients", type=int, default=1, help="updates a round needs to change the model")
@@ -271,8 +272,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     d.add_argument("--head-init", default="reset-head", choices=["pretrained", "reset-head"],
                    help="where on-device training starts (default: the classifier is learned federatedly)")
     d.add_argument("--train-scheme", default="auto", help="what trains on the devices: auto | lastK | bias | loraR")
-    d.add_argument("--icount", type=int, default=None,
-                   help="run QEMU with -icount shift=N: boards report instructions per sample")
+    d.add_argument("--icount", type=int, default=6,
+                   help="run QEMU with -icount shift=N so boards report instructions per sample "
+                        "(default 6; -1: off)")
     d.add_argument("--skip-build", action="store_true", help="reuse the build folder as it is")
     _add_fl_options(d)
     d.set_defaults(fn=_cmd_demo)

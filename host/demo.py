@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
           f"{build.train_info.get('n_params')} parameters on each board; shards "
           f"{', '.join(str(len(s[1])) for s in build.shards)} samples; held-out split {len(build.test_y)} samples")
     print("aggregation: plain FedAvg weighted by sample count (secure aggregation is the next step)\n")
-    boards = start_boards(args.boards, args.board, build.images[: args.boards], args.icount,
+    icount = args.icount if args.icount is not None and args.icount >= 0 else None
+    boards = start_boards(args.boards, args.board, build.images[: args.boards], icount,
                           storage_dir=out / "storage", log_dir=out / "qemu")
     try:
         parts = [SerialParticipant(b.url, ClientOptions(timeout=3.0, retries=6), name=f"board{k}")
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         res = run_federated("demo", build, parts, cfg, report_path=Path(args.report or out / "demo_report.json"),
                             plot_path=Path(args.plot or out / "demo_accuracy.png"),
                             with_centralised=not args.no_centralised,
-                            extra={"dataset": args.dataset, "board": args.board, "icount_shift": args.icount})
+                            extra={"dataset": args.dataset, "board": args.board, "icount_shift": icount})
     finally:
         for b in boards:
             b.stop()

@@ -18,10 +18,13 @@ from .report import build_report, table_header, table_row, write_report
 from .rounds import FedAvgRunner, FleetConfig, Participant, RoundRecord
 
 
-# Defaults chosen on digits and BasicMotions (see the report of the change
-# that introduced them): local SGD with momentum, a few epochs per round.
-DEFAULT_ROUNDS = 10
-DEFAULT_TRAIN = TrainConfig(lr=0.02, momentum=0.9, weight_decay=0.0, epochs=2, batch=8, seed=0)
+# Defaults, measured on digits and BasicMotions (4 non-IID devices, Dirichlet
+# 0.5, classifier re-initialised, seeds 0-3): local SGD, momentum 0.9, lr 0.02
+# with a cosine decay over each local run, 2 local epochs per round, 20 rounds.
+# The federated result then lands within about 2 pp of centralised fine-tuning
+# with the same epoch budget on both (lr 0.03+ diverges with momentum 0.9).
+DEFAULT_ROUNDS = 20
+DEFAULT_TRAIN = TrainConfig(lr=0.02, momentum=0.9, weight_decay=0.0, epochs=2, batch=8, seed=0, schedule="cosine")
 
 
 @dataclass
@@ -78,7 +81,8 @@ def run_federated(kind: str, build: FlBuild, participants: Sequence[Participant]
     pp = None
     if plot_path:
         pp = plot_accuracy(records, plot_path, centralised=base["accuracy"] if base else None,
-                           title=f"{build.model_name}: FedAvg over {len(participants)} {kind} device(s)")
+                           title=f"{build.model_name}: FedAvg over {len(participants)} "
+                                 f"{'virtual devices' if kind == 'simulate' else 'boards'}")
     if rp:
         log(f"report: {rp}")
     if pp:

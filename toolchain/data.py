@@ -231,6 +231,10 @@ def validate_arrays(
         raise DataError(
             f"training labels hold a single class ({int(ytr[0])}); need at least two"
         )
+    if yte is not None:
+        unseen = sorted(set(np.unique(yte).tolist()) - set(np.unique(ytr).tolist()))
+        if unseen:
+            raise DataError(f"test labels {unseen} are not in the training labels")
     return xtr, ytr, xte, yte, num_classes
 
 

@@ -17,10 +17,9 @@ Teachers are larger (and may use BatchNorm/Dropout); they never leave the host.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
-
-import os
 
 # Before TensorFlow loads: hide its C++ info/warning chatter (and tf.data's
 # harmless attribute errors) unless the user asked for a log level.
@@ -184,7 +183,7 @@ def build_teacher(
         for i, f in enumerate(cfg.conv_filters):
             h = layers.Conv2D(f, cfg.kernel_size, padding="same", use_bias=False,
                               name=f"conv{i}")(h)
-            h = layers.BatchNormalization(name=f"bn{i}")(h)
+            h = layers.BatchNormalization(momentum=0.9, name=f"bn{i}")(h)
             h = layers.Activation("relu")(h)
             if h.shape[1] >= 2 and h.shape[2] >= 2 and i < len(cfg.conv_filters) - 1:
                 h = layers.MaxPooling2D(2, name=f"pool{i}")(h)
@@ -193,7 +192,7 @@ def build_teacher(
         for i, f in enumerate(cfg.conv_filters):
             h = layers.Conv1D(f, cfg.time_kernel, padding="same", use_bias=False,
                               name=f"conv{i}")(h)
-            h = layers.BatchNormalization(name=f"bn{i}")(h)
+            h = layers.BatchNormalization(momentum=0.9, name=f"bn{i}")(h)
             h = layers.Activation("relu")(h)
             if i < len(cfg.conv_filters) - 1 and h.shape[1] >= 4:
                 h = layers.MaxPooling1D(2, name=f"pool{i}")(h)

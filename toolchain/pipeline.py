@@ -23,6 +23,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -49,7 +50,14 @@ from .models import (
     count_params,
     default_student_config,
 )
-from .quantize import QuantParams, convert_int8, evaluate_int8, op_names, read_io
+from .quantize import (
+    QuantParams,
+    convert_int8,
+    evaluate_int8,
+    op_names,
+    raw_input_affine,
+    read_io,
+)
 
 __all__ = ["BuildConfig", "MlResult", "auto_batch_size", "auto_epochs", "run_ml_pipeline"]
 
@@ -254,7 +262,9 @@ def run_ml_pipeline(cfg: BuildConfig, log: Log = print) -> MlResult:
     np.save(files["test_y"], ds.y_test.astype(np.int64))
     np.save(files["train_x"], ds.x_train.astype(np.float32))
     np.save(files["train_y"], ds.y_train.astype(np.int64))
-    student.save(files["student_keras"])
+    with warnings.catch_warnings():  # Keras-internal numpy 2 copy= deprecation
+        warnings.simplefilter("ignore", DeprecationWarning)
+        student.save(files["student_keras"])
     lap("write", t0)
     timings["total"] = round(time.perf_counter() - t_start, 3)
 
@@ -294,6 +304,7 @@ def run_ml_pipeline(cfg: BuildConfig, log: Log = print) -> MlResult:
             "tflite_bytes": len(tfl),
             "ops": op_names(tfl),
             "input": ins[0].to_json(),
+            "raw_to_int8": raw_input_affine(ds.normalization, in_q),
             "output": outs[0].to_json(),
             "output_is": "logits",
         },

@@ -23,6 +23,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from .data import Normalization
+
 __all__ = [
     "SUPPORTED_OPS",
     "Int8Eval",
@@ -35,6 +37,7 @@ __all__ = [
     "evaluate_int8",
     "op_names",
     "quantize",
+    "raw_input_affine",
     "read_io",
     "run_tflm",
 ]
@@ -151,7 +154,22 @@ def quantize(x: np.ndarray, qp: QuantParams) -> np.ndarray:
     """float → int8 as TFLite's QUANTIZE: ``clamp(round(x / scale) + zp)``, ties away from 0."""
     v = np.asarray(x, dtype=np.float32) / np.float32(qp.scale)
     r = np.sign(v) * np.floor(np.abs(v) + 0.5)
-    return np.clip(r + qp.zero_point, -128, 127).astype(np.int8)
+    out: np.ndarray = np.clip(r + qp.zero_point, -128, 127).astype(np.int8)
+    return out
+
+
+def raw_input_affine(norm: Normalization, qp: QuantParams) -> dict[str, list[float]]:
+    """Per-channel ``mul``/``add`` taking *raw* sensor values straight to model int8.
+
+    ``q = clamp(round(raw * mul[c] + add[c]), -128, 127)`` equals quantizing the
+    normalized value ``(raw - mean[c]) / std[c]`` (up to float rounding), so a
+    device can feed its sensors to the model without a float normalization pass.
+    """
+    mean = np.asarray(norm.mean, dtype=np.float64)
+    std = np.asarray(norm.std, dtype=np.float64)
+    mul = 1.0 / (std * qp.scale)
+    add = qp.zero_point - mean * mul
+    return {"mul": [float(v) for v in mul], "add": [float(v) for v in add]}
 
 
 def dequantize(q: np.ndarray, qp: QuantParams) -> np.ndarray:

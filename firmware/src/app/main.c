@@ -58,6 +58,7 @@ static tfd_fl_t g_fl;
 static tfd_status_t g_train_status = TFD_ERR_INTERNAL;
 #endif
 
+#if TFD_APP_TRAINING
 /* ---- stack high-water mark: the stack below the boot frame is painted ---------------------- */
 #define STACK_PAINT 0xC5u
 #define STACK_MARGIN 256u /* bytes below main's frame left unpainted */
@@ -79,7 +80,6 @@ static uint32_t stack_peak(void)
     return (uint32_t)(top - q);
 }
 
-#if TFD_APP_TRAINING
 /* Static RAM (.data + .bss) plus the stack high-water mark. */
 static uint32_t sram_peak(void)
 {
@@ -216,9 +216,13 @@ static void training_init(void)
 
 int main(void)
 {
+#if TFD_APP_TRAINING
     stack_paint();
+#endif
     tfd_port_init();
+#if TFD_APP_TRAINING
     if (tfd_bench_icount_shift() >= 0) tfd_bench_counter_init(); /* QEMU -icount: count instructions */
+#endif
     g_model_status = tfd_model_check(&tfd_model, sizeof g_arena);
     if (g_model_status == TFD_OK && tfd_shard_sample_bytes != TFD_MODEL_INPUT_BYTES) {
         g_model_status = TFD_ERR_SHAPE;

@@ -1,0 +1,1 @@
+"""Secure aggregation (SecAgg+): host-side reference crypto and protocol."""
