@@ -112,7 +112,7 @@ def centralised(model_dir: Path, shards: list[tuple[np.ndarray, np.ndarray]], te
         tr.fit(TrainConfig(**{**cfg.__dict__, "seed": (cfg.seed + r * 7919) & 0xFFFFFFFF}), x, y)
         curve.append(ev(tr.params()))
     return {"accuracy": curve[-1][0], "loss": curve[-1][1], "epochs": rounds * cfg.epochs,
-            "samples": int(len(y)), "curve": [{"round": r, "accuracy": a, "loss": l} for r, (a, l) in enumerate(curve)]}
+            "samples": int(len(y)), "data": f"union of the build's {len(shards)} device shards", "curve": [{"round": r, "accuracy": a, "loss": l} for r, (a, l) in enumerate(curve)]}
 
 
 __all__ = ["FlBuild", "BuildMissing", "make_evaluator", "centralised"]

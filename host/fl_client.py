@@ -91,7 +91,8 @@ class TrainResult:
     @classmethod
     def from_fields(cls, f: dict[str, Any]) -> "TrainResult":
         names = {x.name for x in dataclasses.fields(cls)}
-        return cls(**{k: (float(v) if isinstance(v, float) else int(v)) for k, v in f.items() if k in names})
+        values: dict[str, Any] = {k: (float(v) if isinstance(v, float) else int(v)) for k, v in f.items() if k in names}
+        return cls(**values)
 
 
 @dataclass(frozen=True)

@@ -9,22 +9,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from tinyfed_toolchain.train_host import TrainConfig
-
 from .experiment import FlBuild, centralised
 from .fedavg import Aggregator, PlainAggregator
 from .plot import plot_accuracy
 from .report import build_report, table_header, table_row, write_report
-from .rounds import FedAvgRunner, FleetConfig, Participant, RoundRecord
+from .rounds import DEFAULT_ROUNDS, DEFAULT_TRAIN, FedAvgRunner, FleetConfig, Participant, RoundRecord
 
 
-# Defaults, measured on digits and BasicMotions (4 non-IID devices, Dirichlet
-# 0.5, classifier re-initialised, seeds 0-3): local SGD, momentum 0.9, lr 0.02
-# with a cosine decay over each local run, 2 local epochs per round, 20 rounds.
-# The federated result then lands within about 2 pp of centralised fine-tuning
-# with the same epoch budget on both (lr 0.03+ diverges with momentum 0.9).
-DEFAULT_ROUNDS = 20
-DEFAULT_TRAIN = TrainConfig(lr=0.02, momentum=0.9, weight_decay=0.0, epochs=2, batch=8, seed=0, schedule="cosine")
 
 
 @dataclass

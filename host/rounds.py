@@ -242,12 +242,21 @@ class RoundRecord:
                 "devices": [d.as_dict() for d in self.devices]}
 
 
+# Defaults, measured on digits and BasicMotions (4 non-IID devices, Dirichlet
+# 0.5, classifier re-initialised, seeds 0-3): local SGD, momentum 0.9, lr 0.02
+# with a cosine decay over each local run, 2 local epochs per round, 20 rounds.
+# The federated result then lands within about 2 pp of centralised fine-tuning
+# with the same epoch budget on both (lr 0.03+ diverges with momentum 0.9).
+DEFAULT_ROUNDS = 20
+DEFAULT_TRAIN = TrainConfig(lr=0.02, momentum=0.9, weight_decay=0.0, epochs=2, batch=8, seed=0, schedule="cosine")
+
+
 @dataclass(frozen=True)
 class FleetConfig:
     """Every knob of a federated run, declared once."""
 
-    rounds: int = 10
-    train: TrainConfig = TrainConfig()
+    rounds: int = DEFAULT_ROUNDS
+    train: TrainConfig = DEFAULT_TRAIN
     min_clients: int = 1
     train_timeout: float = 300.0
     persist: bool = True
@@ -500,6 +509,6 @@ class FedAvgRunner:
                 pass
 
 
-__all__ = ["FedAvgRunner", "FleetConfig", "FleetState", "RoundRecord", "DeviceRound", "Participant",
-           "ParticipantInfo", "SerialParticipant", "Traffic", "Stage", "DevStage", "RoundError",
-           "RefusedError", "Evaluator"]
+__all__ = ["DEFAULT_ROUNDS", "DEFAULT_TRAIN", "FedAvgRunner", "FleetConfig", "FleetState", "RoundRecord",
+           "DeviceRound", "Participant", "ParticipantInfo", "SerialParticipant", "Traffic", "Stage", "DevStage",
+           "RoundError", "RefusedError", "Evaluator"]

@@ -7,12 +7,17 @@ sources with the same flags:
 * sources: ``firmware/src/**/*.c`` except ``firmware/src/app/``, plus the app
   (``firmware/src/app/<app>.c`` or an explicit ``.c`` path), ``boards/common/*.c``,
   the board's extra source dirs (``board.json`` ``source_dirs``), ``boards/<board>/*.c``,
-  every ``.c`` in the generated model directory, a generated ``image_seed.c``
-  and any ``extra_sources``;
+  every ``.c`` in the generated model directory, a generated ``image_seed.c``,
+  any ``extra_sources`` and, in every image, Monocypher 4.0.3
+  (``toolchain/third_party.py``: fetched once into ``build/third_party/``,
+  SHA-256 pinned; its include dir is on the path);
 * flags: the board's CPU flags (``board.json``), ``-std=c11 -Wall -Wextra -Werror``,
-  ``-ffunction-sections -fdata-sections``; link with ``--gc-sections``,
-  ``nano.specs``, ``-nostartfiles`` and the board's linker script, which enforces
-  the real chip's flash and SRAM (overridable with ``flash_kb`` / ``ram_kb``).
+  ``-ffunction-sections -fdata-sections``; third-party sources get the same CPU,
+  optimisation and section flags but not the project's warning flags
+  (``BuildPlan.cflags_for``); link with ``--gc-sections`` (only the Monocypher
+  functions an image calls are kept), ``nano.specs``, ``-nostartfiles`` and the
+  board's linker script, which enforces the real chip's flash and SRAM
+  (overridable with ``flash_kb`` / ``ram_kb``).
 
 Objects are cached by content (hash of the compiler command and the
 preprocessed source) under ``build/.objcache``; compiles run on 2 jobs.
@@ -38,6 +43,17 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
+
+try:
+    from . import third_party
+except ImportError:  # loaded by file path (boards/platformio/builder/main.py)
+    import importlib.util as _ilu
+
+    _spec = _ilu.spec_from_file_location("tinyfed_third_party_pio", Path(__file__).with_name("third_party.py"))
+    assert _spec is not None and _spec.loader is not None
+    third_party = _ilu.module_from_spec(_spec)
+    sys.modules[_spec.name] = third_party
+    _spec.loader.exec_module(third_party)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BOARDS_DIR = REPO_ROOT / "boards"
@@ -151,11 +167,19 @@ class BuildPlan:
     ldflags: tuple[str, ...]
     linker_script: Path
     linker_dirs: tuple[Path, ...]
+    # Third-party sources (Monocypher) and their flags: same CPU / -O / section
+    # flags as cflags, without the project's -Wall -Wextra -Werror.
+    third_party_sources: frozenset[Path] = frozenset()
+    third_party_cflags: tuple[str, ...] = ()
+
+    def cflags_for(self, source: Path) -> tuple[str, ...]:
+        """Compiler flags of one source (third-party code gets relaxed warnings)."""
+        return self.third_party_cflags if Path(source) in self.third_party_sources else self.cflags
 
     def compile_argv(self, source: Path, obj: Path, cc: str) -> list[str]:
         return [
             cc,
-            *self.cflags,
+            *self.cflags_for(source),
             *(f"-D{k}={v}" for k, v in sorted(self.defines.items())),
             *(f"-I{d}" for d in self.include_dirs),
             "-c",
@@ -291,12 +315,18 @@ def plan_build(
         sources += sorted(model_dir.glob("*.c"))
     sources += [Path(s).resolve() for s in extra_sources]
     sources.append(seed_file)
+    try:
+        third = [Path(p) for p in third_party.monocypher_sources()]
+    except third_party.ThirdPartyError as exc:
+        raise BuildError(str(exc)) from exc
+    sources += third
 
     include_dirs = [FIRMWARE_DIR / "include"]
     if model_dir is not None:
         include_dirs.append(model_dir)
     include_dirs += board_dirs
     include_dirs.append(gen_dir)
+    include_dirs += sorted({p.parent for p in third})
 
     all_defines = b.defines()
     for k, v in (defines or {}).items():
@@ -321,6 +351,8 @@ def plan_build(
         ldflags=tuple(ldflags),
         linker_script=b.path / b.spec.get("linker_script", "link.ld"),
         linker_dirs=(BOARDS_DIR / "common" / "link", b.path),
+        third_party_sources=frozenset(third),
+        third_party_cflags=(*b.cpu_flags, opt, *third_party.THIRD_PARTY_CFLAGS),
     )
 
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from .paths import BUILD, FIRMWARE, FIRMWARE_INCLUDE
+from .third_party import THIRD_PARTY_CFLAGS, monocypher_dir, monocypher_sources
 
 WARN_FLAGS = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-Wshadow", "-Wstrict-prototypes"]
 
@@ -26,6 +26,12 @@ def runtime_sources() -> list[Path]:
     """Portable runtime: interpreter, status strings and every kernel."""
     srcs = sorted((FIRMWARE / "src" / "runtime").glob("*.c")) + sorted((FIRMWARE / "src" / "kernels").glob("*.c"))
     return srcs
+
+
+def secagg_sources() -> list[Path]:
+    """The secure-aggregation primitives (firmware/src/secagg); they need
+    Monocypher: compile with ``compile_host(..., monocypher=True)``."""
+    return sorted((FIRMWARE / "src" / "secagg").glob("*.c")) + [FIRMWARE / "src" / "runtime" / "status.c"]
 
 
 def _digest(paths: Iterable[Path], flags: Sequence[str]) -> str:
@@ -46,23 +52,46 @@ def compile_host(
     extra_flags: Sequence[str] = (),
     cc: str | None = None,
     cache_dir: Path | None = None,
+    monocypher: bool = False,
 ) -> Path:
-    """Compile and link a host executable; return its path (cached)."""
+    """Compile and link a host executable; return its path (cached).
+
+    ``monocypher=True`` adds Monocypher 4.0.3 (``toolchain/third_party.py``:
+    fetched and verified on first use): its include dir goes on the path and
+    ``monocypher.c`` is compiled separately with ``-O2``, ``extra_flags`` (so
+    sanitizers cover it) and without the project's warning flags, then linked.
+    """
     cc = cc or os.environ.get("CC", "gcc")
     flags = [*WARN_FLAGS, "-O2", *extra_flags]
-    incs = [FIRMWARE_INCLUDE, *include_dirs]
+    third = monocypher_sources() if monocypher else []
+    incs = [FIRMWARE_INCLUDE, *include_dirs, *([monocypher_dir()] if monocypher else [])]
     headers: list[Path] = []
     for d in incs:
         headers += list(Path(d).rglob("*.h")) + list(Path(d).rglob("*.def"))
-    key = _digest(list(sources) + headers, [cc, *flags, *map(str, incs)])
+    key = _digest(list(sources) + third + headers, [cc, *flags, *map(str, incs)])
     cache = cache_dir or (BUILD / "host-bin")
     cache.mkdir(parents=True, exist_ok=True)
     exe = cache / f"{out_name}-{key}"
     if exe.exists():
         return exe
-    cmd = [cc, *flags, *[f"-I{d}" for d in incs], *map(str, sources), "-o", str(exe) + ".tmp", "-lm"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise CompileError(f"host compile failed ({cc}):\n{proc.stderr.strip()}")
-    shutil.move(str(exe) + ".tmp", exe)
+    tmp = Path(f"{exe}.{os.getpid()}.tmp")
+    objs: list[Path] = []
+    try:
+        for i, src in enumerate(third):
+            obj = Path(f"{tmp}.{i}.o")
+            objs.append(obj)
+            cmd = [cc, *THIRD_PARTY_CFLAGS, "-O2", *extra_flags, f"-I{src.parent}", "-c", str(src), "-o", str(obj)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise CompileError(f"host compile of {src.name} failed ({cc}):\n{proc.stderr.strip()}")
+        cmd = [cc, *flags, *[f"-I{d}" for d in incs], *map(str, sources), *map(str, objs),
+               "-o", str(tmp), "-lm"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise CompileError(f"host compile failed ({cc}):\n{proc.stderr.strip()}")
+        os.replace(tmp, exe)
+    finally:
+        tmp.unlink(missing_ok=True)
+        for obj in objs:
+            obj.unlink(missing_ok=True)
     return exe

@@ -1,10 +1,11 @@
 /* tinyfed boards — seeded random source for emulated boards (see emu_random.h:
- * NOT a secure RNG). */
+ * NOT a secure RNG).  Hashing is Monocypher's BLAKE2b (keyed, RFC 7693): no
+ * hand-written primitive here. */
 #include "emu_random.h"
 
 #include <string.h>
 
-#include "blake2s.h"
+#include "monocypher.h"
 #include "semihosting.h"
 #include "systick.h"
 
@@ -21,12 +22,24 @@ static int hex_nibble(char c)
     return -1;
 }
 
+static void absorb_u32(crypto_blake2b_ctx *h, uint32_t v)
+{
+    const uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    crypto_blake2b_update(h, b, sizeof b);
+}
+
+static void absorb_u64(crypto_blake2b_ctx *h, uint64_t v)
+{
+    absorb_u32(h, (uint32_t)v);
+    absorb_u32(h, (uint32_t)(v >> 32));
+}
+
 void tfd_emu_random_init(void)
 {
-    tfd_blake2s_t h;
-    tfd_blake2s_init(&h, 32, tfd_image_seed, 32);
-    static const char label[] = "tinyfed emulated rng v1";
-    tfd_blake2s_update(&h, label, sizeof label);
+    crypto_blake2b_ctx h;
+    crypto_blake2b_keyed_init(&h, sizeof s_key, tfd_image_seed, 32);
+    static const char label[] = "tinyfed emulated rng v2";
+    crypto_blake2b_update(&h, (const uint8_t *)label, sizeof label);
 
     char hex[72];
     uint8_t boot[32];
@@ -41,12 +54,12 @@ void tfd_emu_random_init(void)
             }
             boot[i] = (uint8_t)(hi << 4 | lo);
         }
-        if (s_boot_seed) tfd_blake2s_update(&h, boot, sizeof boot);
-        memset(boot, 0, sizeof boot);
+        if (s_boot_seed) crypto_blake2b_update(&h, boot, sizeof boot);
     }
-    const uint64_t now = tfd_systick_count();
-    tfd_blake2s_update(&h, &now, sizeof now);
-    tfd_blake2s_final(&h, s_key);
+    absorb_u64(&h, tfd_systick_count());
+    crypto_blake2b_final(&h, s_key); /* final wipes the context */
+    crypto_wipe(boot, sizeof boot);
+    crypto_wipe(hex, sizeof hex);
     s_counter = 0;
     s_ready = 1;
 }
@@ -60,15 +73,14 @@ tfd_status_t tfd_emu_random(uint8_t *out, size_t len)
 {
     TFD_ENSURE(out != NULL || len == 0, TFD_ERR_ARG);
     if (!s_ready) tfd_emu_random_init();
-    uint8_t block[32];
+    uint8_t block[64];
+    crypto_blake2b_ctx h;
     while (len > 0) {
-        tfd_blake2s_t h;
-        const uint64_t now = tfd_systick_count();
-        tfd_blake2s_init(&h, 32, s_key, sizeof s_key);
-        tfd_blake2s_update(&h, "out", 3);
-        tfd_blake2s_update(&h, &s_counter, sizeof s_counter);
-        tfd_blake2s_update(&h, &now, sizeof now);
-        tfd_blake2s_final(&h, block);
+        crypto_blake2b_keyed_init(&h, sizeof block, s_key, sizeof s_key);
+        crypto_blake2b_update(&h, (const uint8_t *)"out", 3);
+        absorb_u32(&h, s_counter);
+        absorb_u64(&h, tfd_systick_count());
+        crypto_blake2b_final(&h, block);
         s_counter++;
         const size_t n = len < sizeof block ? len : sizeof block;
         memcpy(out, block, n);
@@ -76,11 +88,10 @@ tfd_status_t tfd_emu_random(uint8_t *out, size_t len)
         len -= n;
     }
     /* Ratchet: earlier outputs cannot be recomputed from a later key. */
-    tfd_blake2s_t h;
-    tfd_blake2s_init(&h, 32, s_key, sizeof s_key);
-    tfd_blake2s_update(&h, "next", 4);
-    tfd_blake2s_update(&h, &s_counter, sizeof s_counter);
-    tfd_blake2s_final(&h, s_key);
-    memset(block, 0, sizeof block);
+    crypto_blake2b_keyed_init(&h, sizeof s_key, s_key, sizeof s_key);
+    crypto_blake2b_update(&h, (const uint8_t *)"next", 4);
+    absorb_u32(&h, s_counter);
+    crypto_blake2b_final(&h, s_key);
+    crypto_wipe(block, sizeof block);
     return TFD_OK;
 }

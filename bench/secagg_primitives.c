@@ -1,0 +1,294 @@
+/* tinyfed — on-target check and instruction counts of the secure-aggregation
+ * primitives (tfd/secagg.h + Monocypher) under QEMU -icount.
+ *
+ * 1. Vectors: fixed inputs (byte patterns, an LCG for the update) through
+ *    every primitive; results logged as vec_<name>=<hex> (BLAKE2b-256 of the
+ *    output for long ones).  bench/secagg_primitives.py computes the same in
+ *    Python (tinyfed_host.secagg) and tests/test_secagg_vectors.py requires
+ *    equality: the bytes of the Cortex-M build, not only the host build.
+ *    Self-checks (agreement symmetric, Shamir reconstructs, AEAD refuses a
+ *    flipped bit) exit 2 on failure.
+ * 2. Bench: the minimum over TFD_SA_BENCH_REPS runs of each primitive, as
+ *    insns_<name>= (instructions, not cycles: boards/common/bench_counter.h).
+ * Run: python bench/secagg_primitives.py (builds with runtime=False + the
+ * secagg sources; host/emulator.py run_to_exit with icount_shift). */
+#include <stdint.h>
+#include <string.h>
+
+#include "bench_counter.h"
+#include "board_common.h"
+#include "monocypher.h"
+#include "tfd/port.h"
+#include "tfd/secagg.h"
+
+#ifndef TFD_SA_BENCH_REPS
+#define TFD_SA_BENCH_REPS 3
+#endif
+#define N_PARAMS 1000u
+#define N_PEERS 4u
+#define ROUND 9u
+
+static float g_x[N_PARAMS];
+static uint32_t g_words[N_PARAMS + 1];
+static uint32_t g_lcg = 12345u;
+
+static uint32_t lcg(void)
+{
+    g_lcg = g_lcg * 1664525u + 1013904223u;
+    return g_lcg;
+}
+
+static void fill(uint8_t *b, size_t n, unsigned tag)
+{
+    for (size_t i = 0; i < n; ++i) b[i] = (uint8_t)(tag * 31u + i * 7u + 1u);
+}
+
+static void log_line(const char *key, const char *value)
+{
+    tfd_port_log(key);
+    tfd_port_log("=");
+    tfd_port_log(value);
+    tfd_port_log("\n");
+}
+
+static void log_u64(const char *key, uint64_t v)
+{
+    char num[21];
+    const size_t n = tfd_board_u64_dec(v, num);
+    num[n] = '\0';
+    log_line(key, num);
+}
+
+static void log_hex(const char *key, const uint8_t *b, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    char text[2 * 64 + 1];
+    if (n > 64) n = 64;
+    for (size_t i = 0; i < n; ++i) {
+        text[2 * i] = digits[b[i] >> 4];
+        text[2 * i + 1] = digits[b[i] & 15];
+    }
+    text[2 * n] = '\0';
+    log_line(key, text);
+}
+
+static void log_digest(const char *key, const void *data, size_t n)
+{
+    uint8_t h[32];
+    crypto_blake2b(h, sizeof h, (const uint8_t *)data, n);
+    log_hex(key, h, sizeof h);
+}
+
+static int fail(const char *what, tfd_status_t st)
+{
+    log_line("error", what);
+    log_line("status", tfd_status_str(st));
+    return 2;
+}
+
+#define CHECK(expr, what)                                  \
+    do {                                                   \
+        const tfd_status_t st_ = (expr);                   \
+        if (st_ != TFD_OK) return fail((what), st_);       \
+    } while (0)
+
+/* Fixed inputs shared by the vectors and the bench. */
+static uint8_t sk_a[32], pk_a[32], sk_b[32], pk_b[32], seed[32], noise[32], key[32], nonce[24], secret[32];
+static uint8_t rand_t5[32 * 4];
+static tfd_sa_peer_t peers[N_PEERS];
+static const uint32_t peer_ids[N_PEERS] = {2, 9, 40, 41};
+static const tfd_sa_encoding_t enc = {.clip = 1.0f, .frac_bits = 24, .weight_max = 1000};
+
+static int vectors(void)
+{
+    uint8_t out[64], back[64], shares[10][32], sealed[48];
+    tfd_sa_keypair(sk_a, pk_a, sk_a);
+    tfd_sa_keypair(sk_b, pk_b, sk_b);
+    log_hex("vec_pk_a", pk_a, 32);
+    CHECK(tfd_sa_agree(out, sk_a, pk_a, pk_b, TFD_SA_LABEL_PAIR_MASK, ROUND), "agree");
+    CHECK(tfd_sa_agree(back, sk_b, pk_b, pk_a, TFD_SA_LABEL_PAIR_MASK, ROUND), "agree (b)");
+    if (!tfd_sa_equal32(out, back)) return fail("agreement not symmetric", TFD_ERR_CRYPTO);
+    log_hex("vec_agree", out, 32);
+    CHECK(tfd_sa_kdf(out, key, TFD_SA_LABEL_SELF_MASK, ROUND, pk_a, 32), "kdf");
+    log_hex("vec_kdf", out, 32);
+    tfd_sa_prg(g_words, 100, key, 5);
+    log_digest("vec_prg", g_words, 100 * sizeof g_words[0]);
+
+    CHECK(tfd_sa_shamir_split(shares, secret, 5, 10, rand_t5, sizeof rand_t5), "split");
+    log_digest("vec_shares", shares, sizeof shares);
+    const uint8_t xs[5] = {10, 3, 7, 1, 5};
+    uint8_t pick[5][32];
+    for (int i = 0; i < 5; ++i) memcpy(pick[i], shares[xs[i] - 1], 32);
+    CHECK(tfd_sa_shamir_combine(out, xs, (const uint8_t (*)[32])pick, 5), "combine");
+    if (!tfd_sa_equal32(out, secret)) return fail("Shamir did not reconstruct", TFD_ERR_INTERNAL);
+    log_hex("vec_combine", out, 32);
+
+    tfd_sa_seal(sealed, sealed + 32, key, nonce, 3, 8, ROUND, secret, 32);
+    log_hex("vec_seal", sealed, sizeof sealed);
+    CHECK(tfd_sa_open(back, key, nonce, 3, 8, ROUND, sealed, sealed + 32, 32), "open");
+    if (!tfd_sa_equal32(back, secret)) return fail("open returned other bytes", TFD_ERR_INTERNAL);
+    sealed[5] ^= 0x10;
+    if (tfd_sa_open(back, key, nonce, 3, 8, ROUND, sealed, sealed + 32, 32) != TFD_ERR_CRYPTO)
+        return fail("a flipped bit was accepted", TFD_ERR_INTERNAL);
+    if (tfd_sa_open(back, key, nonce, 3, 8, ROUND + 1, sealed, sealed + 32, 32) != TFD_ERR_CRYPTO)
+        return fail("a replay into another round was accepted", TFD_ERR_INTERNAL);
+
+    uint8_t f = 0;
+    CHECK(tfd_sa_choose_fraction_bits(&f, 100, enc.clip), "choose f");
+    log_u64("vec_frac_bits", f);
+    CHECK(tfd_sa_encode(g_words, g_x, N_PARAMS, &enc, 250, noise, ROUND), "encode");
+    log_digest("vec_encode", g_words, sizeof g_words);
+    CHECK(tfd_sa_add_self_mask(g_words, N_PARAMS + 1, 0, seed, ROUND), "self mask");
+    CHECK(tfd_sa_add_pair_masks(g_words, N_PARAMS + 1, 0, 7, sk_a, pk_a, peers, N_PEERS, ROUND), "pair masks");
+    log_digest("vec_masked", g_words, sizeof g_words);
+    return 0;
+}
+
+static uint64_t g_overhead;
+static uint64_t g_t0;
+
+static void start(void)
+{
+    g_t0 = tfd_bench_clocks();
+}
+
+static void stop(uint64_t *best)
+{
+    const uint64_t c = tfd_bench_clocks() - g_t0 - g_overhead;
+    if (c < *best) *best = c;
+}
+
+static void report(const char *name, uint64_t clocks)
+{
+    char key[64] = "insns_";
+    strncat(key, name, sizeof key - 7);
+    log_u64(key, tfd_bench_clocks_to_insns(clocks));
+}
+
+static int bench(void)
+{
+    uint8_t out[32], sk[32], pk[32], shares[10][32], sealed[64 + 16], plain[64];
+    uint8_t pair_keys[N_PEERS][32];
+    uint64_t keygen = UINT64_MAX, agree = UINT64_MAX, kdf = UINT64_MAX, chacha = UINT64_MAX;
+    uint64_t split3 = UINT64_MAX, combine3 = UINT64_MAX, split5 = UINT64_MAX, combine5 = UINT64_MAX;
+    uint64_t seal = UINT64_MAX, open = UINT64_MAX, encode = UINT64_MAX, self_mask = UINT64_MAX;
+    uint64_t pair_mask = UINT64_MAX, masked = UINT64_MAX;
+    static const uint8_t xs3[3] = {1, 2, 3}, xs5[5] = {1, 2, 3, 4, 5};
+    fill(plain, sizeof plain, 11);
+    for (unsigned p = 0; p < N_PEERS; ++p)
+        CHECK(tfd_sa_agree(pair_keys[p], sk_a, pk_a, peers[p].public_key, TFD_SA_LABEL_PAIR_MASK, ROUND), "agree");
+
+    for (int rep = 0; rep < TFD_SA_BENCH_REPS; ++rep) {
+        start();
+        tfd_sa_keypair(sk, pk, sk_b);
+        stop(&keygen);
+        start();
+        const tfd_status_t st = tfd_sa_agree(out, sk_a, pk_a, pk_b, TFD_SA_LABEL_SHARE_KEY, ROUND);
+        stop(&agree);
+        CHECK(st, "agree");
+        start();
+        const tfd_status_t st2 = tfd_sa_kdf(out, key, TFD_SA_LABEL_SELF_MASK, ROUND, pk_a, 32);
+        stop(&kdf);
+        CHECK(st2, "kdf");
+        start();
+        tfd_sa_prg(g_words, 256, key, 0); /* 1 KiB of keystream */
+        stop(&chacha);
+
+        start();
+        const tfd_status_t s3 = tfd_sa_shamir_split(shares, secret, 3, 5, rand_t5, 64);
+        stop(&split3);
+        start();
+        const tfd_status_t c3 = tfd_sa_shamir_combine(out, xs3, (const uint8_t (*)[32])shares, 3);
+        stop(&combine3);
+        start();
+        const tfd_status_t s5 = tfd_sa_shamir_split(shares, secret, 5, 10, rand_t5, sizeof rand_t5);
+        stop(&split5);
+        start();
+        const tfd_status_t c5 = tfd_sa_shamir_combine(out, xs5, (const uint8_t (*)[32])shares, 5);
+        stop(&combine5);
+        CHECK(s3 != TFD_OK ? s3 : c3 != TFD_OK ? c3 : s5 != TFD_OK ? s5 : c5, "shamir");
+
+        start();
+        tfd_sa_seal(sealed, sealed + 64, key, nonce, 3, 8, ROUND, plain, 64);
+        stop(&seal);
+        start();
+        const tfd_status_t so = tfd_sa_open(plain, key, nonce, 3, 8, ROUND, sealed, sealed + 64, 64);
+        stop(&open);
+        CHECK(so, "open");
+
+        start();
+        const tfd_status_t se = tfd_sa_encode(g_words, g_x, N_PARAMS, &enc, 250, noise, ROUND);
+        stop(&encode);
+        CHECK(se, "encode");
+        start();
+        const tfd_status_t sm = tfd_sa_add_self_mask(g_words, N_PARAMS + 1, 0, seed, ROUND);
+        stop(&self_mask);
+        CHECK(sm, "self mask");
+        start();
+        tfd_sa_prg_add(g_words, N_PARAMS + 1, pair_keys[0], 0, 0);
+        stop(&pair_mask);
+
+        /* what a device does per round once the pair keys exist: encode,
+         * self mask, one PRG per neighbour */
+        start();
+        tfd_status_t sx = tfd_sa_encode(g_words, g_x, N_PARAMS, &enc, 250, noise, ROUND);
+        if (sx == TFD_OK) sx = tfd_sa_add_self_mask(g_words, N_PARAMS + 1, 0, seed, ROUND);
+        for (unsigned p = 0; p < N_PEERS; ++p)
+            tfd_sa_prg_add(g_words, N_PARAMS + 1, pair_keys[p], 0, tfd_sa_pair_sign(7, peers[p].id) < 0);
+        stop(&masked);
+        CHECK(sx, "masked input");
+    }
+    crypto_wipe(pair_keys, sizeof pair_keys);
+    report("x25519_keygen", keygen);
+    report("x25519_agree_kdf", agree);
+    report("kdf_blake2b", kdf);
+    report("chacha20_1kib", chacha);
+    report("shamir_split_t3_k5", split3);
+    report("shamir_combine_t3", combine3);
+    report("shamir_split_t5_k10", split5);
+    report("shamir_combine_t5", combine5);
+    report("aead_seal_64b", seal);
+    report("aead_open_64b", open);
+    report("encode_1000", encode);
+    report("self_mask_1000", self_mask);
+    report("pair_mask_1000", pair_mask);
+    report("masked_input_1000_k4", masked);
+    return 0;
+}
+
+int main(void)
+{
+    tfd_port_init();
+    tfd_bench_counter_init();
+    log_line("bench_secagg_board", tfd_port_board_name());
+    fill(sk_a, 32, 1);
+    fill(sk_b, 32, 2);
+    fill(seed, 32, 3);
+    fill(noise, 32, 4);
+    fill(key, 32, 5);
+    fill(nonce, 24, 6);
+    fill(secret, 32, 7);
+    fill(rand_t5, sizeof rand_t5, 8);
+    for (unsigned p = 0; p < N_PEERS; ++p) {
+        uint8_t sk[32];
+        fill(sk, 32, 10 + p);
+        peers[p].id = peer_ids[p];
+        tfd_sa_keypair(sk, peers[p].public_key, sk);
+    }
+    for (unsigned i = 0; i < N_PARAMS; ++i)
+        g_x[i] = (float)((int32_t)(lcg() >> 8) - (int32_t)(1 << 23)) * 0x1p-30f;
+
+    int rc = vectors();
+    if (rc != 0) return rc;
+    g_overhead = tfd_bench_overhead_clocks();
+    rc = bench();
+    if (rc != 0) return rc;
+    log_u64("reps", TFD_SA_BENCH_REPS);
+    log_u64("icount_shift", (uint64_t)(int64_t)tfd_bench_icount_shift());
+    tfd_board_memory_t mem;
+    tfd_board_memory(&mem);
+    log_u64("flash_used", mem.flash_used);
+    log_u64("ram_used", mem.ram_used);
+    log_line("secagg_bench", "ok");
+    return 0;
+}

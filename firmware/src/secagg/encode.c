@@ -1,0 +1,126 @@
+/* tinyfed — fixed-point encoding of a model update into Z_{2^32} for secure
+ * aggregation: L2 clip, FedAvg weight, stochastic rounding (tfd/secagg.h has
+ * the exact arithmetic and the no-wrap bound).
+ *
+ * Every float operation is IEEE double, one rounding per operation, in the
+ * order written: the host reference (host/secagg/encoding.py, numpy float64)
+ * reproduces each word.  No multiply-add may be fused, whatever the build's
+ * -std: contraction is switched off for this file. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+#include <math.h>
+#include <string.h>
+
+#include "monocypher.h"
+#include "tfd/secagg.h"
+
+#define TWO_POW_32 4294967296.0
+#define INT32_MAX_D 2147483647.0
+
+static tfd_status_t check_params(const tfd_sa_encoding_t *enc)
+{
+    TFD_ENSURE(enc != NULL, TFD_ERR_ARG);
+    TFD_ENSURE(isfinite(enc->clip) && enc->clip > 0.0f, TFD_ERR_ARG);
+    TFD_ENSURE(enc->frac_bits <= TFD_SA_MAX_FRAC_BITS, TFD_ERR_ARG);
+    TFD_ENSURE(enc->weight_max >= 1, TFD_ERR_ARG);
+    return TFD_OK;
+}
+
+/* B = floor(C * 2^f) + 1: the largest |word| one encoding can hold. */
+static double word_bound(float clip, unsigned frac_bits)
+{
+    return floor((double)clip * (double)(UINT32_C(1) << frac_bits)) + 1.0;
+}
+
+tfd_status_t tfd_sa_check_encoding(uint32_t n_max, const tfd_sa_encoding_t *enc)
+{
+    TFD_TRY(check_params(enc));
+    TFD_ENSURE(n_max >= 1, TFD_ERR_ARG);
+    if ((double)n_max * word_bound(enc->clip, enc->frac_bits) > INT32_MAX_D) return TFD_ERR_OVERFLOW;
+    if ((uint64_t)n_max * enc->weight_max > UINT32_MAX) return TFD_ERR_OVERFLOW;
+    return TFD_OK;
+}
+
+tfd_status_t tfd_sa_choose_fraction_bits(uint8_t *frac_bits, uint32_t n_max, float clip)
+{
+    TFD_ENSURE(frac_bits != NULL, TFD_ERR_ARG);
+    tfd_sa_encoding_t enc = {.clip = clip, .frac_bits = 0, .weight_max = 1};
+    TFD_TRY(check_params(&enc));
+    TFD_ENSURE(n_max >= 1, TFD_ERR_ARG);
+    for (int f = (int)TFD_SA_MAX_FRAC_BITS; f >= 0; --f) {
+        if ((double)n_max * word_bound(clip, (unsigned)f) <= INT32_MAX_D) {
+            *frac_bits = (uint8_t)f;
+            return TFD_OK;
+        }
+    }
+    return TFD_ERR_OVERFLOW;
+}
+
+tfd_status_t tfd_sa_encoder_init(tfd_sa_encoder_t *e, const float *x, uint32_t n, const tfd_sa_encoding_t *enc,
+                                 uint32_t weight, const uint8_t noise_key[32], uint32_t round)
+{
+    TFD_ENSURE(e != NULL && (x != NULL || n == 0) && noise_key != NULL, TFD_ERR_ARG);
+    TFD_TRY(check_params(enc));
+    TFD_ENSURE(n < UINT32_MAX, TFD_ERR_ARG);
+    TFD_ENSURE(weight >= 1 && weight <= enc->weight_max, TFD_ERR_ARG);
+
+    double sumsq = 0.0;
+    for (uint32_t i = 0; i < n; ++i) {
+        TFD_ENSURE(isfinite(x[i]), TFD_ERR_ARG);
+        const double d = (double)x[i];
+        sumsq += d * d;
+    }
+    const double norm = sqrt(sumsq);
+    const double clip = (double)enc->clip;
+    const double g_clip = norm <= clip ? 1.0 : clip / norm;
+    const double g = g_clip * ((double)weight / (double)enc->weight_max);
+
+    e->x = x;
+    e->n = n;
+    e->weight = weight;
+    e->scale = g * (double)(UINT32_C(1) << enc->frac_bits);
+    e->bound = word_bound(enc->clip, enc->frac_bits);
+    const tfd_status_t st = tfd_sa_kdf(e->noise_key, noise_key, TFD_SA_LABEL_ROUNDING, round, NULL, 0);
+    if (st != TFD_OK) tfd_sa_encoder_wipe(e);
+    return st;
+}
+
+tfd_status_t tfd_sa_encode_chunk(const tfd_sa_encoder_t *e, uint32_t *words, uint32_t offset, uint32_t len)
+{
+    TFD_ENSURE(e != NULL && (words != NULL || len == 0), TFD_ERR_ARG);
+    TFD_ENSURE((uint64_t)offset + len <= (uint64_t)e->n + 1, TFD_ERR_ARG);
+    const uint32_t n_params = offset >= e->n ? 0 : (len < e->n - offset ? len : e->n - offset);
+    /* The rounding randomness r_i is written first, then replaced in place. */
+    tfd_sa_prg(words, n_params, e->noise_key, offset);
+    for (uint32_t i = 0; i < n_params; ++i) {
+        const double v = (double)e->x[offset + i] * e->scale;
+        const double lo = floor(v);
+        const double frac = v - lo; /* in [0, 1]; exact unless -1 < v < 0 */
+        double q = lo + (frac * TWO_POW_32 > (double)words[i] ? 1.0 : 0.0);
+        if (q > e->bound) q = e->bound;
+        if (q < -e->bound) q = -e->bound;
+        words[i] = (uint32_t)(int64_t)q; /* two's complement mod 2^32 */
+    }
+    if (n_params < len) words[len - 1] = e->weight; /* word n */
+    return TFD_OK;
+}
+
+void tfd_sa_encoder_wipe(tfd_sa_encoder_t *e)
+{
+    if (e != NULL) crypto_wipe(e, sizeof *e);
+}
+
+tfd_status_t tfd_sa_encode(uint32_t *words, const float *x, uint32_t n, const tfd_sa_encoding_t *enc,
+                           uint32_t weight, const uint8_t noise_key[32], uint32_t round)
+{
+    TFD_ENSURE(words != NULL, TFD_ERR_ARG);
+    tfd_sa_encoder_t e;
+    TFD_TRY(tfd_sa_encoder_init(&e, x, n, enc, weight, noise_key, round));
+    const tfd_status_t st = tfd_sa_encode_chunk(&e, words, 0, n + 1);
+    tfd_sa_encoder_wipe(&e);
+    return st;
+}
