@@ -133,8 +133,8 @@ def _fleet_config(args: argparse.Namespace) -> Any:
 
     if not args.no_secure:
         raise UsageError("secure aggregation is not available in this version yet (it is the next step): "
-                       "rerun with --no-secure to aggregate plain model deltas (the host then sees each "
-                       "device's update)")
+                         "rerun with --no-secure to aggregate plain model deltas (the host then sees each "
+                         "device's update)")
     return FleetConfig(rounds=args.rounds if args.rounds is not None else DEFAULT_ROUNDS,
                        train=_train_config(args), min_clients=args.min_clients,
                        train_timeout=args.train_timeout, persist=not args.no_persist,
@@ -192,7 +192,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         build.shards = shards
     parts = [VirtualParticipant(f"virtual{k}", build.model_dir, x, y, build.model_hash, model_name=build.model_name)
              for k, (x, y) in enumerate(shards)]
-    cfg = type(cfg)(**{**cfg.__dict__, "parallel": False})
+    import dataclasses
+
+    cfg = dataclasses.replace(cfg, parallel=False)  # virtual devices share the host's cores
     run_federated("simulate", build, parts, cfg, report_path=Path(args.report) if args.report else None,
                   plot_path=Path(args.plot) if args.plot else None, with_centralised=not args.no_centralised,
                   extra={"shards": [int(len(s[1])) for s in shards]})

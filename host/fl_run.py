@@ -48,6 +48,9 @@ def run_federated(kind: str, build: FlBuild, participants: Sequence[Participant]
     finally:
         runner.close()
     wall = time.monotonic() - t0
+    if runner.state.final_holders:
+        log(f"final global model delivered to {len(runner.state.final_holders)} device(s): "
+            f"{', '.join(runner.state.final_holders)}")
     base = None
     if with_centralised and build.shards:
         base = centralised(build.model_dir, build.shards, (build.test_x, build.test_y), cfg.train, cfg.rounds)
@@ -67,7 +70,9 @@ def run_federated(kind: str, build: FlBuild, participants: Sequence[Participant]
               "train_timeout": cfg.train_timeout, "persist": cfg.persist, "server_lr": cfg.server_lr,
               "aggregator": runner.aggregator.name}
     report = build_report(kind, model=build.model_json(), config=config, participants=parts, records=records,
-                          centralised=base, wall=wall, extra={"build": str(build.out_dir), **(extra or {})})
+                          centralised=base, wall=wall,
+                          extra={"build": str(build.out_dir), "final_model_on": runner.state.final_holders,
+                                 **(extra or {})})
     rp = write_report(report_path, report) if report_path else None
     pp = None
     if plot_path:

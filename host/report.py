@@ -88,6 +88,7 @@ def _kb(n: float) -> str:
 
 
 def table_header() -> str:
+    """KiB columns: bytes on the wire (virtual devices: the vector bytes)."""
     return (f"{'round':>5} {'acc':>7} {'loss':>7} {'devices':>7} {'weight':>6} "
             f"{'KiB->':>7} {'KiB<-':>7} {'wall s':>7}  per-device local acc")
 
@@ -97,7 +98,8 @@ def table_row(r: RoundRecord) -> str:
     local = " ".join(f"{d.train.eval_accuracy:.2f}" if d.train else f"[{d.status}]" for d in r.devices)
     flag = "" if r.completed or r.round == 0 else "  (round failed: parameters unchanged)"
     return (f"{r.round:>5} {r.accuracy:>7.4f} {r.loss:>7.4f} {ok if r.round else '-':>7} "
-            f"{r.aggregate_weight if r.round else '-':>6} {_kb(r.traffic.wire_out):>7} {_kb(r.traffic.wire_in):>7} "
+            f"{r.aggregate_weight if r.round else '-':>6} {_kb(r.traffic.wire_out or r.traffic.payload_out):>7} "
+            f"{_kb(r.traffic.wire_in or r.traffic.payload_in):>7} "
             f"{r.seconds:>7.1f}  {local}{flag}")
 
 

@@ -329,6 +329,10 @@ def plan_build(
     include_dirs += sorted({p.parent for p in third})
 
     all_defines = b.defines()
+    # Monocypher: BLAKE2b rounds as a loop, not unrolled (15 KB -> ~1 KB of
+    # flash at -Os; a define for every source so the PlatformIO builder,
+    # which passes one set of flags, compiles the same code).
+    all_defines["BLAKE2_NO_UNROLLING"] = "1"
     for k, v in (defines or {}).items():
         all_defines[str(k)] = str(v)
 

@@ -185,8 +185,8 @@ def masked_input(update: np.ndarray, enc: Encoding, weight: int, noise_key: byte
     """encode(update) || weight + self mask + pairwise masks (n + 1 uint32 words)."""
     words = encode(update, enc, weight, noise_key, round_id)
     n = len(words)
-    with np.errstate(over="ignore"):
-        out = words + self_mask(self_seed, round_id, n) + pair_masks(self_id, mask_sk, mask_pk, peers, round_id, n)
+    out: np.ndarray = words + self_mask(self_seed, round_id, n)
+    out = out + pair_masks(self_id, mask_sk, mask_pk, peers, round_id, n)
     return out.astype(np.uint32)
 
 
