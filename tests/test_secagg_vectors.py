@@ -15,6 +15,7 @@ recovered through Shamir shares.
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 from collections import Counter
 from dataclasses import dataclass, field
@@ -348,6 +349,32 @@ def test_aead_identical(harness: Path) -> None:
     assert b.check(harness)["aead"] == 24
 
 
+def test_exact_fixed_point_floor_identical(harness: Path) -> None:
+    """floor(v * 2^32) from the bits of v (the rounding step of the encoder)
+    equals numpy's float64 floor for every kind of double below 2^31:
+    signed zeros, subnormals, tiny negatives, exact integers, values needing
+    a left shift (|v| >= 2^20), values just below 2^31 and random ones."""
+    rng = np.random.default_rng(6)
+    specials = [0.0, -0.0, 5e-324, -5e-324, 2.0**-1022, -(2.0**-1022), 1e-300, -1e-300, 2.0**-33, -(2.0**-33),
+                2.0**-32, -(2.0**-32), 2.0**-31, -(2.0**-32) * 1.5, 0.5, -0.5, 1.0, -1.0, 3.0, -3.0,
+                2.0**20, -(2.0**20), 2.0**20 + 2.0**-32, -(2.0**21) - 2.0**-31, 2.0**31 - 1, -(2.0**31 - 1),
+                np.nextafter(2.0**31, 0), -np.nextafter(2.0**31, 0), 12345.678, -12345.678]
+    exps = rng.integers(-80, 31, size=300)
+    randoms = list(rng.uniform(-1, 1, size=300) * np.exp2(exps.astype(np.float64)))
+    b = Batch()
+    for v in specials + randoms:
+        want = struct.pack("<qB", int(np.floor(np.float64(v) * 4294967296.0)), 0)
+        b.add("floor", f"floor32 {struct.pack('<d', v).hex()}", ok(want))
+    for huge in (2.0**31, -(2.0**31), 1e300, -1e300):  # outside the encoder's range: flagged
+        b.add("floor", f"floor32 {struct.pack('<d', huge).hex()}", ok(struct.pack("<qB", 0, 1)))
+    assert b.check(harness)["floor"] == len(specials) + 300 + 4
+
+
+def _scale_bound(x: np.ndarray, enc: E.Encoding, w: int) -> bytes:
+    """The encoder's g * 2^f (float64) and B (int64), as the harness prints them."""
+    return struct.pack("<dq", E.encoding_scale(x, enc, w), int(enc.bound))
+
+
 def test_encoding_identical(harness: Path) -> None:
     """Whole and chunked encodings (chunks of 1, 7, 16 equal the whole), the
     encoder's double arithmetic to the last bit, the bound and the choice of f."""
@@ -360,13 +387,13 @@ def test_encoding_identical(harness: Path) -> None:
         for chunk in (0, 1, 16, 7):
             b.add("encode", f"encode {f32(enc.clip)} {enc.frac_bits} {enc.weight_max} {w} {hx(noise)} {rnd} "
                   f"{chunk} {floats(x)}", ok(words_hex(want)))
-        scale_bound = np.array([E.encoding_scale(x, enc, w), enc.bound], dtype="<f8").tobytes()
+        scale_bound = _scale_bound(x, enc, w)
         b.add("scale", f"encscale {f32(enc.clip)} {enc.frac_bits} {enc.weight_max} {w} {floats(x)}",
               ok(scale_bound))
     for n in (1, 10, 1000, 30000):  # long sums: the summation order must be the same
         x = (rng.standard_normal(n) * rng.uniform(0.001, 10)).astype(np.float32)
         for enc, w in [(E.Encoding(1.0, 20, 1), 1), (E.Encoding(float(rng.uniform(0.1, 100)), 10, 9), 4)]:
-            scale_bound = np.array([E.encoding_scale(x, enc, w), enc.bound], dtype="<f8").tobytes()
+            scale_bound = _scale_bound(x, enc, w)
             b.add("scale", f"encscale {f32(enc.clip)} {enc.frac_bits} {enc.weight_max} {w} {floats(x)}",
                   ok(scale_bound))
 
@@ -452,6 +479,10 @@ def test_refusals_identical(harness: Path) -> None:
             E.encode(bad, E.Encoding(*enc_args), w, bytes(32), 1)
         b.add("refuse", f"encode {f32(enc_args[0])} {enc_args[1]} {enc_args[2]} {w} {hx(bytes(32))} 1 0 "
               f"{floats(bad)}", err(ERR_ARG))
+    # an encoding whose bound B exceeds 2^31 - 1 cannot hold even one update
+    with pytest.raises(OverflowError):
+        E.encode(np.array([0.5], np.float32), E.Encoding(4.0, 30), 1, bytes(32), 1)
+    b.add("refuse", f"encode {f32(4.0)} 30 1 1 {hx(bytes(32))} 1 0 {floats(np.array([0.5]))}", err(ERR_OVERFLOW))
     for clip, f in [(0.0, 10), (-1.0, 10), (float("nan"), 10), (1.0, 31)]:
         with pytest.raises(ValueError):
             E.Encoding(clip, f)

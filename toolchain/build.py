@@ -191,9 +191,14 @@ def run_build(opts: BuildOptions, log: Callable[[str], None] = print) -> BuildRe
         if opts.images:
             from .firmware import build_image
 
+            storage_kb = None
+            if training is not None and board.emulated:
+                # Emulated flash is resizable: reserve what the A/B parameter store needs.
+                need_kb = -(-param_store_bytes(training["n_params"], 4096) // 1024)
+                storage_kb = max(int(board.spec.get("storage_kb", 16)), need_kb)
             for k, d in enumerate(device_dirs):
                 img = build_image(opts.board, model_dir, d, extra_sources=[d / "shard_data.c"],
-                                  seed=None, quiet=True)
+                                  seed=None, quiet=True, storage_kb=storage_kb)
                 images.append(img)
             if images and training is not None:
                 need = param_store_bytes(training["n_params"], 4096)

@@ -284,6 +284,7 @@ def plan_build(
     ram_kb: int | None = None,
     flash_kb: int | None = None,
     stack_kb: int | None = None,
+    storage_kb: int | None = None,
     opt: str = "-Os",
     runtime: bool = True,
     seed: bytes | None = None,
@@ -343,6 +344,8 @@ def plan_build(
         ldflags.append(f"-Wl,--defsym=TFD_FLASH_SIZE={int(flash_kb) * 1024}")
     if stack_kb is not None:
         ldflags.append(f"-Wl,--defsym=TFD_STACK_SIZE={int(stack_kb) * 1024}")
+    if storage_kb is not None:
+        ldflags.append(f"-Wl,--defsym=TFD_STORAGE_SIZE={int(storage_kb) * 1024}")
 
     seen: set[Path] = set()
     unique_sources = [s for s in sources if not (s in seen or seen.add(s))]
@@ -483,6 +486,7 @@ def build_image(
     ram_kb: int | None = None,
     flash_kb: int | None = None,
     stack_kb: int | None = None,
+    storage_kb: int | None = None,
     opt: str = "-Os",
     runtime: bool = True,
     seed: bytes | None = None,
@@ -504,8 +508,9 @@ def build_image(
         Where ``<name>.elf``, ``.bin``, ``.map`` and ``gen/`` go.
     app
         ``firmware/src/app/<app>.c`` by name, or a path to a ``.c`` file.
-    ram_kb, flash_kb, stack_kb
-        Override the chip's SRAM / flash / stack reserve (default: board.json).
+    ram_kb, flash_kb, stack_kb, storage_kb
+        Override the chip's SRAM / flash / stack / persistent-storage reserve
+        (default: board.json; storage is resizable on emulated boards only).
     runtime
         Include ``firmware/src`` (False for board self-test images).
     seed
@@ -523,7 +528,7 @@ def build_image(
     out_dir.mkdir(parents=True, exist_ok=True)
     plan = plan_build(
         board, model_dir, out_dir, app=app, extra_sources=extra_sources, defines=defines,
-        ram_kb=ram_kb, flash_kb=flash_kb, stack_kb=stack_kb, opt=opt, runtime=runtime, seed=seed,
+        ram_kb=ram_kb, flash_kb=flash_kb, stack_kb=stack_kb, storage_kb=storage_kb, opt=opt, runtime=runtime, seed=seed,
     )
     cc = _tool("gcc")
     cache = Path(os.environ.get("TINYFED_OBJ_CACHE", cache_dir or DEFAULT_CACHE_DIR))

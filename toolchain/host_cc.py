@@ -29,9 +29,9 @@ def runtime_sources() -> list[Path]:
 
 
 def secagg_sources() -> list[Path]:
-    """The secure-aggregation primitives (firmware/src/secagg); they need
+    """The secure-aggregation primitives (firmware/src/secagg/*.c); they need
     Monocypher: compile with ``compile_host(..., monocypher=True)``."""
-    return sorted((FIRMWARE / "src" / "secagg").glob("*.c")) + [FIRMWARE / "src" / "runtime" / "status.c"]
+    return sorted((FIRMWARE / "src" / "secagg").glob("*.c"))
 
 
 def _digest(paths: Iterable[Path], flags: Sequence[str]) -> str:

@@ -27,7 +27,8 @@
  *   check NMAX CLIP F W            tfd_sa_check_encoding status (OK <code>)
  *   choose NMAX CLIP               tfd_sa_choose_fraction_bits (OK <f>)
  *   encode CLIP F W WEIGHT NOISEKEY ROUND CHUNK X  n + 1 words (CHUNK 0 = one call)
- *   encscale CLIP F W WEIGHT X     the encoder's g * 2^f and B (LE float64 bytes)
+ *   encscale CLIP F W WEIGHT X     the encoder's g * 2^f (LE float64) and B (LE int64)
+ *   floor32 V                      floor(V * 2^32) (LE int64) || huge flag (1 byte); V: LE float64
  *   masked ID SEED SK PK CLIP F W WEIGHT NOISEKEY ROUND X NPEERS {PEERID PEERPK}...
  */
 #define _POSIX_C_SOURCE 200809L
@@ -37,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../src/secagg/sa_internal.h"
 #include "monocypher.h"
 #include "tfd/secagg.h"
 
@@ -402,6 +404,17 @@ static int run(args_t *a)
             if (st == TFD_OK) printf("OK %u\n", (unsigned)f);
             else put_status(st);
         }
+    } else if (strcmp(cmd, "floor32") == 0) {
+        uint8_t vb[8];
+        arg_fixed(a, vb, 8);
+        if (a->bad) return 0;
+        double v;
+        memcpy(&v, vb, sizeof v); /* little-endian host */
+        int huge = 0;
+        const int64_t r = tfd_sa_floor_times_2_32(v, &huge);
+        memcpy(out, &r, 8);
+        out[8] = (uint8_t)huge;
+        put_hex(out, 9);
     } else if (strcmp(cmd, "encscale") == 0) {
         tfd_sa_encoding_t enc;
         enc.clip = arg_f32(a);

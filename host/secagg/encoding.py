@@ -8,10 +8,12 @@ clip rounded to float32, f fraction bits, w the client's sample count and W
     s   = sum_i (double)x_i^2              sequential float64 sum
     g   = (1 if sqrt(s) <= C else C / sqrt(s)) * (w / W)
     v_i = x_i * (g * 2^f)
-    q_i = floor(v_i) + (frac(v_i) * 2^32 > r_i)      r_i: word i of PRG(KDF(noise_key,
-                                                       "stoch-round", round))
-    q_i = clamp(q_i, -B, B),  B = floor(C 2^f) + 1
+    q_i = floor((floor(v_i 2^32) + r_i) / 2^32)     r_i: word i of PRG(KDF(noise_key,
+        = floor(v_i + r_i 2^-32)                      "stoch-round", round))
+    q_i = clamp(q_i, -B, B),  B = floor(C 2^f) + 1  (B <= 2^31 - 1 required)
     words = (q mod 2^32) || w
+
+(v_i 2^32 is exact and |v_i| < 2^31, so the rounding is exact int64 work.)
 
 Bound: with ``n_max * B <= 2^31 - 1`` and ``n_max * W <= 2^32 - 1``
 (``check_encoding``) the sum of up to ``n_max`` encodings never wraps, so the
@@ -106,13 +108,14 @@ def encode(update: np.ndarray, enc: Encoding, weight: int, noise_key: bytes, rou
     from .primitives import LABEL_ROUNDING, kdf, prg  # primitives imports this module
 
     x = np.asarray(update, dtype=np.float32).ravel()
+    check_encoding(1, enc)  # B <= 2^31 - 1: |v| < 2^31
     scale = encoding_scale(x, enc, weight)
     r = prg(kdf(noise_key, LABEL_ROUNDING, round_id), x.size)
     v = x.astype(np.float64) * scale
-    lo = np.floor(v)
-    frac = v - lo
-    q = lo + (frac * 4294967296.0 > r.astype(np.float64))
-    q = np.clip(q, -enc.bound, enc.bound).astype(np.int64)
+    v_fixed = np.floor(v * 4294967296.0).astype(np.int64)  # exact: |v 2^32| < 2^63
+    q = (v_fixed + r.astype(np.int64)) >> 32  # arithmetic shift = floor division
+    b = int(enc.bound)
+    q = np.clip(q, -b, b)
     words = np.empty(x.size + 1, dtype=np.uint32)
     words[:-1] = (q & 0xFFFFFFFF).astype(np.uint32)
     words[-1] = weight

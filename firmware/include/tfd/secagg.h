@@ -56,16 +56,19 @@
  *      s   = sum_i (double)x_i^2           (sequential, in double)
  *      g   = (sqrt(s) <= C ? 1 : C / sqrt(s)) * ((double)w / W)
  *      v_i = (double)x_i * (g * 2^f)
- *      q_i = floor(v_i) + (frac(v_i) * 2^32 > r_i), r_i = word i of
+ *      q_i = floor((floor(v_i 2^32) + r_i) / 2^32)  (exact integer arithmetic;
+ *            = floor(v_i + r_i 2^-32)), r_i = word i of
  *            PRG(KDF(noise_key, ROUNDING, round, ""))   (stochastic rounding:
  *            E[q_i] = v_i up to 2^-32), clamped to [-B, B], B = floor(C 2^f) + 1
+ *            (an encoding needs B <= 2^31 - 1, so |v_i| < 2^31)
  *      word_i = q_i mod 2^32 (two's complement); word_n = w.
  *      Bound: n_max * B <= 2^31 - 1 and n_max * W <= 2^32 - 1, so the sum of
  *      n_max encodings cannot wrap (tfd_sa_check_encoding); the server reads
  *      the sum as int32 / 2^f = sum_u g_u x_u, and the FedAvg mean is
  *      W * that / sum_u w_u (== the weighted mean when nothing was clipped).
- *      All float work is IEEE double with no contraction (-std=c11 keeps
- *      -ffp-contract=off), so numpy float64 reproduces it bit for bit.
+ *      The float work (s, g, v_i) is IEEE double, one rounding per
+ *      operation, no contraction (switched off in encode.c), so numpy
+ *      float64 reproduces it bit for bit; the rounding is int64 arithmetic.
  */
 #ifndef TFD_SECAGG_H
 #define TFD_SECAGG_H
@@ -191,14 +194,15 @@ TFD_CHECK_RESULT tfd_status_t tfd_sa_choose_fraction_bits(uint8_t *frac_bits, ui
 typedef struct {
     const float *x;     /* the update, n floats */
     double scale;       /* g * 2^f */
-    double bound;       /* B */
+    int64_t bound;      /* B */
     uint32_t n;         /* parameters */
     uint32_t weight;    /* w */
     uint8_t noise_key[32];
 } tfd_sa_encoder_t;
 
 /* Norm, clip and weight factor of x[0..n) and the rounding stream key.
- * TFD_ERR_ARG: non-finite x, invalid enc, weight 0 or > W, n == UINT32_MAX. */
+ * TFD_ERR_ARG: non-finite x, invalid enc, weight 0 or > W, n == UINT32_MAX;
+ * TFD_ERR_OVERFLOW: B > 2^31 - 1 (not even one update fits). */
 TFD_CHECK_RESULT tfd_status_t tfd_sa_encoder_init(tfd_sa_encoder_t *e, const float *x, uint32_t n,
                                                   const tfd_sa_encoding_t *enc, uint32_t weight,
                                                   const uint8_t noise_key[32], uint32_t round);

@@ -2,10 +2,14 @@
  * aggregation: L2 clip, FedAvg weight, stochastic rounding (tfd/secagg.h has
  * the exact arithmetic and the no-wrap bound).
  *
- * Every float operation is IEEE double, one rounding per operation, in the
- * order written: the host reference (host/secagg/encoding.py, numpy float64)
- * reproduces each word.  No multiply-add may be fused, whatever the build's
- * -std: contraction is switched off for this file. */
+ * Float work is IEEE double, one rounding per operation, in the order
+ * written: the norm, the scale and v_i = x_i * scale; the host reference
+ * (host/secagg/encoding.py, numpy float64) reproduces each of them.  The
+ * rounding itself is integer arithmetic on the bits of v_i:
+ *     q_i = floor((floor(v_i * 2^32) + r_i) / 2^32)   (= floor(v_i + r_i 2^-32))
+ * v_i * 2^32 is exact (a power of two) and |v_i| < 2^31 (the bound below), so
+ * floor(v_i * 2^32) is an exact int64.  No multiply-add may be fused,
+ * whatever the build's -std: contraction is switched off for this file. */
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
 #elif defined(__GNUC__)
@@ -16,9 +20,9 @@
 #include <string.h>
 
 #include "monocypher.h"
+#include "sa_internal.h"
 #include "tfd/secagg.h"
 
-#define TWO_POW_32 4294967296.0
 #define INT32_MAX_D 2147483647.0
 
 static tfd_status_t check_params(const tfd_sa_encoding_t *enc)
@@ -67,6 +71,8 @@ tfd_status_t tfd_sa_encoder_init(tfd_sa_encoder_t *e, const float *x, uint32_t n
     TFD_TRY(check_params(enc));
     TFD_ENSURE(n < UINT32_MAX, TFD_ERR_ARG);
     TFD_ENSURE(weight >= 1 && weight <= enc->weight_max, TFD_ERR_ARG);
+    const double bound = word_bound(enc->clip, enc->frac_bits);
+    TFD_ENSURE(bound <= INT32_MAX_D, TFD_ERR_OVERFLOW); /* one update must fit: |v| < 2^31 */
 
     double sumsq = 0.0;
     for (uint32_t i = 0; i < n; ++i) {
@@ -83,10 +89,36 @@ tfd_status_t tfd_sa_encoder_init(tfd_sa_encoder_t *e, const float *x, uint32_t n
     e->n = n;
     e->weight = weight;
     e->scale = g * (double)(UINT32_C(1) << enc->frac_bits);
-    e->bound = word_bound(enc->clip, enc->frac_bits);
+    e->bound = (int64_t)bound;
     const tfd_status_t st = tfd_sa_kdf(e->noise_key, noise_key, TFD_SA_LABEL_ROUNDING, round, NULL, 0);
     if (st != TFD_OK) tfd_sa_encoder_wipe(e);
     return st;
+}
+
+int64_t tfd_sa_floor_times_2_32(double v, int *huge)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    const int neg = (int)(bits >> 63);
+    const int e = (int)((bits >> 52) & 0x7FFu);
+    uint64_t m = bits & ((UINT64_C(1) << 52) - 1u);
+    *huge = e >= 1023 + 31;
+    if (*huge) return 0;
+    if (e == 0) return neg && m != 0 ? -1 : 0; /* +-0 or subnormal: |v| 2^32 < 1 */
+    m |= UINT64_C(1) << 52;
+    const int shift = e - 1075 + 32; /* v * 2^32 = +-m * 2^shift, shift <= 9 here */
+    uint64_t ip;
+    int rest = 0;
+    if (shift >= 0) {
+        ip = m << shift;
+    } else if (shift > -64) {
+        ip = m >> -shift;
+        rest = (m & ((UINT64_C(1) << -shift) - 1u)) != 0;
+    } else {
+        ip = 0;
+        rest = 1;
+    }
+    return neg ? -(int64_t)ip - rest : (int64_t)ip;
 }
 
 tfd_status_t tfd_sa_encode_chunk(const tfd_sa_encoder_t *e, uint32_t *words, uint32_t offset, uint32_t len)
@@ -98,12 +130,13 @@ tfd_status_t tfd_sa_encode_chunk(const tfd_sa_encoder_t *e, uint32_t *words, uin
     tfd_sa_prg(words, n_params, e->noise_key, offset);
     for (uint32_t i = 0; i < n_params; ++i) {
         const double v = (double)e->x[offset + i] * e->scale;
-        const double lo = floor(v);
-        const double frac = v - lo; /* in [0, 1]; exact unless -1 < v < 0 */
-        double q = lo + (frac * TWO_POW_32 > (double)words[i] ? 1.0 : 0.0);
+        int huge;
+        const int64_t s = tfd_sa_floor_times_2_32(v, &huge) + (int64_t)words[i];
+        int64_t q = s >= 0 ? s / INT64_C(4294967296) : ~(~s / INT64_C(4294967296)); /* floor(s / 2^32) */
+        if (huge) q = v > 0 ? e->bound : -e->bound; /* unreachable while |v| < B <= 2^31 - 1 */
         if (q > e->bound) q = e->bound;
         if (q < -e->bound) q = -e->bound;
-        words[i] = (uint32_t)(int64_t)q; /* two's complement mod 2^32 */
+        words[i] = (uint32_t)q; /* two's complement mod 2^32 */
     }
     if (n_params < len) words[len - 1] = e->weight; /* word n */
     return TFD_OK;

@@ -17,4 +17,8 @@ static inline uint32_t tfd_sa_load32_le(const uint8_t in[4])
     return (uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 | (uint32_t)in[3] << 24;
 }
 
+/* floor(v * 2^32) exactly, from the bits of v (encode.c); *huge = 1 (and
+ * the result 0) if |v| >= 2^31. */
+int64_t tfd_sa_floor_times_2_32(double v, int *huge);
+
 #endif /* TFD_SA_INTERNAL_H */
