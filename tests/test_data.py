@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tinyfed_toolchain.data import (
     DataError,
     Dataset,

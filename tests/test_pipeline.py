@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tinyfed_toolchain.data import Dataset, load_dataset
 from tinyfed_toolchain.distill import (
     AugmentConfig,
@@ -171,6 +170,18 @@ def test_training_is_reproducible() -> None:
         np.testing.assert_array_equal(a, b)
 
 
+def test_build_config_validation() -> None:
+    with pytest.raises(ValueError, match="student_epochs"):
+        BuildConfig(student_epochs=0)
+    with pytest.raises(ValueError, match="alpha"):
+        BuildConfig(alpha=1.5)
+    with pytest.raises(ValueError, match="temperature"):
+        BuildConfig(temperature=0.0)
+    assert isinstance(BuildConfig(out_dir="x").out_dir, Path)
+    q = BuildConfig(student_epochs=3).quick()
+    assert (q.teacher_epochs, q.student_epochs) == (6, 3)
+
+
 def test_auto_epochs() -> None:
     assert auto_epochs(1347, 32) == 40
     assert auto_epochs(40, 8) == 100
@@ -182,13 +193,8 @@ def test_auto_epochs() -> None:
 
 @pytest.fixture(scope="module")
 def digits_build(tmp_path_factory: pytest.TempPathFactory) -> MlResult:
-    cfg = BuildConfig(
-        dataset="digits",
-        seed=0,
-        teacher_epochs=6,
-        student_epochs=12,
-        out_dir=tmp_path_factory.mktemp("digits_model"),
-    )
+    cfg = BuildConfig(dataset="digits", seed=0,
+                      out_dir=tmp_path_factory.mktemp("digits_model")).quick()
     return run_ml_pipeline(cfg, log=lambda s: None)
 
 

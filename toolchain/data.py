@@ -31,9 +31,10 @@ from __future__ import annotations
 import csv
 import importlib.util
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -334,7 +335,10 @@ def parse_ts(path: Path) -> tuple[np.ndarray, list[str], list[str]]:
                     if len(parts) >= 2 and parts[1].lower() == "true":
                         class_names = parts[2:]
                 elif low.startswith("@dimensions"):
-                    dims = int(line.split()[1])
+                    try:
+                        dims = int(line.split()[1])
+                    except (IndexError, ValueError):
+                        raise DataError(f"{path}:{lineno}: bad @dimensions line") from None
                 elif low.startswith("@data"):
                     in_data = True
                 continue
@@ -482,8 +486,7 @@ def _load_csv(path: Path, seed: int, test_fraction: float) -> Dataset:
     width = len(header) if header is not None else len(body[0])
     for i, r in enumerate(body):
         if len(r) != width:
-            line = i + (2 if header is not None else 1)
-            raise DataError(f"{path}:{line}: {len(r)} columns, expected {width}")
+            raise DataError(f"{path}: data row {i + 1} has {len(r)} columns, expected {width}")
     if width < 2:
         raise DataError(f"{path}: need at least one feature column and a label column")
     label_col = width - 1
@@ -499,9 +502,8 @@ def _load_csv(path: Path, seed: int, test_fraction: float) -> Dataset:
             try:
                 x[i, k] = float(cell)
             except ValueError:
-                line = i + (2 if header is not None else 1)
                 raise DataError(
-                    f"{path}:{line}: non-numeric feature {cell!r} in column {j + 1}"
+                    f"{path}: data row {i + 1}: non-numeric feature {cell!r} in column {j + 1}"
                 ) from None
     raw_labels = [r[label_col].strip() for r in body]
     class_names: list[str] | None = None

@@ -18,8 +18,9 @@ Teachers are larger (and may use BatchNorm/Dropout); they never leave the host.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 # Before TensorFlow loads: hide its C++ info/warning chatter (and tf.data's
 # harmless attribute errors) unless the user asked for a log level.

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +39,7 @@ from .distill import (
     default_augment,
     distill,
     predict_logits,
+    set_seed,
     train_student_alone,
     train_teacher,
 )
@@ -91,6 +92,25 @@ class BuildConfig:
     out_dir: Path = Path("build/model")
     deterministic: bool = True  # TF op determinism: same seed, same bytes
 
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+        for name in ("teacher_epochs", "student_epochs", "batch_size"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ValueError(f"{name} must be >= 1 (or None for auto), got {v}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        if self.calibration_samples < 1:
+            raise ValueError(f"calibration_samples must be >= 1, got {self.calibration_samples}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        DistillConfig(self.temperature, self.alpha)  # validates both
+
+    def quick(self) -> BuildConfig:
+        """A reduced budget for smoke tests and CI (~4× faster, a few pp less accurate)."""
+        return replace(self, teacher_epochs=self.teacher_epochs or 6,
+                       student_epochs=self.student_epochs or 12)
+
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["out_dir"] = str(self.out_dir)
@@ -137,10 +157,9 @@ def auto_epochs(n_train: int, batch_size: int, target_steps: int = 1700) -> int:
 
 
 def _set_determinism(cfg: BuildConfig) -> None:
-    import keras
     import tensorflow as tf
 
-    keras.utils.set_random_seed(cfg.seed)
+    set_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
 
@@ -153,6 +172,7 @@ def format_summary(report: dict[str, Any]) -> str:
     """A compact table of the report for the terminal."""
     ds = report["dataset"]
     t, a, s = report["teacher"], report["student_alone"], report["student"]
+    tm = report["timings_s"]
     lines = [
         f"dataset {ds['name']}: {ds['kind']} {tuple(ds['input_shape'])}, "
         f"{ds['num_classes']} classes, {ds['n_train']} train / {ds['n_test']} test",
@@ -166,9 +186,8 @@ def format_summary(report: dict[str, Any]) -> str:
         f"int8 - float {report['int8_minus_float_pp']:+.2f} pp "
         f"(top-1 agreement {100 * report['int8_float_agreement']:.1f}%); "
         f"ops: {', '.join(sorted(set(s['ops'])))}",
-        f"time {report['timings_s']['total']:.1f} s "
-        f"(teacher {report['timings_s']['teacher']:.1f}, alone {report['timings_s']['student_alone']:.1f}, "
-        f"distill {report['timings_s']['distill']:.1f}, int8 {report['timings_s']['quantize_eval']:.1f})",
+        f"time {tm['total']:.1f} s (teacher {tm['teacher']:.1f}, alone {tm['student_alone']:.1f}, "
+        f"distill {tm['distill']:.1f}, int8 {tm['quantize_eval']:.1f})",
     ]
     return "\n".join(lines)
 
@@ -178,7 +197,6 @@ def run_ml_pipeline(cfg: BuildConfig, log: Log = print) -> MlResult:
 
     Returns an :class:`MlResult`; every number in it is also in ``ml_report.json``.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -205,9 +223,7 @@ def run_ml_pipeline(cfg: BuildConfig, log: Log = print) -> MlResult:
     s_cfg = cfg.student or default_student_config(ds.input_shape)
 
     # Teacher.
-    import keras
-
-    keras.utils.set_random_seed(cfg.seed)
+    set_seed(cfg.seed)
     teacher = build_teacher(ds.input_shape, ds.num_classes, cfg.teacher)
     log(f"[ml] teacher: {count_params(teacher)} params, {teacher_cfg.epochs} epochs")
     train_teacher(teacher, ds.x_train, ds.y_train, ds.num_classes, teacher_cfg, t_aug)
@@ -215,7 +231,7 @@ def run_ml_pipeline(cfg: BuildConfig, log: Log = print) -> MlResult:
     t0 = lap("teacher", t0)
 
     # Both students start from the same initial weights.
-    keras.utils.set_random_seed(cfg.seed)
+    set_seed(cfg.seed)
     alone = build_student(ds.input_shape, ds.num_classes, s_cfg, name="student_alone")
     init_weights = alone.get_weights()
     log(f"[ml] student: {count_params(alone)} params, {student_cfg.epochs} epochs, "

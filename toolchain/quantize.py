@@ -18,8 +18,9 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
