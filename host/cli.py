@@ -34,6 +34,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         seed=args.seed,
         images=not args.no_images,
         quick=args.quick,
+        public_fraction=args.public_fraction,
     )
     run_build(opts)
     return 0
@@ -80,6 +81,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="how the training set is split across devices (default: dirichlet, non-IID)")
     b.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration (smaller = more skewed)")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--public-fraction", type=float, default=0.15,
+                   help="share of the training split the toolchain pretrains on (server-side data); "
+                        "device shards come from the rest (default 0.15)")
     b.add_argument("--no-images", action="store_true", help="stop after the emitted C (no firmware images)")
     b.add_argument("--quick", action="store_true", help="few training epochs (smoke runs)")
     b.set_defaults(fn=_cmd_build)

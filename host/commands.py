@@ -271,8 +271,12 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     d.add_argument("--board", default="mps2-an386")
     d.add_argument("--build", default=None, help="build folder (default build/demo-<dataset>)")
     d.add_argument("--quick", action="store_true", help="fewer training epochs in the build, fewer rounds")
-    d.add_argument("--head-init", default="reset-head", choices=["pretrained", "reset-head"],
-                   help="where on-device training starts (default: the classifier is learned federatedly)")
+    d.add_argument("--head-init", default="pretrained", choices=["pretrained", "reset-head"],
+                   help="where on-device training starts: the student pretrained on the public split "
+                        "(default), or a re-initialised classifier learned federatedly")
+    d.add_argument("--public-fraction", type=float, default=0.15,
+                   help="share of the training split the toolchain pretrains on; the devices' private "
+                        "shards come from the rest (default 0.15)")
     d.add_argument("--train-scheme", default="auto", help="what trains on the devices: auto | lastK | bias | loraR")
     d.add_argument("--icount", type=int, default=6,
                    help="run QEMU with -icount shift=N so boards report instructions per sample "

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.skip_build:
         run_build(BuildOptions(dataset=args.dataset, out_dir=out, board=args.board, devices=args.boards,
                                partition="dirichlet", quick=args.quick, train_scheme=args.train_scheme,
-                               head_init=args.head_init))
+                               head_init=args.head_init, public_fraction=args.public_fraction))
     build = FlBuild.load(out)
     if len(build.images) < args.boards:
         raise RuntimeError(f"{out}: {len(build.images)} device images for {args.boards} boards")

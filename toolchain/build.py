@@ -43,6 +43,10 @@ class BuildOptions:
     images: bool = True
     quick: bool = False
     verify_samples: int = 0  # 0 = the whole held-out split
+    # Share of the training split the toolchain pretrains on (server-side, "public"
+    # data).  The devices' private shards come from the rest, which the toolchain
+    # never trains on, so federated rounds learn from data the host has not seen.
+    public_fraction: float = 0.15
     # on-device training: what trains ("auto" = last2, or last1 for a one-layer model;
     # "lastK", "bias", "loraR"; "none" = inference-only images) and how it starts
     # ("pretrained" = the int8 model's values; "reset-head" = the classifier layer
@@ -100,7 +104,8 @@ def run_build(opts: BuildOptions, log: Callable[[str], None] = print) -> BuildRe
     else:
         from .pipeline import run_ml_pipeline, BuildConfig
 
-        cfg = BuildConfig(dataset=opts.dataset or "digits", seed=opts.seed, out_dir=out)
+        cfg = BuildConfig(dataset=opts.dataset or "digits", seed=opts.seed, out_dir=out,
+                          public_fraction=opts.public_fraction if opts.devices > 0 else 1.0)
         if opts.quick:
             cfg = cfg.quick() if hasattr(cfg, "quick") else cfg
         ml = run_ml_pipeline(cfg, log=log)
@@ -168,7 +173,12 @@ def run_build(opts: BuildOptions, log: Callable[[str], None] = print) -> BuildRe
         if ds is None:
             ds = load_dataset(opts.dataset or "digits", seed=opts.seed)
         in_t = graph.tensor(graph.inputs[0])
-        parts = partition(ds.x_train, ds.y_train, opts.devices, scheme=opts.partition,  # type: ignore[arg-type]
+        x_priv, y_priv = ds.x_train, ds.y_train
+        if opts.tflite is None and (out / "private_y.npy").exists():
+            y_p = np.load(out / "private_y.npy")
+            if len(y_p):
+                x_priv, y_priv = np.load(out / "private_x.npy"), y_p
+        parts = partition(x_priv, y_priv, opts.devices, scheme=opts.partition,  # type: ignore[arg-type]
                           alpha=opts.alpha, seed=opts.seed)
         if not (out / "test_y.npy").exists() or opts.tflite is None:
             # the held-out split for host-side evaluation of federated rounds

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .data import Dataset, load_dataset
+from .data import stratified_split, Dataset, load_dataset
 from .distill import (
     AugmentConfig,
     DistillConfig,
@@ -88,6 +88,10 @@ class BuildConfig:
     teacher_augment: AugmentConfig | None = None  # None: default per input kind
     student_augment: AugmentConfig = field(default_factory=AugmentConfig)  # off
     test_fraction: float = 0.25
+    # Fraction of the training split the toolchain may see ("public" / server-side
+    # data).  The rest is the devices' private data: written to private_{x,y}.npy,
+    # partitioned into shards, never used for pretraining.  1.0 = no private part.
+    public_fraction: float = 1.0
     calibration_samples: int = 1000
     out_dir: Path = Path("build/model")
     deterministic: bool = True  # TF op determinism: same seed, same bytes
@@ -100,6 +104,8 @@ class BuildConfig:
                 raise ValueError(f"{name} must be >= 1 (or None for auto), got {v}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        if not 0.0 < self.public_fraction <= 1.0:
+            raise ValueError(f"public_fraction must be in (0, 1], got {self.public_fraction}")
         if self.calibration_samples < 1:
             raise ValueError(f"calibration_samples must be >= 1, got {self.calibration_samples}")
         if self.learning_rate <= 0:
@@ -208,6 +214,15 @@ def run_ml_pipeline(cfg: BuildConfig, log: Log = print) -> MlResult:
     t0 = t_start
     ds = load_dataset(cfg.dataset, seed=cfg.seed, test_fraction=cfg.test_fraction)
     log(f"[ml] {ds.summary()}")
+    x_private = np.zeros((0, *ds.input_shape), dtype=np.float32)
+    y_private = np.zeros((0,), dtype=np.int64)
+    if cfg.public_fraction < 1.0:
+        # Hold the devices' private data out of pretraining (stratified).
+        priv_idx, pub_idx = stratified_split(len(ds.y_train), ds.y_train, cfg.public_fraction, cfg.seed + 1)
+        x_private, y_private = ds.x_train[priv_idx], ds.y_train[priv_idx]
+        ds = replace(ds, x_train=ds.x_train[pub_idx], y_train=ds.y_train[pub_idx])
+        log(f"[ml] pretraining on the public part: {len(pub_idx)} samples; "
+            f"{len(priv_idx)} private samples held out for the devices")
     _set_determinism(cfg)
     t0 = lap("data", t0)
 
@@ -278,6 +293,8 @@ def run_ml_pipeline(cfg: BuildConfig, log: Log = print) -> MlResult:
     np.save(files["test_y"], ds.y_test.astype(np.int64))
     np.save(files["train_x"], ds.x_train.astype(np.float32))
     np.save(files["train_y"], ds.y_train.astype(np.int64))
+    np.save(out / "private_x.npy", x_private.astype(np.float32))
+    np.save(out / "private_y.npy", y_private.astype(np.int64))
     with warnings.catch_warnings():  # Keras-internal numpy 2 copy= deprecation
         warnings.simplefilter("ignore", DeprecationWarning)
         student.save(files["student_keras"])
@@ -303,6 +320,8 @@ def run_ml_pipeline(cfg: BuildConfig, log: Log = print) -> MlResult:
             "num_classes": ds.num_classes,
             "class_names": ds.class_names,
             "n_train": int(len(ds.y_train)),
+            "n_private": int(len(y_private)),
+            "public_fraction": cfg.public_fraction,
             "n_test": int(len(ds.y_test)),
             "normalization": ds.normalization.to_json(),
         },

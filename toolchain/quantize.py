@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from .ops import supported_ops
+
 from .data import Normalization
 
 __all__ = [
@@ -44,13 +46,10 @@ __all__ = [
 ]
 
 #: Ops the tinyfed C runtime implements (firmware/include/tfd/model.h TFD_OP_LIST).
-SUPPORTED_OPS: frozenset[str] = frozenset(
-    {
-        "FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D",
-        "AVERAGE_POOL_2D", "MEAN", "ADD", "MUL", "RESHAPE", "SOFTMAX", "LOGISTIC",
-        "TANH", "RELU", "RELU6", "PAD", "CONCATENATION", "QUANTIZE", "DEQUANTIZE",
-    }
-)
+# The ops tinyfed's runtime has kernels for: read from the lowering registry
+# (toolchain/ops/, whose op ids come from firmware/include/tfd/model.h), so this
+# list cannot drift from the C side.  SQUEEZE / EXPAND_DIMS lower to RESHAPE.
+SUPPORTED_OPS: frozenset[str] = frozenset(supported_ops())
 
 
 class UnsupportedOpsError(ValueError):

@@ -1,0 +1,173 @@
+"""The device's SecAgg+ client (firmware/src/secagg/protocol.c, host-compiled
+behind a pipe: firmware/host/secagg_client_host.c) driven by the host server
+(host/secagg/server.py), alone and mixed with the Python reference client.
+
+Exactness: the unmasked sum equals, bit for bit, the sum of the plain
+encodings each C client reports having masked (harness-only op); dropouts
+before / after MASKED_INPUT; replay, out-of-round and both-shares requests
+refused by the C state machine, which then holds no secret.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tinyfed_host.secagg import messages as M
+from tinyfed_host.secagg.c_client import CClientEndpoint, DeviceRefused, build_client_host
+from tinyfed_host.secagg.client import SecAggClient
+from tinyfed_host.secagg.encoding import Encoding, choose_fraction_bits, weighted_mean
+from tinyfed_host.secagg.graph import harary_graph
+from tinyfed_host.secagg.server import SecAggAbort, SecAggServer
+from tinyfed_host.secagg.simulate import LocalEndpoint
+
+STAGE_DONE, STAGE_IDLE = 4, 0
+
+
+@pytest.fixture(scope="module")
+def exe():
+    return build_client_host()
+
+
+def _fleet(n: int, p: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    ups = [rng.normal(0, 0.05, p).astype(np.float32) for _ in range(n)]
+    ws = [int(rng.integers(5, 60)) for _ in range(n)]
+    return ups, ws, Encoding(1.0, choose_fraction_bits(n, 1.0), 64)
+
+
+def _sum(vectors) -> np.ndarray:
+    acc = np.zeros_like(vectors[0], dtype=np.uint64)
+    for v in vectors:
+        acc += v.astype(np.uint64)
+    return (acc % (1 << 32)).astype(np.uint32)
+
+
+def _endpoints(exe, ups, ws, enc, c_ids, die_before=None, die_after=None, chunk=7):
+    eps = []
+    for i, (x, w) in enumerate(zip(ups, ws), start=1):
+        db, da = (die_before or {}).get(i), (die_after or {}).get(i)
+        if i in c_ids:
+            eps.append(CClientEndpoint(i, enc, x, w, exe=exe, chunk=chunk, die_before=db, die_after=da))
+        else:
+            c = SecAggClient(i, enc, keep_encoding=True)
+            c.set_update(x, w)
+            eps.append(LocalEndpoint(c, db, da))
+    return eps
+
+
+def _close(eps) -> None:
+    for e in eps:
+        if isinstance(e, CClientEndpoint):
+            e.close()
+
+
+def test_c_clients_sum_exactly_and_mix_with_python_clients(exe) -> None:
+    n, p = 6, 301
+    ups, ws, enc = _fleet(n, p)
+    g = harary_graph(list(range(1, n + 1)), 4, seed=3)
+    eps = _endpoints(exe, ups, ws, enc, c_ids={1, 2, 3, 5})
+    try:
+        srv = SecAggServer(g, 3, 11, p + 1)
+        res = srv.run(eps)
+        encs = [e.encoded() if isinstance(e, CClientEndpoint) else e.client.encoded for e in eps]
+        assert res.survivors == tuple(range(1, n + 1))
+        assert np.array_equal(res.sum_words, _sum(encs))
+        assert all(e.stage() == STAGE_DONE for e in eps if isinstance(e, CClientEndpoint))
+        # C and Python clients produce the same encoding for the same update
+        ref = SecAggClient(1, enc)
+        mean = weighted_mean(res.sum_words, enc)
+        plain = sum(w * x.astype(np.float64) for x, w in zip(ups, ws)) / sum(ws)
+        assert np.max(np.abs(mean - plain)) <= n * 64 / sum(ws) * 2.0 ** -enc.frac_bits
+        del ref
+        # bytes: the masked input is n + 1 words and the round id
+        assert srv.stats["MASKED_INPUT"].received[1] == 4 * (p + 1) + 4
+    finally:
+        _close(eps)
+
+
+def test_c_clients_killed_before_and_after_masked_input(exe) -> None:
+    n, p = 5, 64
+    ups, ws, enc = _fleet(n, p, seed=1)
+    g = harary_graph(list(range(1, n + 1)), 4, seed=0)
+    eps = _endpoints(exe, ups, ws, enc, c_ids={1, 2, 3, 4, 5}, die_before={2: "MASKED_INPUT"},
+                     die_after={4: "MASKED_INPUT"})
+    try:
+        # 4's plain encoding must be read before it dies: read it right after its reply
+        enc4: list[np.ndarray] = []
+        orig = eps[3].exchange
+
+        def exchange(message: str, payload: bytes, _orig=orig, _e=eps[3]) -> bytes:
+            if message == "MASKED_INPUT":
+                _e.die_after = None
+                rep = _orig(message, payload)
+                enc4.append(_e.encoded())
+                _e.kill()
+                return rep
+            return _orig(message, payload)
+
+        eps[3].exchange = exchange  # type: ignore[method-assign]
+        srv = SecAggServer(g, 3, 2, p + 1)
+        res = srv.run(eps)
+        assert res.survivors == (1, 3, 4, 5)
+        assert res.dropouts()["MASKED_INPUT"] == [2] and res.dropouts()["UNMASK"] == [4]
+        encs = [eps[0].encoded(), eps[2].encoded(), enc4[0], eps[4].encoded()]
+        assert np.array_equal(res.sum_words, _sum(encs))
+    finally:
+        _close(eps)
+
+
+def test_c_clients_abort_with_too_few_survivors(exe) -> None:
+    n, p = 5, 16
+    ups, ws, enc = _fleet(n, p, seed=2)
+    g = harary_graph(list(range(1, n + 1)), 4, seed=0)
+    eps = _endpoints(exe, ups, ws, enc, c_ids={1, 2, 3, 4, 5},
+                     die_before={1: "MASKED_INPUT", 2: "MASKED_INPUT"})
+    try:
+        srv = SecAggServer(g, 4, 1, p + 1)
+        with pytest.raises(SecAggAbort, match="no shares requested, no aggregate revealed"):
+            srv.run(eps)
+        assert srv.result is None and srv.share_requests == 0
+    finally:
+        _close(eps)
+
+
+def test_c_client_refuses_replay_out_of_round_and_both_shares(exe) -> None:
+    n, p = 4, 8
+    ups, ws, enc = _fleet(n, p, seed=4)
+    g = harary_graph([1, 2, 3, 4], 3, seed=0)
+    eps = _endpoints(exe, ups, ws, enc, c_ids={1})
+    c = eps[0]
+    try:
+        c.exchange("ADVERTISE_KEYS", M.AdvertiseRequest(5, 1, 2, g.neighbours[1]).pack())
+        # replayed ADVERTISE_KEYS (same round), a request of another round, a skipped stage
+        for op, payload in (("ADVERTISE_KEYS", M.AdvertiseRequest(5, 1, 2, g.neighbours[1]).pack()),
+                            ("ADVERTISE_KEYS", M.AdvertiseRequest(4, 1, 2, g.neighbours[1]).pack()),
+                            ("SHARE_KEYS", M.ShareKeysRequest(6, ()).pack()),
+                            ("MASKED_INPUT", M.MaskedInputRequest(5, ()).pack()),
+                            ("UNMASK", M.UnmaskRequest(5, (), ()).pack())):
+            with pytest.raises(DeviceRefused, match="TFD_ERR_PROTO_STATE"):
+                c.call(op, payload)
+        assert c.stage() == 1  # still ADVERTISED: a refused replay changes nothing
+
+        # a full round whose UNMASK asks both shares of one neighbour
+        class Evil(SecAggServer):
+            def _call(self, stage, ep, payload):
+                if stage == "UNMASK":
+                    req = M.UnmaskRequest.unpack(payload)
+                    other = self.g.neighbours[ep.id][0]
+                    payload = M.UnmaskRequest(req.round, (other,),
+                                              tuple(sorted({*req.survivors, other}))).pack()
+                return super()._call(stage, ep, payload)
+
+        srv = Evil(g, 2, 9, p + 1)
+        with pytest.raises(SecAggAbort):
+            srv.run(eps)
+        reason = dict(srv.stats["UNMASK"].dropped)[1]
+        assert "TFD_ERR_ARG" in reason
+        assert c.stage() == STAGE_IDLE  # round abandoned, secrets wiped
+        # the finished round cannot be replayed either
+        with pytest.raises(DeviceRefused, match="TFD_ERR_PROTO_STATE"):
+            c.call("ADVERTISE_KEYS", M.AdvertiseRequest(9, 1, 2, g.neighbours[1]).pack())
+    finally:
+        _close(eps)
