@@ -131,12 +131,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             known += (DataError,)
         except ImportError:
             pass
-        try:
-            from tinyfed_toolchain.budget import BudgetError
-
-            known += (BudgetError,)
-        except ImportError:
-            pass
+        for mod, names in (
+            ("tinyfed_toolchain.budget", ("BudgetError",)),
+            ("tinyfed_toolchain.firmware", ("BuildError",)),
+            ("tinyfed_toolchain.host_cc", ("CompileError",)),
+            ("tinyfed_toolchain.train_plan", ("TrainPlanError",)),
+            ("tinyfed_host.emulator", ("EmulatorError",)),
+            ("tinyfed_host.protocol", ("ProtocolError",)),
+            ("tinyfed_host.link", ("LinkError", "LinkTimeout")),
+        ):
+            try:
+                m = __import__(mod, fromlist=list(names))
+                known += tuple(getattr(m, n) for n in names if hasattr(m, n))
+            except ImportError:
+                pass
         if isinstance(exc, known):
             print(f"tinyfed: error: {exc}", file=sys.stderr)
             return 2

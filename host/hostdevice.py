@@ -29,10 +29,11 @@ from tinyfed_toolchain.paths import FIRMWARE
 
 def device_sources() -> list[Path]:
     """Everything a device image has, minus the board: runtime + kernels,
-    training engine, device round logic, protocol, storage, eval."""
+    training engine, device round logic, protocol, storage, eval, secure
+    aggregation (needs Monocypher: ``compile_host(..., monocypher=True)``)."""
     src = FIRMWARE / "src"
     out = list(runtime_sources())
-    for sub in ("train", "fl", "proto", "storage", "eval"):
+    for sub in ("train", "fl", "proto", "storage", "eval", "secagg"):
         out += sorted((src / sub).glob("*.c"))
     return out
 
@@ -45,7 +46,7 @@ def build_host_device(model_dir: Path, *, extra_flags: Sequence[str] = ()) -> Pa
     if len(gen) != 2:
         raise FileNotFoundError(f"{model_dir}: needs model_data.c and train_data.c (tinyfed build)")
     return compile_host([*device_sources(), *gen, FIRMWARE / "host" / "fl_device_host.c"], [model_dir],
-                        "fl_device_host", extra_flags=list(extra_flags))
+                        "fl_device_host", extra_flags=list(extra_flags), monocypher=True)
 
 
 @dataclass

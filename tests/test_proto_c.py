@@ -243,7 +243,7 @@ def test_stage_transitions_and_errors() -> None:
         (msg("INFER_TEST", 31, input=bytes([1, 2, 3])), "INFER_RESULT"),
         (msg("INFER_TEST", 32, input=b""), "TFD_ERR_SHAPE"),
         (encode_frame(0x7F, 33, b""), "TFD_ERR_MSG_UNKNOWN"),  # unknown id
-        (encode_frame(WIRE.planned["ADVERTISE_KEYS"][0], 34, b"\0" * 4), "TFD_ERR_MSG_UNKNOWN"),  # planned, not built
+        (encode_frame(WIRE.blocks["SECAGG"][1], 34, b"\0" * 4), "TFD_ERR_MSG_UNKNOWN"),  # free id in a block
         (msg("INFO", 35, **{f.name: (0 if not (f.is_array or f.is_tail) else (b"" if f.type != "CHAR" else "")) if f.type != "U8" or not f.is_array else bytes(f.count) for f in WIRE.msg("INFO").fields}), "TFD_ERR_MSG_UNKNOWN"),  # device->host id
         (encode_frame(WIRE.msg("PING").id, 36, b"\0" * 3), "TFD_ERR_MSG_LENGTH"),
         (hello(37, proto_version=2), "TFD_ERR_PROTO_VERSION"),  # -> IDLE again

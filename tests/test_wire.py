@@ -67,8 +67,8 @@ def test_table_rules() -> None:
         assert name in WIRE.by_name
     for name in ("PARAMS", "TRAIN", "TRAIN_RESULT", "GET_UPDATE", "UPDATE"):
         assert name in WIRE.by_name
-    for name in ("ADVERTISE_KEYS", "SHARE_KEYS", "MASKED_INPUT", "UNMASK"):
-        assert name in WIRE.planned
+    for name in ("ADVERTISE_KEYS", "SHARE_KEYS", "MASKED_INPUT", "UNMASK"):  # SecAgg+: implemented
+        assert name in WIRE.by_name and WIRE.blocks["SECAGG"][0] <= WIRE.msg(name).id <= WIRE.blocks["SECAGG"][1]
     assert WIRE.msg("INFO").fixed_size <= WIRE.const("MAX_PAYLOAD")
     assert WIRE.msg("XFER_CHUNK").tail_max == WIRE.const("CHUNK_MAX")
 

@@ -184,6 +184,14 @@ static void link_write(void *ctx, const uint8_t *data, size_t len)
     }
 }
 
+/* secure aggregation's randomness: the host's CSPRNG */
+static tfd_status_t host_random(uint8_t *out, size_t len)
+{
+    static FILE *f;
+    if (f == NULL) f = fopen("/dev/urandom", "rb");
+    return f != NULL && fread(out, 1, len, f) == len ? TFD_OK : TFD_ERR_INTERNAL;
+}
+
 static const tfd_app_t kApp = {
     .info = app_info,
     .eval = app_eval,
@@ -196,6 +204,7 @@ static const tfd_app_t kApp = {
     .params = tfd_fl_params,
     .train = app_train,
     .update = tfd_fl_update,
+    .secagg = tfd_fl_secagg,
 };
 
 /* ---- main ---------------------------------------------------------------------------------- */
@@ -282,7 +291,7 @@ int main(int argc, char **argv)
             .buf = g_buf, .buf_len = TFD_TRAIN_N_PARAMS,
             .x = g_x, .y = g_y, .n = g_n, .sample_bytes = TFD_MODEL_INPUT_BYTES,
             .use_storage = storage != NULL, .storage_base = 0,
-            .counter = NULL, .sram_peak = NULL, .millis = host_millis,
+            .counter = NULL, .sram_peak = NULL, .millis = host_millis, .random = host_random,
         };
         st = tfd_fl_init(&g_fl, &cfg);
     }

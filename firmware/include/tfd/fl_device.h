@@ -8,7 +8,7 @@
  *     .xfer_begin = tfd_fl_xfer_begin, .xfer_write = tfd_fl_xfer_write,
  *     .xfer_commit = tfd_fl_xfer_commit, .xfer_open = tfd_fl_xfer_open,
  *     .xfer_read = tfd_fl_xfer_read, .params = tfd_fl_params,
- *     .train = tfd_fl_train, .update = tfd_fl_update
+ *     .train = tfd_fl_train, .update = tfd_fl_update, .secagg = tfd_fl_secagg
  *
  * with ctx = its tfd_fl_t.  firmware/src/app/main.c does on the boards,
  * firmware/host/fl_device_host.c on the host.
@@ -38,6 +38,7 @@
 
 #include "tfd/param_store.h"
 #include "tfd/proto.h"
+#include "tfd/secagg_client.h"
 #include "tfd/status.h"
 #include "tfd/train.h"
 
@@ -75,6 +76,9 @@ typedef struct {
     uint64_t (*counter)(void);    /* instructions (QEMU -icount) or cycles since boot */
     uint32_t (*sram_peak)(void);  /* static RAM + stack high-water mark, bytes */
     uint32_t (*millis)(void);
+    /* secure aggregation: random bytes (tfd_port_random on a board); NULL:
+     * the SecAgg+ messages are refused (ERROR BAD_MODEL) */
+    tfd_status_t (*random)(uint8_t *out, size_t len);
 } tfd_fl_config_t;
 
 typedef struct {
@@ -92,6 +96,16 @@ typedef struct {
     uint8_t store_ok;
     tfd_param_meta_t restored; /* what tfd_fl_init loaded (found = 0: initial parameters) */
     tfd_status_t store_status; /* last storage result */
+    /* secure aggregation (SecAgg+): the client and its request / reply bodies */
+    tfd_sa_client_t sa;
+    uint8_t sa_init;
+    uint8_t sa_in_ok;          /* a complete SA_REQUEST body is staged (used once) */
+    uint32_t sa_in_len, sa_staged;
+    uint32_t sa_out_len;       /* SA_REPLY bytes (0: none) */
+    uint32_t sa_round;         /* round of the last stage run */
+    uint32_t sa_words;         /* words of the masked input (SA_MASKED) */
+    uint8_t sa_in[TFD_WIRE_SA_BODY_MAX];
+    uint8_t sa_out[TFD_WIRE_SA_BODY_MAX];
 } tfd_fl_t;
 
 /* Bind, initialise the trainer (parameters = plan->init_params, then the
@@ -118,6 +132,12 @@ TFD_CHECK_RESULT tfd_status_t tfd_fl_xfer_read(void *ctx, uint8_t purpose, uint3
 TFD_CHECK_RESULT tfd_status_t tfd_fl_params(void *ctx, const tfd_msg_PARAMS_t *m, uint32_t *detail);
 TFD_CHECK_RESULT tfd_status_t tfd_fl_train(void *ctx, const tfd_msg_TRAIN_t *m,
                                            tfd_msg_TRAIN_RESULT_t *out, uint32_t *detail);
+/* The SecAgg+ stages (tfd_app_t.secagg): the update of the TRAINED round is
+ * what MASKED_INPUT masks (weight = samples trained on).  SA_REQUEST /
+ * SA_REPLY / SA_MASKED go through the transfer callbacks above. */
+TFD_CHECK_RESULT tfd_status_t tfd_fl_secagg(void *ctx, uint8_t msg_id, uint32_t round, uint32_t body_len,
+                                            uint32_t crc32, const tfd_msg_ADVERTISE_KEYS_t *adv,
+                                            uint32_t *reply_len, uint32_t *detail);
 TFD_CHECK_RESULT tfd_status_t tfd_fl_update(void *ctx, const tfd_msg_GET_UPDATE_t *m,
                                             tfd_msg_UPDATE_t *out, uint32_t *detail);
 

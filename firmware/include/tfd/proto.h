@@ -97,6 +97,17 @@ typedef struct tfd_app {
                                            tfd_msg_TRAIN_RESULT_t *out, uint32_t *detail);
     TFD_CHECK_RESULT tfd_status_t (*update)(void *ctx, const tfd_msg_GET_UPDATE_t *m,
                                             tfd_msg_UPDATE_t *out, uint32_t *detail);
+
+    /* Secure aggregation (wire.def "secure aggregation"; NULL: ERROR
+     * BAD_MODEL).  Run SecAgg+ stage `msg_id` (TFD_MSG_ADVERTISE_KEYS ..
+     * TFD_MSG_UNMASK) of `round` on the staged SA_REQUEST body (body_len
+     * bytes, CRC-32 crc32); `adv` is the decoded ADVERTISE_KEYS (encoding
+     * parameters) for that stage, else NULL.  Set *reply_len to the bytes of
+     * the reply the host then pulls (SA_REPLY, or SA_MASKED after
+     * MASKED_INPUT). */
+    TFD_CHECK_RESULT tfd_status_t (*secagg)(void *ctx, uint8_t msg_id, uint32_t round, uint32_t body_len,
+                                            uint32_t crc32, const tfd_msg_ADVERTISE_KEYS_t *adv,
+                                            uint32_t *reply_len, uint32_t *detail);
 } tfd_app_t;
 
 /* Where reply bytes go. */

@@ -109,6 +109,11 @@ const char *tfd_sa_client_stage_name(tfd_sa_client_stage_t stage);
 TFD_CHECK_RESULT tfd_status_t tfd_sa_client_init(tfd_sa_client_t *c, uint32_t id, const tfd_sa_encoding_t *enc,
                                                  tfd_sa_random_fn random);
 
+/* Change id and encoding before a new round (wipes the current one; the
+ * round history stays, so older rounds still cannot be replayed). */
+TFD_CHECK_RESULT tfd_status_t tfd_sa_client_configure(tfd_sa_client_t *c, uint32_t id,
+                                                      const tfd_sa_encoding_t *enc);
+
 /* Wipe every secret of the current round; stage IDLE (the round id stays:
  * no older round can be started again). */
 void tfd_sa_client_wipe(tfd_sa_client_t *c);

@@ -186,6 +186,7 @@ static const tfd_app_t kApp = {
     .params = tfd_fl_params,
     .train = tfd_fl_train,
     .update = tfd_fl_update,
+    .secagg = tfd_fl_secagg,
 #endif
 };
 
@@ -199,7 +200,7 @@ static void training_init(void)
         .x = tfd_shard_x, .y = tfd_shard_y, .n = tfd_shard_n, .sample_bytes = tfd_shard_sample_bytes,
         .use_storage = 1, .storage_base = 0,
         .counter = tfd_bench_icount_shift() >= 0 ? insn_counter : NULL,
-        .sram_peak = sram_peak, .millis = fl_millis,
+        .sram_peak = sram_peak, .millis = fl_millis, .random = tfd_port_random,
     };
     g_train_status = tfd_fl_init(&g_fl, &cfg);
     if (g_train_status != TFD_OK) {

@@ -4,7 +4,18 @@
 #include <math.h>
 #include <string.h>
 
-#include "tfd/frame.h" /* tfd_crc32 */
+#include "monocypher.h" /* crypto_wipe */
+#include "tfd/frame.h"   /* tfd_crc32 */
+
+static uint32_t tfd_sa_load32_le_(const uint8_t *b)
+{
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static void crypto_wipe_words_(void *p, size_t n)
+{
+    crypto_wipe(p, n);
+}
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "ENC_F32 vectors are copied as they lie in memory: little-endian targets only"
@@ -100,11 +111,51 @@ void tfd_fl_update_hook(tfd_fl_t *fl, float *delta, uint32_t n, float *norm, flo
     *clip = 0.0f;
 }
 
+/* SA_MASKED bytes [offset, offset + len): u32 round || the masked words, made on demand */
+TFD_CHECK_RESULT static tfd_status_t fl_sa_read_masked(tfd_fl_t *fl, uint32_t offset, uint8_t *out, size_t len)
+{
+    TFD_ENSURE(fl->sa_init && fl->sa.stage == TFD_SA_CLIENT_MASKED, TFD_ERR_PROTO_STATE);
+    const uint32_t total = 4u + 4u * fl->sa_words;
+    TFD_ENSURE(offset <= total && len <= total - offset, TFD_ERR_ARG);
+    uint8_t head[4];
+    head[0] = (uint8_t)fl->sa.round;
+    head[1] = (uint8_t)(fl->sa.round >> 8);
+    head[2] = (uint8_t)(fl->sa.round >> 16);
+    head[3] = (uint8_t)(fl->sa.round >> 24);
+    size_t done = 0;
+    while (done < len) {
+        const uint32_t pos = offset + (uint32_t)done;
+        if (pos < 4) {
+            out[done++] = head[pos];
+            continue;
+        }
+        uint32_t words[16];
+        const uint32_t w0 = (pos - 4u) / 4u;
+        const uint32_t nw = fl->sa_words - w0 < 16u ? fl->sa_words - w0 : 16u;
+        TFD_TRY(tfd_sa_client_masked_read(&fl->sa, w0, words, nw));
+        const uint8_t *bytes = (const uint8_t *)words; /* little-endian target (checked above) */
+        size_t from = (pos - 4u) % 4u, avail = 4u * nw - from;
+        const size_t take = avail < len - done ? avail : len - done;
+        memcpy(out + done, bytes + from, take);
+        done += take;
+        crypto_wipe_words_(words, sizeof words);
+    }
+    return TFD_OK;
+}
+
 /* ---- transfers ---------------------------------------------------------------------------- */
 tfd_status_t tfd_fl_xfer_begin(void *ctx, uint8_t purpose, uint32_t total_len)
 {
     tfd_fl_t *fl = ctx;
+    if (purpose == TFD_PURPOSE_SA_REQUEST) {
+        TFD_ENSURE(total_len >= 4 && total_len <= sizeof fl->sa_in, TFD_ERR_SHAPE);
+        fl->sa_in_ok = 0;
+        fl->sa_in_len = total_len;
+        fl->sa_staged = 0;
+        return TFD_OK;
+    }
     TFD_ENSURE(purpose == TFD_PURPOSE_MODEL_PARAMS, TFD_ERR_ARG);
+    if (fl->sa_init) tfd_sa_client_wipe(&fl->sa); /* a new round: the update is about to go */
     TFD_ENSURE(total_len == param_bytes(fl), TFD_ERR_SHAPE);
     TFD_TRY(fl_go(fl, TFD_FL_STAGING));
     fl->staged = 0;
@@ -115,6 +166,12 @@ tfd_status_t tfd_fl_xfer_write(void *ctx, uint8_t purpose, uint32_t offset, cons
                                size_t len)
 {
     tfd_fl_t *fl = ctx;
+    if (purpose == TFD_PURPOSE_SA_REQUEST) {
+        TFD_ENSURE(offset == fl->sa_staged && len <= fl->sa_in_len - offset, TFD_ERR_OVERFLOW);
+        memcpy(fl->sa_in + offset, data, len);
+        fl->sa_staged += (uint32_t)len;
+        return TFD_OK;
+    }
     TFD_ENSURE(purpose == TFD_PURPOSE_MODEL_PARAMS && fl->stage == TFD_FL_STAGING, TFD_ERR_PROTO_STATE);
     TFD_ENSURE(offset == fl->staged && len <= param_bytes(fl) - offset, TFD_ERR_OVERFLOW);
     memcpy((uint8_t *)fl->cfg.buf + offset, data, len);
@@ -125,6 +182,11 @@ tfd_status_t tfd_fl_xfer_write(void *ctx, uint8_t purpose, uint32_t offset, cons
 tfd_status_t tfd_fl_xfer_commit(void *ctx, uint8_t purpose, uint32_t total_len)
 {
     tfd_fl_t *fl = ctx;
+    if (purpose == TFD_PURPOSE_SA_REQUEST) {
+        TFD_ENSURE(total_len == fl->sa_in_len && fl->sa_staged == total_len, TFD_ERR_SHAPE);
+        fl->sa_in_ok = 1;
+        return TFD_OK;
+    }
     TFD_ENSURE(purpose == TFD_PURPOSE_MODEL_PARAMS, TFD_ERR_ARG);
     TFD_ENSURE(total_len == param_bytes(fl) && fl->staged == total_len, TFD_ERR_SHAPE);
     return fl_go(fl, TFD_FL_STAGED);
@@ -133,6 +195,18 @@ tfd_status_t tfd_fl_xfer_commit(void *ctx, uint8_t purpose, uint32_t total_len)
 tfd_status_t tfd_fl_xfer_open(void *ctx, uint8_t purpose, uint32_t arg, uint32_t *total_len)
 {
     tfd_fl_t *fl = ctx;
+    if (purpose == TFD_PURPOSE_SA_REPLY) {
+        TFD_ENSURE(fl->sa_init && fl->sa_out_len > 0, TFD_ERR_PROTO_STATE);
+        TFD_ENSURE(arg == fl->sa_round, TFD_ERR_ARG);
+        *total_len = fl->sa_out_len;
+        return TFD_OK;
+    }
+    if (purpose == TFD_PURPOSE_SA_MASKED) {
+        TFD_ENSURE(fl->sa_init && fl->sa.stage == TFD_SA_CLIENT_MASKED, TFD_ERR_PROTO_STATE);
+        TFD_ENSURE(arg == fl->sa_round && arg == fl->sa.round, TFD_ERR_ARG);
+        *total_len = 4u + 4u * fl->sa_words;
+        return TFD_OK;
+    }
     TFD_ENSURE(purpose == TFD_PURPOSE_MODEL_UPDATE, TFD_ERR_ARG);
     TFD_ENSURE(fl->stage == TFD_FL_TRAINED, TFD_ERR_PROTO_STATE);
     TFD_ENSURE(arg == fl->round, TFD_ERR_ARG);
@@ -143,6 +217,13 @@ tfd_status_t tfd_fl_xfer_open(void *ctx, uint8_t purpose, uint32_t arg, uint32_t
 tfd_status_t tfd_fl_xfer_read(void *ctx, uint8_t purpose, uint32_t offset, uint8_t *out, size_t len)
 {
     tfd_fl_t *fl = ctx;
+    if (purpose == TFD_PURPOSE_SA_REPLY) {
+        TFD_ENSURE(fl->sa_out_len > 0, TFD_ERR_PROTO_STATE);
+        TFD_ENSURE(offset <= fl->sa_out_len && len <= fl->sa_out_len - offset, TFD_ERR_ARG);
+        memcpy(out, fl->sa_out + offset, len);
+        return TFD_OK;
+    }
+    if (purpose == TFD_PURPOSE_SA_MASKED) return fl_sa_read_masked(fl, offset, out, len);
     TFD_ENSURE(purpose == TFD_PURPOSE_MODEL_UPDATE && fl->stage == TFD_FL_TRAINED, TFD_ERR_PROTO_STATE);
     TFD_ENSURE(offset <= param_bytes(fl) && len <= param_bytes(fl) - offset, TFD_ERR_ARG);
     memcpy(out, (const uint8_t *)fl->cfg.buf + offset, len);
@@ -245,5 +326,64 @@ tfd_status_t tfd_fl_update(void *ctx, const tfd_msg_GET_UPDATE_t *m, tfd_msg_UPD
     out->crc32 = tfd_crc32(0, (const uint8_t *)fl->cfg.buf, param_bytes(fl));
     out->norm = fl->norm;
     out->clip = fl->clip;
+    return TFD_OK;
+}
+
+/* ---- secure aggregation (SecAgg+) ----------------------------------------------------------- */
+tfd_status_t tfd_fl_secagg(void *ctx, uint8_t msg_id, uint32_t round, uint32_t body_len, uint32_t crc32,
+                           const tfd_msg_ADVERTISE_KEYS_t *adv, uint32_t *reply_len, uint32_t *detail)
+{
+    tfd_fl_t *fl = ctx;
+    TFD_ENSURE(fl->cfg.random != NULL, TFD_ERR_BAD_MODEL);
+    TFD_ENSURE(fl->sa_in_ok && body_len == fl->sa_in_len, TFD_ERR_SHAPE);
+    fl->sa_in_ok = 0; /* a body is used once */
+    TFD_ENSURE(tfd_crc32(0, fl->sa_in, body_len) == crc32, TFD_ERR_FRAME_CRC);
+    TFD_ENSURE(body_len >= 4 && tfd_sa_load32_le_(fl->sa_in) == round, TFD_ERR_ARG);
+    *detail = (uint32_t)fl->sa.stage;
+    size_t out_len = 0;
+    fl->sa_out_len = 0;
+    switch (msg_id) {
+    case TFD_MSG_ADVERTISE_KEYS: {
+        TFD_ENSURE(adv != NULL && body_len >= 8, TFD_ERR_ARG);
+        const tfd_sa_encoding_t enc = {.clip = adv->clip, .frac_bits = adv->frac_bits,
+                                       .weight_max = adv->weight_max};
+        const uint32_t id = tfd_sa_load32_le_(fl->sa_in + 4);
+        if (!fl->sa_init) {
+            TFD_TRY(tfd_sa_client_init(&fl->sa, id, &enc, fl->cfg.random));
+            fl->sa_init = 1;
+        } else if (fl->sa.has_round && round <= fl->sa.round) {
+            return TFD_ERR_PROTO_STATE; /* replay / older round: change nothing */
+        } else {
+            TFD_TRY(tfd_sa_client_configure(&fl->sa, id, &enc));
+        }
+        TFD_TRY(tfd_sa_client_advertise(&fl->sa, fl->sa_in, body_len, fl->sa_out, sizeof fl->sa_out, &out_len));
+        break;
+    }
+    case TFD_MSG_SHARE_KEYS:
+        TFD_ENSURE(fl->sa_init, TFD_ERR_PROTO_STATE);
+        TFD_TRY(tfd_sa_client_share_keys(&fl->sa, fl->sa_in, body_len, fl->sa_out, sizeof fl->sa_out, &out_len));
+        break;
+    case TFD_MSG_MASKED_INPUT: {
+        TFD_ENSURE(fl->sa_init, TFD_ERR_PROTO_STATE);
+        TFD_ENSURE(fl->stage == TFD_FL_TRAINED, TFD_ERR_PROTO_STATE); /* no update to mask */
+        uint32_t words = 0;
+        TFD_TRY(tfd_sa_client_masked_input(&fl->sa, fl->sa_in, body_len, fl->cfg.buf, fl->n_params, fl->weight,
+                                           &words));
+        fl->sa_words = words;
+        fl->sa_round = round;
+        *reply_len = 4u + 4u * words;
+        *detail = 0;
+        return TFD_OK;
+    }
+    case TFD_MSG_UNMASK:
+        TFD_ENSURE(fl->sa_init, TFD_ERR_PROTO_STATE);
+        TFD_TRY(tfd_sa_client_unmask(&fl->sa, fl->sa_in, body_len, fl->sa_out, sizeof fl->sa_out, &out_len));
+        break;
+    default: return TFD_ERR_INTERNAL;
+    }
+    fl->sa_out_len = (uint32_t)out_len;
+    fl->sa_round = round;
+    *reply_len = (uint32_t)out_len;
+    *detail = 0;
     return TFD_OK;
 }

@@ -387,6 +387,10 @@ static const tfd_route_t kRoutes[] = {
     {TFD_MSG_PARAMS, STAGE_BIT(READY), tfd_proto_on_params},
     {TFD_MSG_TRAIN, STAGE_BIT(READY), tfd_proto_on_train},
     {TFD_MSG_GET_UPDATE, STAGE_BIT(READY), tfd_proto_on_get_update},
+    {TFD_MSG_ADVERTISE_KEYS, STAGE_BIT(READY), tfd_proto_on_secagg},
+    {TFD_MSG_SHARE_KEYS, STAGE_BIT(READY), tfd_proto_on_secagg},
+    {TFD_MSG_MASKED_INPUT, STAGE_BIT(READY), tfd_proto_on_secagg},
+    {TFD_MSG_UNMASK, STAGE_BIT(READY), tfd_proto_on_secagg},
 #if TFD_TEST_MESSAGES
     {TFD_MSG_INFER_TEST, STAGE_BIT(READY), on_infer_test},
 #endif

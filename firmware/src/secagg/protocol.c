@@ -92,6 +92,16 @@ tfd_status_t tfd_sa_client_init(tfd_sa_client_t *c, uint32_t id, const tfd_sa_en
     return TFD_OK;
 }
 
+tfd_status_t tfd_sa_client_configure(tfd_sa_client_t *c, uint32_t id, const tfd_sa_encoding_t *enc)
+{
+    TFD_ENSURE(c != NULL && enc != NULL && id != 0, TFD_ERR_ARG);
+    TFD_TRY(tfd_sa_check_encoding(1, enc));
+    tfd_sa_client_wipe(c); /* whatever round was under way is over */
+    c->id = id;
+    c->enc = *enc;
+    return TFD_OK;
+}
+
 /* index of neighbour id, or -1 */
 static int sa_find(const tfd_sa_client_t *c, uint32_t id)
 {
