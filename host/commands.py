@@ -127,11 +127,11 @@ def _train_config(args: argparse.Namespace) -> Any:
                        seed=args.seed, schedule=args.schedule, max_samples=args.max_samples)
 
 
-def _fleet_config(args: argparse.Namespace) -> Any:
+def _fleet_config(args: argparse.Namespace, *, secure_ok: bool = False) -> Any:
     from .fl_run import DEFAULT_ROUNDS
     from .rounds import FleetConfig
 
-    if not args.no_secure:
+    if not args.no_secure and not secure_ok:
         raise UsageError("secure aggregation is not available in this version yet (it is the next step): "
                          "rerun with --no-secure to aggregate plain model deltas (the host then sees each "
                          "device's update)")
@@ -156,15 +156,34 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
     from .protocol import ClientOptions
     from .rounds import RefusedError, SerialParticipant
 
-    cfg = _fleet_config(args)
+    cfg = _fleet_config(args, secure_ok=True)
     build = _load_build(args.build)
     parts = [SerialParticipant(u, ClientOptions(timeout=args.timeout, retries=6)) for u in args.port]
+    aggregator = None
+    if not args.no_secure:
+        from .secagg.aggregator import SecureAggregator, SecureOptions
+
+        if args.dp_noise_multiplier < 0 or not 0 < args.dp_delta < 1 or not args.clip > 0:
+            raise UsageError("--clip must be > 0, --dp-noise-multiplier >= 0, 0 < --dp-delta < 1")
+        aggregator = SecureAggregator(SecureOptions(
+            clip=args.clip, neighbours=args.neighbours, threshold=args.threshold, seed=args.graph_seed,
+            dp_noise_multiplier=args.dp_noise_multiplier, dp_delta=args.dp_delta, fleet_size=len(parts)))
     try:
-        res = run_federated("fleet", build, parts, cfg, report_path=Path(args.report) if args.report else None,
+        res = run_federated("fleet", build, parts, cfg, aggregator=aggregator,
+                            report_path=Path(args.report) if args.report else None,
                             plot_path=Path(args.plot) if args.plot else None,
                             with_centralised=not args.no_centralised)
     except RefusedError as exc:
         raise UsageError(str(exc)) from exc
+    for r in res.records[1:]:
+        if r.secure:
+            d = {k: len(v) for k, v in r.secure["dropouts"].items()}
+            b = r.secure["bytes_per_device"]["MASKED_INPUT"]["from_device"]
+            eps = f", epsilon {r.secure['epsilon']:.3f}" if "epsilon" in r.secure else ""
+            ovh = r.secure["masking_overhead"]
+            print(f"round {r.round}: secure aggregation {'aborted' if r.secure['aborted'] else 'ok'}, "
+                  f"dropouts per stage {d}, masked input {b:.0f} B/device"
+                  + (f" ({ovh:.4f} x the plain update)" if ovh else "") + eps)
     return 0 if any(r.completed for r in res.records[1:]) or cfg.rounds == 0 else 1
 
 
@@ -217,7 +236,8 @@ def _add_fl_options(p: argparse.ArgumentParser, *, rounds_default: str = "20") -
     p.add_argument("--server-lr", type=float, default=1.0, help="server step on the averaged delta")
     p.add_argument("--no-persist", action="store_true", help="do not save parameters on the devices")
     p.add_argument("--no-secure", action="store_true",
-                   help="aggregate plain deltas (required until secure aggregation lands)")
+                   help="aggregate plain deltas (fleet: secure aggregation is the default; "
+                        "simulate / demo: required for now)")
     p.add_argument("--no-centralised", action="store_true", help="skip the centralised baseline")
     p.add_argument("--report", help="write the run's JSON report here")
     p.add_argument("--plot", help="write a PNG of accuracy per round here")
@@ -254,6 +274,14 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     f.add_argument("--build", default=str(DEFAULT_BUILD), help="the build the boards run (model, plan, held-out split)")
     f.add_argument("--timeout", type=float, default=2.0, help="seconds per request attempt")
     _add_fl_options(f)
+    f.add_argument("--clip", type=float, default=10.0,
+                   help="secure aggregation: L2 clip of each device's update before encoding (default 10)")
+    f.add_argument("--neighbours", type=int, help="SecAgg+ neighbourhood degree k (default ~2 log2 n, even)")
+    f.add_argument("--threshold", type=int, help="Shamir threshold t per neighbourhood (default k/2 + 1)")
+    f.add_argument("--graph-seed", type=int, help="seed of the neighbourhood graph (default: fresh each round)")
+    f.add_argument("--dp-noise-multiplier", type=float, default=0.0,
+                   help="central Gaussian DP: noise sigma = z * clip on the unmasked sum (default 0: off)")
+    f.add_argument("--dp-delta", type=float, default=1e-5, help="delta of the reported (epsilon, delta)")
     f.set_defaults(fn=_cmd_fleet)
 
     m = sub.add_parser("simulate", help="the same rounds with N virtual devices (the device C engine on the host)")

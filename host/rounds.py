@@ -131,6 +131,12 @@ class SerialParticipant:
     def fetch_update(self, round_: int, encoding: int) -> Update:
         return fetch_update(self._client(), round_, encoding=encoding, device=self.name)
 
+    def secagg_endpoint(self, client_id: int, enc: Any) -> Any:
+        """This board as SecAgg+ client ``client_id`` (tinyfed_host.secagg.serial)."""
+        from .secagg.serial import SerialEndpoint
+
+        return SerialEndpoint(client_id, self._client(), enc)
+
     def traffic(self) -> Traffic:
         if self.dev is None:
             return Traffic()
@@ -231,9 +237,10 @@ class RoundRecord:
     seconds: float = 0.0
     aggregate_weight: int = 0
     updates: int = 0
+    secure: dict[str, Any] | None = None  # SecAgg+ round report (dropouts, bytes per stage, epsilon)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"round": self.round, "accuracy": self.accuracy, "loss": self.loss,
+        return {"round": self.round, "accuracy": self.accuracy, "loss": self.loss, "secure": self.secure,
                 "completed": self.completed, "updates": self.updates,
                 "aggregate_weight": self.aggregate_weight, "seconds": round(self.seconds, 3),
                 "bytes_to_devices": self.traffic.wire_out, "bytes_from_devices": self.traffic.wire_in,
@@ -388,7 +395,9 @@ class FedAvgRunner:
             rec.traffic = rec.traffic.plus(row.traffic)
         self.state.last_updates = updates
         self.state.last_aggregate = None
-        if len(updates) >= max(1, self.cfg.min_clients):
+        if getattr(self.aggregator, "interactive", False):
+            self._aggregate_secure(r, params, active, rows, rec)
+        elif len(updates) >= max(1, self.cfg.min_clients):
             self.aggregator.begin(r, int(params.size))
             accepted = 0
             for u, row in ((u, next(x for x in rows if x.name == u.device)) for u in updates):
@@ -415,6 +424,44 @@ class FedAvgRunner:
         self._go(Stage.EVALUATE)
         return self._evaluate(rec, t0)
 
+    def _aggregate_secure(self, r: int, params: np.ndarray, active: list[DeviceState], rows: list[DeviceRound],
+                          rec: RoundRecord) -> None:
+        """SecAgg+ over the devices that trained (the aggregator drives the four stages)."""
+        from .secagg.server import SecAggAbort
+
+        agg_ = self.aggregator
+        trained = [(d, row) for d, row in zip(active, rows) if d.stage is DevStage.TRAINED and row.status == "ok"]
+        members = [(self.state.devices.index(d) + 1, d.participant, row.weight) for d, row in trained]
+        before = {d.participant.name: d.participant.traffic() for d, _ in trained}
+        agg: Aggregate | None = None
+        try:
+            if len(members) < max(1, self.cfg.min_clients):
+                raise SecAggAbort(f"{len(members)} trained device(s), need {self.cfg.min_clients}")
+            agg = agg_.aggregate_secure(r, int(params.size), members)  # type: ignore[attr-defined]
+        except (SecAggAbort, AggregationError) as e:
+            self.log(f"[fleet] round {r}: secure aggregation aborted: {e}; global parameters unchanged")
+            rec.completed = False
+        rec.secure = getattr(agg_, "last_report", None)
+        if rec.secure is not None and not rec.completed:
+            rec.secure = {**rec.secure, "aborted": True}
+        survivors = set(agg.devices) if agg is not None else set()
+        for d, row in trained:
+            extra = d.participant.traffic().minus(before[d.participant.name])
+            row.traffic = row.traffic.plus(extra)
+            rec.traffic = rec.traffic.plus(extra)
+            if agg is None or d.participant.name in survivors:
+                d.go(DevStage.UPDATED)
+            else:
+                stage = next((s for s, names in (rec.secure or {}).get("dropouts", {}).items()
+                              if d.participant.name in names), "secagg")
+                row.status, row.reason = "lost", f"dropped out of secure aggregation at {stage}"
+                d.go(DevStage.OUT)
+                d.reason = row.reason
+        if agg is not None:
+            self.state.last_aggregate = agg
+            self.state.params = apply_aggregate(params, agg, self.cfg.server_lr)
+            rec.aggregate_weight, rec.updates = agg.total_weight, agg.count
+
     def _client_round(self, d: DeviceState, r: int, params: np.ndarray,
                       tcfg: TrainConfig) -> tuple[DeviceRound, Update | None]:
         p = d.participant
@@ -429,9 +476,12 @@ class FedAvgRunner:
             res = p.train(r, tcfg, self.cfg.train_timeout)
             row.train = res
             d.go(DevStage.TRAINED)
-            upd = p.fetch_update(r, self.aggregator.encoding)
-            d.go(DevStage.UPDATED)
-            row.weight, row.update_norm = upd.weight, upd.norm
+            if getattr(self.aggregator, "interactive", False):
+                row.weight = res.samples  # the update stays on the device: SecAgg+ masks it there
+            else:
+                upd = p.fetch_update(r, self.aggregator.encoding)
+                d.go(DevStage.UPDATED)
+                row.weight, row.update_norm = upd.weight, upd.norm
         except (LinkTimeout, TimeoutError) as e:
             row.status, row.reason = "timeout", str(e)
         except DeviceError as e:

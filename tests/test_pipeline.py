@@ -305,3 +305,43 @@ def test_pipeline_timeseries(tmp_path: Path) -> None:
     diff = np.abs(q.astype(int) - x.astype(int))
     assert diff.max() <= 1 and np.mean(diff == 0) > 0.99
     assert default_student_config((100, 6)).to_json() == rep["resolved"]["student_config"]
+
+
+# --------------------------------------------------------------------------- emitted C
+
+
+def test_digits_student_emitted_c_is_bit_exact_on_the_whole_test_split(digits_build: MlResult,
+                                                                       tmp_path: Path) -> None:
+    from tinyfed_toolchain.verify import verify
+
+    x = np.load(digits_build.out_dir / "test_x_int8.npy")
+    res = verify(digits_build.tflite, x, tmp_path / "v")
+    assert res.total == len(x) == 450
+    assert res.mismatches == 0, f"mismatches: {res.mismatches} of {res.total}"
+
+
+def test_basicmotions_student_emitted_c_is_bit_exact_on_the_whole_test_split(tmp_path: Path) -> None:
+    from tinyfed_toolchain.verify import verify
+
+    cfg = BuildConfig(dataset="basicmotions", teacher_epochs=3, student_epochs=10, out_dir=tmp_path / "bm")
+    res_ml = run_ml_pipeline(cfg, log=lambda s: None)
+    x = np.load(tmp_path / "bm" / "test_x_int8.npy")
+    res = verify(res_ml.tflite, x, tmp_path / "v")
+    assert res.total == len(x) == 40
+    assert res.mismatches == 0, f"mismatches: {res.mismatches} of {res.total}"
+
+
+def test_public_fraction_keeps_the_private_part_out_of_pretraining(tmp_path: Path) -> None:
+    cfg = BuildConfig(dataset="digits", seed=3, out_dir=tmp_path / "pf", public_fraction=0.2).quick()
+    res = run_ml_pipeline(cfg, log=lambda s: None)
+    pub = np.load(tmp_path / "pf" / "train_x.npy")
+    priv = np.load(tmp_path / "pf" / "private_x.npy")
+    full = load_dataset("digits", seed=3)
+    assert len(pub) + len(priv) == len(full.x_train)
+    assert 0.15 < len(pub) / len(full.x_train) < 0.25
+    pub_rows = {r.tobytes() for r in pub.reshape(len(pub), -1)}
+    # digits has a few duplicate images; the split itself must be disjoint by index
+    overlap = sum(r.tobytes() in pub_rows for r in priv.reshape(len(priv), -1))
+    assert overlap <= 3
+    assert res.report["dataset"]["n_private"] == len(priv)
+    assert set(np.unique(np.load(tmp_path / "pf" / "private_y.npy"))) == set(range(10))

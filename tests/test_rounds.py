@@ -337,7 +337,20 @@ def test_simulate_cli(built: Path, tmp_path: Path) -> None:
     assert "centralised" in p.stdout and "round" in p.stdout
 
 
-def test_fleet_cli_is_secure_by_default(built: Path) -> None:
-    p = subprocess.run([sys.executable, "-m", "tinyfed_host.cli", "fleet", "--port", "socket://127.0.0.1:9",
-                        "--build", str(built), "--rounds", "1"], capture_output=True, text=True, timeout=120)
-    assert p.returncode == 2 and "--no-secure" in p.stderr
+def test_fleet_cli_is_secure_by_default(built: Path, tmp_path: Path) -> None:
+    h = subprocess.run([sys.executable, "-m", "tinyfed_host.cli", "fleet", "--help"], capture_output=True, text=True)
+    assert all(o in h.stdout for o in ("--clip", "--neighbours", "--threshold", "--dp-noise-multiplier", "--no-secure"))
+    shards = [np.load(built / "devices" / f"dev{k}" / "shard.npz") for k in range(3)]
+    with start_host_devices(built / "model_c", [(z["x"], z["y"]) for z in shards], workdir=tmp_path,
+                            storage=False) as fleet:
+        rep = tmp_path / "r.json"
+        p = subprocess.run([sys.executable, "-m", "tinyfed_host.cli", "fleet", *sum((["--port", d.url] for d in fleet), []),
+                            "--build", str(built), "--rounds", "2", "--epochs", "1", "--no-centralised", "--no-persist",
+                            "--clip", "20", "--dp-noise-multiplier", "0.5", "--report", str(rep)],
+                           capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    r = json.loads(rep.read_text())
+    sec = [x["secure"] for x in r["rounds"][1:]]
+    assert all(s and s["secure"] and not s["aborted"] for s in sec)
+    assert sec[0]["epsilon"] < sec[1]["epsilon"] and sec[0]["masking_overhead"] <= 1.10
+    assert "secure aggregation ok" in p.stdout and "epsilon" in p.stdout

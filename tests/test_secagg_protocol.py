@@ -229,15 +229,24 @@ def test_tampered_share_is_detected() -> None:
 
 
 def test_no_secagg_message_carries_samples_or_an_unmasked_update() -> None:
-    planned = dict(WIRE.planned)
     assert set(M.CARRIES) == set(STAGES)
-    for name, (req_cls, rep_cls) in M.CARRIES.items():
-        assert name in planned or name in WIRE.by_name, name  # ids reserved in wire.def
-        for cls in (req_cls, rep_cls):
+    sa_lo, sa_hi = WIRE.blocks["SECAGG"]
+    for name, (req_purpose, rep_purpose, what) in M.CARRIES.items():
+        m = WIRE.msg(name)
+        assert sa_lo <= m.id <= sa_hi and m.direction == "H2D"
+        assert m.cls == "CONTROL" and m.tail is None  # the stage message: round, length, CRC, encoding
+        req, rep = WIRE.purpose(req_purpose), WIRE.purpose(rep_purpose)
+        assert req.direction == "H2D" and rep.direction == "D2H"
+        for cls in (m.cls, req.cls, rep.cls):
             assert cls in WIRE.classes and "SAMPLE" not in cls
-        assert WIRE.classes[rep_cls], f"{name} reply class {rep_cls} may not travel device->host"
-    # the only vector class is UPDATE, and only MASKED_INPUT's reply has it: masked
-    assert [n for n, (_, r) in M.CARRIES.items() if r == "UPDATE"] == ["MASKED_INPUT"]
+        assert WIRE.classes[rep.cls], f"{rep.name} ({rep.cls}) may not travel device->host"
+        # classification: keys and shares are KEYS; the only vector is the masked one
+        assert rep.cls == ("UPDATE" if what == "masked vector" else "KEYS"), name
+    sa_purposes = {p.name: p.cls for p in WIRE.purposes if p.name.startswith("SA_")}
+    assert sa_purposes == {"SA_REQUEST": "KEYS", "SA_REPLY": "KEYS", "SA_MASKED": "UPDATE"}
+    # no SecAgg message or purpose carries a model update in the clear (ENC_F32 MODEL_UPDATE is
+    # the plain path's only update transfer, and a secure round never opens it)
+    assert [n for n, (_, r, _) in M.CARRIES.items() if WIRE.purpose(r).cls == "UPDATE"] == ["MASKED_INPUT"]
 
 
 def test_masked_input_looks_uniform_to_the_host() -> None:

@@ -98,6 +98,11 @@ class SecAggClient:
         self._reset()
         self._update = None
 
+    def _abandon(self) -> None:
+        """A refused request ends the round: secrets gone, back to IDLE (as the C client)."""
+        self._reset()
+        self.stage = ClientStage.IDLE
+
     def set_update(self, update: np.ndarray, weight: int) -> None:
         self._update = np.asarray(update, dtype=np.float32).ravel().copy()
         self._weight = int(weight)
@@ -138,10 +143,10 @@ class SecAggClient:
         self._expect(ClientStage.ADVERTISED, req.round)
         ids = [i for i, _, _ in req.keys]
         if len(set(ids)) != len(ids) or any(i not in self.neighbours for i in ids):
-            self.wipe()
+            self._abandon()
             raise Refused(f"client {self.id}: SHARE_KEYS names ids outside its neighbourhood")
         if len(ids) + 1 < self.threshold:
-            self.wipe()
+            self._abandon()
             raise Refused(f"client {self.id}: {len(ids)} live neighbours + itself < threshold {self.threshold}")
         assert self._mask_sk is not None and self._share_sk is not None
         self._peers = {i: (c, s) for i, c, s in req.keys}
@@ -159,7 +164,7 @@ class SecAggClient:
                 sealed = P.seal_share(key, nonce, self.id, v, self.round, b_sh[x - 1] + s_sh[x - 1])
                 out.append(M.SealedShare(self.id, v, nonce, sealed))
         except P.CryptoError as e:
-            self.wipe()
+            self._abandon()
             raise Refused(f"client {self.id}: {e}") from e
         self._seed = seed
         x = hs.index(self.id)
@@ -190,7 +195,7 @@ class SecAggClient:
             y = y + P.pair_masks(self.id, self._mask_sk, self._mask_pk,
                                  [(v, self._peers[v][1]) for v in sorted(senders)], self.round, n)
         except BaseException:
-            self.wipe()
+            self._abandon()
             raise
         self._held = {s.sender: s for s in req.shares}
         self._seed, self._mask_sk, self._update = None, None, None  # no longer needed
@@ -222,10 +227,10 @@ class SecAggClient:
                 else:
                     out.append((owner, M.KIND_B, plain[:32]))
         except P.CryptoError as e:
-            self.wipe()
+            self._abandon()
             raise Refused(f"client {self.id}: {e}") from e
         except BaseException:
-            self.wipe()
+            self._abandon()
             raise
         self.wipe()
         self._go(ClientStage.DONE)

@@ -1,18 +1,20 @@
-"""The four SecAgg+ exchanges as bytes (the payloads the planned wire.def
-messages ADVERTISE_KEYS 0x50, SHARE_KEYS 0x51, MASKED_INPUT 0x52 and UNMASK
-0x53 will carry; large ones travel as chunked transfers).
+"""The four SecAgg+ exchanges as bytes: the bodies of wire.def's
+ADVERTISE_KEYS (0x50), SHARE_KEYS (0x51), MASKED_INPUT (0x52) and UNMASK
+(0x53).  Over serial (tinyfed_host.secagg.serial) a request body travels as
+transfer SA_REQUEST, the stage message names its round, length and CRC, and
+the reply body comes back as transfer SA_REPLY (SA_MASKED after
+MASKED_INPUT).  Every body starts with ``u32 round``; integers little-endian.
 
-Every payload starts with ``u32 round``; all integers little-endian.  What
-each carries (the wire table's privacy classes):
+What each carries (and the wire table's privacy class of the transfer):
 
-=================  ==========================================  ===============
-message            request (host -> device)                    reply (device -> host)
-=================  ==========================================  ===============
-ADVERTISE_KEYS     CONTROL: own id, threshold, neighbour ids   KEYS: 2 X25519 public keys
-SHARE_KEYS         KEYS: neighbours' public keys               KEYS: sealed shares (ciphertext)
-MASKED_INPUT       KEYS: sealed shares addressed to the device UPDATE: masked vector
-UNMASK             CONTROL: dropped / surviving ids            KEYS: Shamir shares
-=================  ==========================================  ===============
+=================  ===========================================  =================================
+message            request body (SA_REQUEST, KEYS)              reply body
+=================  ===========================================  =================================
+ADVERTISE_KEYS     own id, threshold, neighbour ids             2 X25519 public keys (SA_REPLY, KEYS)
+SHARE_KEYS         neighbours' public keys                      sealed shares, ciphertext (SA_REPLY, KEYS)
+MASKED_INPUT       sealed shares addressed to the device        masked vector (SA_MASKED, UPDATE)
+UNMASK             dropped / surviving ids                      Shamir shares (SA_REPLY, KEYS)
+=================  ===========================================  =================================
 
 None carries samples or an unmasked update: the only vector is the masked
 one (uniform in Z_2^32 to anyone without the masks).
@@ -29,12 +31,12 @@ SHARE_PLAIN = 64  # b-share || s-share
 SEALED = SHARE_PLAIN + 16
 KIND_B, KIND_S = 0, 1
 
-#: message -> (request class, reply class), as in the table above
-CARRIES: dict[str, tuple[str, str]] = {
-    "ADVERTISE_KEYS": ("CONTROL", "KEYS"),
-    "SHARE_KEYS": ("KEYS", "KEYS"),
-    "MASKED_INPUT": ("KEYS", "UPDATE"),
-    "UNMASK": ("CONTROL", "KEYS"),
+#: message -> (request transfer purpose, reply transfer purpose, what the reply carries)
+CARRIES: dict[str, tuple[str, str, str]] = {
+    "ADVERTISE_KEYS": ("SA_REQUEST", "SA_REPLY", "public keys"),
+    "SHARE_KEYS": ("SA_REQUEST", "SA_REPLY", "ciphertext shares"),
+    "MASKED_INPUT": ("SA_REQUEST", "SA_MASKED", "masked vector"),
+    "UNMASK": ("SA_REQUEST", "SA_REPLY", "shares"),
 }
 
 

@@ -87,6 +87,7 @@ typedef enum {
 enum {
 #define TFD_PLANNED(name, id, block) TFD_MSG_PLANNED_##name = (id),
 #include "tfd/wire.def"
+    TFD_MSG_PLANNED_NONE_ = 0 /* keeps the enum valid when nothing is planned */
 };
 
 typedef enum {

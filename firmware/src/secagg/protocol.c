@@ -147,15 +147,14 @@ tfd_status_t tfd_sa_client_advertise(tfd_sa_client_t *c, const uint8_t *req, siz
     c->n_neighbours = (uint8_t)k;
     for (unsigned i = 0; i < k; ++i) c->nb[i].id = tfd_sa_load32_le(req + 12 + 4 * i);
     uint8_t rnd[32];
-    SA_TRY_OR_REFUSE(c->random(rnd, sizeof rnd));
-    tfd_sa_keypair(c->share_sk, c->share_pk, rnd);
-    const tfd_status_t st = c->random(rnd, sizeof rnd);
-    if (st != TFD_OK) {
-        crypto_wipe(rnd, sizeof rnd);
-        return sa_refuse(c, st);
+    tfd_status_t st = c->random(rnd, sizeof rnd);
+    if (st == TFD_OK) {
+        tfd_sa_keypair(c->share_sk, c->share_pk, rnd);
+        st = c->random(rnd, sizeof rnd);
     }
-    tfd_sa_keypair(c->mask_sk, c->mask_pk, rnd);
+    if (st == TFD_OK) tfd_sa_keypair(c->mask_sk, c->mask_pk, rnd);
     crypto_wipe(rnd, sizeof rnd);
+    if (st != TFD_OK) return sa_refuse(c, st);
     SA_TRY_OR_REFUSE(sa_go(c, TFD_SA_CLIENT_ADVERTISED));
     tfd_sa_store32_le(out, c->round);
     tfd_sa_store32_le(out + 4, c->id);

@@ -1,0 +1,140 @@
+"""SecureAggregator: the rounds' aggregator (tinyfed_host.fedavg.Aggregator)
+for SecAgg+.  Unlike the plain aggregator it never receives an update: after
+the devices trained, the round logic hands it the trained participants
+(:meth:`aggregate_secure`), it runs the four SecAgg+ stages through each
+participant's endpoint (``Participant.secagg_endpoint``) and returns the
+FedAvg mean of the survivors, decoded from the exact sum -- optionally with
+central Gaussian noise (tinyfed_host.secagg.dp explains why central).
+
+Per round it records (``last_report``): dropouts per stage, payload bytes per
+device per stage, the masking overhead (masked-input bytes / plain update
+bytes) and, with DP, epsilon after this many rounds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+from ..fedavg import Aggregate, AggregationError
+from ..fl_client import ENC_F32, Update
+from .dp import epsilon, gaussian_noise
+from .encoding import Encoding, choose_fraction_bits, decode_sum
+from .graph import default_degree, default_threshold, harary_graph
+from .server import STAGES, Endpoint, SecAggAbort, SecAggServer
+
+
+class SecureParticipant(Protocol):
+    name: str
+
+    def secagg_endpoint(self, client_id: int, enc: Encoding) -> Endpoint: ...
+
+
+@dataclass(frozen=True)
+class SecureOptions:
+    clip: float = 1.0                     # L2 bound C of one update
+    neighbours: int | None = None         # degree k (None: default_degree(n))
+    threshold: int | None = None          # t (None: default_threshold(k))
+    seed: int | None = None               # graph seed (None: fresh per round)
+    dp_noise_multiplier: float = 0.0      # z (0: no DP noise)
+    dp_delta: float = 1e-5
+    fleet_size: int | None = None         # for the sampling rate q = participants / fleet
+
+
+class SecureAggregator:
+    """Aggregator interface + :meth:`aggregate_secure` (see the module docstring)."""
+
+    name = "secagg+"
+    encoding = ENC_F32  # not used: no plain update is fetched
+    interactive = True
+
+    def __init__(self, options: SecureOptions = SecureOptions(), log: Callable[[str], None] = print,
+                 rng: np.random.Generator | None = None) -> None:
+        self.opt = options
+        self.log = log
+        self.rng = rng or np.random.default_rng()
+        self._round = -1
+        self._n = 0
+        self._last_sa_round = 0
+        self.rounds_done = 0
+        self.last_report: dict[str, Any] | None = None
+        self.last_server: SecAggServer | None = None
+
+    # -- the Aggregator interface: a secure round takes no plain update ---------------------------
+    def begin(self, round_: int, n_params: int) -> None:
+        self._round, self._n = round_, n_params
+
+    def add(self, update: Update) -> None:
+        raise AggregationError("secure aggregation takes no plain update")
+
+    def finish(self) -> Aggregate:
+        raise AggregationError("secure aggregation: use aggregate_secure()")
+
+    # -- the secure round ----------------------------------------------------------------------------
+    def _sa_round_id(self) -> int:
+        """Strictly increasing across rounds and runs (devices refuse an older SecAgg round)."""
+        rid = max(self._last_sa_round + 1, int(time.time()))
+        self._last_sa_round = rid
+        return rid & 0xFFFFFFFF
+
+    def aggregate_secure(self, round_: int, n_params: int,
+                         members: Sequence[tuple[int, SecureParticipant, int]]) -> Aggregate:
+        """members: (client id, participant, its weight as reported by TRAIN_RESULT)."""
+        n = len(members)
+        if n < 2:
+            raise SecAggAbort(f"round {round_}: secure aggregation needs >= 2 trained devices, have {n}")
+        k = self.opt.neighbours or default_degree(n)
+        k = min(k, n - 1)
+        if k < n - 1 and k % 2:
+            k -= 1
+        t = self.opt.threshold or default_threshold(k)
+        t = min(t, k + 1)
+        wmax = max(w for _, _, w in members)
+        enc = Encoding(self.opt.clip, choose_fraction_bits(n, self.opt.clip), max(1, wmax))
+        ids = [cid for cid, _, _ in members]
+        seed = self.opt.seed if self.opt.seed is None else self.opt.seed + round_
+        g = harary_graph(ids, k, seed)
+        srv = SecAggServer(g, t, self._sa_round_id(), n_params + 1, log=self.log)
+        self.last_server = srv
+        eps = [p.secagg_endpoint(cid, enc) for cid, p, _ in members]
+        names = {cid: p.name for cid, p, _ in members}
+        try:
+            res = srv.run(eps)
+        finally:
+            self.last_report = self._report(srv, n_params, names, k, t, enc)
+        values, total = decode_sum(res.sum_words, enc)
+        if total <= 0:
+            raise AggregationError(f"round {round_}: total weight 0")
+        if self.opt.dp_noise_multiplier > 0:
+            values = values + gaussian_noise(values.shape, enc.clip32, self.opt.dp_noise_multiplier, self.rng)
+        self.rounds_done += 1
+        if self.last_report is not None and self.opt.dp_noise_multiplier > 0:
+            q = min(1.0, len(res.survivors) / float(self.opt.fleet_size or n))
+            self.last_report["epsilon"] = epsilon(self.opt.dp_noise_multiplier, q, self.rounds_done,
+                                                  self.opt.dp_delta)
+            self.last_report["dp"] = {"noise_multiplier": self.opt.dp_noise_multiplier,
+                                      "delta": self.opt.dp_delta, "sampling_rate": q,
+                                      "rounds": self.rounds_done}
+        mean = values * (float(enc.weight_max) / float(total))
+        return Aggregate(round_, mean, total, len(res.survivors), tuple(names[i] for i in res.survivors))
+
+    @staticmethod
+    def _report(srv: SecAggServer, n_params: int, names: dict[int, str], k: int, t: int,
+                enc: Encoding) -> dict[str, Any]:
+        plain = 4 * n_params
+        stages = {s: srv.stats[s].as_dict() for s in STAGES}
+        masked = stages["MASKED_INPUT"]["bytes_from_device_mean"]
+        return {"secure": True, "degree": k, "threshold": t, "clip": enc.clip32, "frac_bits": enc.frac_bits,
+                "weight_max": enc.weight_max,
+                "dropouts": {s: [names[i] for i, _ in srv.stats[s].dropped] for s in STAGES},
+                "bytes_per_device": {s: {"to_device": d["bytes_to_device_mean"],
+                                         "from_device": d["bytes_from_device_mean"]} for s, d in stages.items()},
+                "plain_update_bytes": plain,
+                "masking_overhead": (masked / plain) if masked else None,
+                "aborted": srv.result is None}
+
+
+__all__ = ["SecureAggregator", "SecureOptions", "SecureParticipant"]

@@ -1,0 +1,91 @@
+"""SecAgg+ on 5 emulated boards (QEMU mps2-an386, Cortex-M4F): each board
+trains one round on its private shard, then the host runs the four SecAgg+
+stages over the serial link against the boards' C client (Monocypher on the
+M4, randomness from the board's tfd_port_random); one board loses power
+before sending its masked input.  The unmasked FedAvg equals the plain
+FedAvg of the surviving boards' deltas to the fixed-point step."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.qemu
+
+if not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")):
+    pytest.skip("needs qemu-system-arm and arm-none-eabi-gcc", allow_module_level=True)
+
+from fl_setup import make_digits_setup  # noqa: E402
+from tinyfed_host.emulator import start_boards  # noqa: E402
+from tinyfed_host.experiment import FlBuild  # noqa: E402
+from tinyfed_host.fl_client import ENC_F32, TrainConfig, fetch_update, send_params, train  # noqa: E402
+from tinyfed_host.protocol import ClientOptions, DeviceClient  # noqa: E402
+from tinyfed_host.secagg.encoding import Encoding, choose_fraction_bits, weighted_mean  # noqa: E402
+from tinyfed_host.secagg.graph import harary_graph  # noqa: E402
+from tinyfed_host.secagg.serial import SerialEndpoint  # noqa: E402
+from tinyfed_host.secagg.server import SecAggServer  # noqa: E402
+
+BOARD = "mps2-an386"
+CFG = TrainConfig(lr=0.02, momentum=0.9, epochs=1, batch=8, seed=5, max_samples=40)
+N = 5
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory: pytest.TempPathFactory) -> FlBuild:
+    from tinyfed_toolchain.build import BuildOptions, run_build
+
+    root = tmp_path_factory.mktemp("secagg_qemu")
+    setup = make_digits_setup(root / "setup")
+    (root / "m.tflite").write_bytes(setup.tflite)
+    run_build(BuildOptions(tflite=root / "m.tflite", dataset="digits", out_dir=root / "b", board=BOARD, devices=N),
+              log=lambda s: None)
+    return FlBuild.load(root / "b")
+
+
+def test_secagg_round_on_five_boards(build: FlBuild, tmp_path: Path) -> None:
+    boards = start_boards(N, BOARD, build.images, log_dir=tmp_path)
+    devs: list[DeviceClient] = []
+    try:
+        params = build.init_params()
+        ups = []
+        for b in boards:
+            dev = DeviceClient.connect(b.url, ClientOptions(timeout=3.0, retries=6))
+            dev.hello()
+            devs.append(dev)
+            send_params(dev, 1, params, build.model_hash, persist=False)
+            train(dev, 1, CFG, timeout=90)
+            ups.append(fetch_update(dev, 1, encoding=ENC_F32))
+        clip = 2.0 * max(float(np.linalg.norm(u.delta())) for u in ups)
+        enc = Encoding(clip, choose_fraction_bits(N, clip), max(u.weight for u in ups))
+        ids = list(range(1, N + 1))
+
+        class Killing(SerialEndpoint):
+            def exchange(self, message: str, payload: bytes) -> bytes:
+                if self.id == 3 and message == "MASKED_INPUT":
+                    boards[2].stop()  # board 3 loses power before its masked input
+                    self.dev.options = ClientOptions(timeout=0.5, retries=1)
+                return super().exchange(message, payload)
+
+        eps = [Killing(i, d, enc) for i, d in zip(ids, devs)]
+        srv = SecAggServer(harary_graph(ids, 4, seed=2), 3, 77, params.size + 1)
+        res = srv.run(eps)
+        assert res.survivors == (1, 2, 4, 5) and res.dropouts()["MASKED_INPUT"] == [3]
+        surv = [ups[i - 1] for i in res.survivors]
+        wsum = sum(u.weight for u in surv)
+        plain = sum(u.weight * u.delta().astype(np.float64) for u in surv) / wsum
+        secure = weighted_mean(res.sum_words, enc)
+        assert int(res.sum_words[-1]) == wsum
+        bound = len(surv) * enc.weight_max / wsum * 2.0 ** -enc.frac_bits
+        assert np.max(np.abs(secure - plain)) <= bound < np.max(np.abs(plain)) / 1000
+        assert all(v == 4 * params.size + 8 for v in srv.stats["MASKED_INPUT"].received.values())
+    finally:
+        for d in devs:
+            try:
+                d.close()
+            except OSError:
+                pass
+        for b in boards:
+            b.stop()
