@@ -74,12 +74,9 @@ def test_c_clients_sum_exactly_and_mix_with_python_clients(exe) -> None:
         assert res.survivors == tuple(range(1, n + 1))
         assert np.array_equal(res.sum_words, _sum(encs))
         assert all(e.stage() == STAGE_DONE for e in eps if isinstance(e, CClientEndpoint))
-        # C and Python clients produce the same encoding for the same update
-        ref = SecAggClient(1, enc)
         mean = weighted_mean(res.sum_words, enc)
         plain = sum(w * x.astype(np.float64) for x, w in zip(ups, ws)) / sum(ws)
         assert np.max(np.abs(mean - plain)) <= n * 64 / sum(ws) * 2.0 ** -enc.frac_bits
-        del ref
         # bytes: the masked input is n + 1 words and the round id
         assert srv.stats["MASKED_INPUT"].received[1] == 4 * (p + 1) + 4
     finally:
@@ -171,3 +168,24 @@ def test_c_client_refuses_replay_out_of_round_and_both_shares(exe) -> None:
             c.call("ADVERTISE_KEYS", M.AdvertiseRequest(9, 1, 2, g.neighbours[1]).pack())
     finally:
         _close(eps)
+
+
+def test_device_neighbourhood_limit_matches_the_host_default(exe) -> None:
+    import re
+
+    from tinyfed_host.secagg.aggregator import DEVICE_MAX_NEIGHBOURS
+    from tinyfed_toolchain.paths import FIRMWARE
+
+    text = (FIRMWARE / "include" / "tfd" / "secagg_client.h").read_text()
+    assert int(re.search(r"#define TFD_SA_CLIENT_MAX_NEIGHBOURS (\d+)u", text).group(1)) == DEVICE_MAX_NEIGHBOURS
+    ups, ws, enc = _fleet(2, 4)
+    e = CClientEndpoint(1, enc, ups[0], ws[0], exe=exe)
+    try:
+        too_many = tuple(range(2, DEVICE_MAX_NEIGHBOURS + 3))
+        with pytest.raises(DeviceRefused, match="TFD_ERR_MSG_LENGTH"):
+            e.call("ADVERTISE_KEYS", M.AdvertiseRequest(1, 1, 3, too_many).pack())
+        ok = tuple(range(2, DEVICE_MAX_NEIGHBOURS + 2))
+        rep = M.AdvertiseReply.unpack(e.call("ADVERTISE_KEYS", M.AdvertiseRequest(1, 1, 3, ok).pack()))
+        assert rep.round == 1 and rep.self_id == 1 and rep.share_pk != rep.mask_pk
+    finally:
+        e.close()

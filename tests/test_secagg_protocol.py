@@ -15,9 +15,9 @@ import pytest
 from scipy import stats
 
 from tinyfed_host.secagg import messages as M
-from tinyfed_host.secagg.client import ClientStage, Refused, SecAggClient, StateError
+from tinyfed_host.secagg.client import ClientStage, SecAggClient, StateError
 from tinyfed_host.secagg.dp import epsilon, gaussian_noise
-from tinyfed_host.secagg.encoding import Encoding, choose_fraction_bits, encode, weighted_mean
+from tinyfed_host.secagg.encoding import Encoding, choose_fraction_bits, weighted_mean
 from tinyfed_host.secagg.graph import default_degree, default_threshold, harary_graph
 from tinyfed_host.secagg.server import STAGES, SecAggAbort, SecAggServer
 from tinyfed_host.secagg.simulate import LocalEndpoint, simulate_round

@@ -6,6 +6,7 @@ FedAvg with the plain path's (the same devices' ENC_F32 deltas)."""
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +72,6 @@ def test_secure_round_over_serial_equals_plain_fedavg(setup: FlSetup, tmp_path: 
         d0 = devs[0]
         body = M.UnmaskRequest(1001, (), ()).pack()
         d0.send_payload("SA_REQUEST", body)
-        import zlib
         with pytest.raises(DeviceError, match="PROTO_STATE"):
             d0.request("UNMASK", expect=("ACK",), round=1001, body_len=len(body), crc32=zlib.crc32(body))
         for d in devs:

@@ -27,6 +27,11 @@ from .graph import default_degree, default_threshold, harary_graph
 from .server import STAGES, Endpoint, SecAggAbort, SecAggServer
 
 
+#: TFD_SA_CLIENT_MAX_NEIGHBOURS of the device build (tfd/secagg_client.h): a device refuses a larger
+#: neighbourhood, so the default degree is capped here (fleets above 128 devices need a larger build)
+DEVICE_MAX_NEIGHBOURS = 16
+
+
 class SecureParticipant(Protocol):
     name: str
 
@@ -86,7 +91,7 @@ class SecureAggregator:
         n = len(members)
         if n < 2:
             raise SecAggAbort(f"round {round_}: secure aggregation needs >= 2 trained devices, have {n}")
-        k = self.opt.neighbours or default_degree(n)
+        k = self.opt.neighbours or min(default_degree(n), DEVICE_MAX_NEIGHBOURS)
         k = min(k, n - 1)
         if k < n - 1 and k % 2:
             k -= 1
