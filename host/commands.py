@@ -159,15 +159,7 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
     cfg = _fleet_config(args, secure_ok=True)
     build = _load_build(args.build)
     parts = [SerialParticipant(u, ClientOptions(timeout=args.timeout, retries=6)) for u in args.port]
-    aggregator = None
-    if not args.no_secure:
-        from .secagg.aggregator import SecureAggregator, SecureOptions
-
-        if args.dp_noise_multiplier < 0 or not 0 < args.dp_delta < 1 or not args.clip > 0:
-            raise UsageError("--clip must be > 0, --dp-noise-multiplier >= 0, 0 < --dp-delta < 1")
-        aggregator = SecureAggregator(SecureOptions(
-            clip=args.clip, neighbours=args.neighbours, threshold=args.threshold, seed=args.graph_seed,
-            dp_noise_multiplier=args.dp_noise_multiplier, dp_delta=args.dp_delta, fleet_size=len(parts)))
+    aggregator = secure_aggregator(args, len(parts))
     try:
         res = run_federated("fleet", build, parts, cfg, aggregator=aggregator,
                             report_path=Path(args.report) if args.report else None,
@@ -175,15 +167,7 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
                             with_centralised=not args.no_centralised)
     except RefusedError as exc:
         raise UsageError(str(exc)) from exc
-    for r in res.records[1:]:
-        if r.secure:
-            d = {k: len(v) for k, v in r.secure["dropouts"].items()}
-            b = r.secure["bytes_per_device"]["MASKED_INPUT"]["from_device"]
-            eps = f", epsilon {r.secure['epsilon']:.3f}" if "epsilon" in r.secure else ""
-            ovh = r.secure["masking_overhead"]
-            print(f"round {r.round}: secure aggregation {'aborted' if r.secure['aborted'] else 'ok'}, "
-                  f"dropouts per stage {d}, masked input {b:.0f} B/device"
-                  + (f" ({ovh:.4f} x the plain update)" if ovh else "") + eps)
+    print_secure_summary(res.records)
     return 0 if any(r.completed for r in res.records[1:]) or cfg.rounds == 0 else 1
 
 
@@ -236,11 +220,47 @@ def _add_fl_options(p: argparse.ArgumentParser, *, rounds_default: str = "20") -
     p.add_argument("--server-lr", type=float, default=1.0, help="server step on the averaged delta")
     p.add_argument("--no-persist", action="store_true", help="do not save parameters on the devices")
     p.add_argument("--no-secure", action="store_true",
-                   help="aggregate plain deltas (fleet: secure aggregation is the default; "
-                        "simulate / demo: required for now)")
+                   help="aggregate plain deltas (fleet, demo: secure aggregation is the default; "
+                        "simulate: required for now)")
     p.add_argument("--no-centralised", action="store_true", help="skip the centralised baseline")
     p.add_argument("--report", help="write the run's JSON report here")
     p.add_argument("--plot", help="write a PNG of accuracy per round here")
+
+
+def _add_secure_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--clip", type=float, default=10.0,
+                   help="secure aggregation: L2 clip of each device's update before encoding (default 10)")
+    p.add_argument("--neighbours", type=int, help="SecAgg+ neighbourhood degree k (default ~2 log2 n, even)")
+    p.add_argument("--threshold", type=int, help="Shamir threshold t per neighbourhood (default k/2 + 1)")
+    p.add_argument("--graph-seed", type=int, help="seed of the neighbourhood graph (default: fresh each round)")
+    p.add_argument("--dp-noise-multiplier", type=float, default=0.0,
+                   help="central Gaussian DP: noise sigma = z * clip on the unmasked sum (default 0: off)")
+    p.add_argument("--dp-delta", type=float, default=1e-5, help="delta of the reported (epsilon, delta)")
+
+
+def secure_aggregator(args: argparse.Namespace, n_participants: int) -> Any:
+    """The SecAgg+ aggregator for fleet/demo (None with --no-secure)."""
+    if args.no_secure:
+        return None
+    from .secagg.aggregator import SecureAggregator, SecureOptions
+
+    if args.dp_noise_multiplier < 0 or not 0 < args.dp_delta < 1 or not args.clip > 0:
+        raise UsageError("--clip must be > 0, --dp-noise-multiplier >= 0, 0 < --dp-delta < 1")
+    return SecureAggregator(SecureOptions(
+        clip=args.clip, neighbours=args.neighbours, threshold=args.threshold, seed=args.graph_seed,
+        dp_noise_multiplier=args.dp_noise_multiplier, dp_delta=args.dp_delta, fleet_size=n_participants))
+
+
+def print_secure_summary(records: Any) -> None:
+    for r in records[1:]:
+        if r.secure:
+            d = {k: len(v) for k, v in r.secure["dropouts"].items()}
+            b = r.secure["bytes_per_device"]["MASKED_INPUT"]["from_device"]
+            eps = f", epsilon {r.secure['epsilon']:.3f}" if "epsilon" in r.secure else ""
+            ovh = r.secure["masking_overhead"]
+            print(f"round {r.round}: secure aggregation {'aborted' if r.secure['aborted'] else 'ok'}, "
+                  f"dropouts per stage {d}, masked input {b:.0f} B/device"
+                  + (f" ({ovh:.4f} x the plain update)" if ovh else "") + eps)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -274,14 +294,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     f.add_argument("--build", default=str(DEFAULT_BUILD), help="the build the boards run (model, plan, held-out split)")
     f.add_argument("--timeout", type=float, default=2.0, help="seconds per request attempt")
     _add_fl_options(f)
-    f.add_argument("--clip", type=float, default=10.0,
-                   help="secure aggregation: L2 clip of each device's update before encoding (default 10)")
-    f.add_argument("--neighbours", type=int, help="SecAgg+ neighbourhood degree k (default ~2 log2 n, even)")
-    f.add_argument("--threshold", type=int, help="Shamir threshold t per neighbourhood (default k/2 + 1)")
-    f.add_argument("--graph-seed", type=int, help="seed of the neighbourhood graph (default: fresh each round)")
-    f.add_argument("--dp-noise-multiplier", type=float, default=0.0,
-                   help="central Gaussian DP: noise sigma = z * clip on the unmasked sum (default 0: off)")
-    f.add_argument("--dp-delta", type=float, default=1e-5, help="delta of the reported (epsilon, delta)")
+    _add_secure_options(f)
     f.set_defaults(fn=_cmd_fleet)
 
     m = sub.add_parser("simulate", help="the same rounds with N virtual devices (the device C engine on the host)")
@@ -310,5 +323,6 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                    help="run QEMU with -icount shift=N so boards report instructions per sample "
                         "(default 6; -1: off)")
     d.add_argument("--skip-build", action="store_true", help="reuse the build folder as it is")
+    _add_secure_options(d)
     _add_fl_options(d)
     d.set_defaults(fn=_cmd_demo)

@@ -7,8 +7,8 @@ every board → federated rounds (FedAvg over serial: global parameters out,
 local training on each board, model deltas back) → per-round table, the
 centralised baseline, a JSON report and a PNG plot.
 
-Aggregation is plain FedAvg for now (the host sees each device's delta);
-secure aggregation is the next step and plugs in as another aggregator.
+Aggregation is secure by default (SecAgg+: the host learns only the sum of the
+boards' masked updates); ``--no-secure`` aggregates plain deltas for comparison.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 def run(args: argparse.Namespace) -> int:
     from tinyfed_toolchain.build import BuildOptions, run_build
 
-    from .commands import _fleet_config
+    from .commands import _fleet_config, print_secure_summary, secure_aggregator
     from .emulator import start_boards
     from .experiment import FlBuild
     from .fl_run import run_federated
@@ -30,10 +30,9 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.monotonic()
     out = Path(args.build or f"build/demo-{Path(args.dataset).stem.lower()}")
-    args.no_secure = True  # plain aggregation until secure aggregation lands (said below)
     if args.quick and args.rounds is None:
         args.rounds = 4
-    cfg = _fleet_config(args)
+    cfg = _fleet_config(args, secure_ok=True)
     print(f"== tinyfed demo: {args.dataset} on {args.boards} emulated {args.board} boards, "
           f"{cfg.rounds} federated rounds ==")
     if not args.skip_build:
@@ -46,20 +45,24 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nmodel {build.model_name} ({build.model_hash.hex()}): {build.train_info.get('scheme')} trains "
           f"{build.train_info.get('n_params')} parameters on each board; shards "
           f"{', '.join(str(len(s[1])) for s in build.shards)} samples; held-out split {len(build.test_y)} samples")
-    print("aggregation: plain FedAvg weighted by sample count (secure aggregation is the next step)\n")
+    print("aggregation: " + ("plain FedAvg weighted by sample count (--no-secure: the host sees each delta)"
+                             if args.no_secure else
+                             f"SecAgg+ secure aggregation (clip {args.clip:g}), FedAvg weighted by sample count") + "\n")
     icount = args.icount if args.icount is not None and args.icount >= 0 else None
     boards = start_boards(args.boards, args.board, build.images[: args.boards], icount,
                           storage_dir=out / "storage", log_dir=out / "qemu")
     try:
         parts = [SerialParticipant(b.url, ClientOptions(timeout=3.0, retries=6), name=f"board{k}")
                  for k, b in enumerate(boards)]
-        res = run_federated("demo", build, parts, cfg, report_path=Path(args.report or out / "demo_report.json"),
+        res = run_federated("demo", build, parts, cfg, aggregator=secure_aggregator(args, len(parts)),
+                            report_path=Path(args.report or out / "demo_report.json"),
                             plot_path=Path(args.plot or out / "demo_accuracy.png"),
                             with_centralised=not args.no_centralised,
                             extra={"dataset": args.dataset, "board": args.board, "icount_shift": icount})
     finally:
         for b in boards:
             b.stop()
+    print_secure_summary(res.records)
     last = res.records[-1]
     dev = [d for d in last.devices if d.train is not None]
     if dev:
