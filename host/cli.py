@@ -35,6 +35,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
         images=not args.no_images,
         quick=args.quick,
         public_fraction=args.public_fraction,
+        train_scheme=args.train_scheme,
+        head_init=args.head_init,
     )
     run_build(opts)
     return 0
@@ -81,6 +83,11 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="how the training set is split across devices (default: dirichlet, non-IID)")
     b.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration (smaller = more skewed)")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--train-scheme", default="auto",
+                   help="what trains on the devices: auto (last 2 layers) | lastK | bias | loraR | none")
+    b.add_argument("--head-init", default="pretrained", choices=["pretrained", "reset-head"],
+                   help="on-device training starts from the pretrained student, or with the classifier "
+                        "re-initialised (learned federatedly on the devices' data)")
     b.add_argument("--public-fraction", type=float, default=0.15,
                    help="share of the training split the toolchain pretrains on (server-side data); "
                         "device shards come from the rest (default 0.15)")

@@ -206,7 +206,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _add_fl_options(p: argparse.ArgumentParser, *, rounds_default: str = "20") -> None:
     p.add_argument("--rounds", type=int, help=f"federated rounds (default {rounds_default})")
-    p.add_argument("--epochs", type=int, help="local epochs per round (default 2)")
+    p.add_argument("--epochs", type=int, help="local epochs per round (default 5)")
     p.add_argument("--lr", type=float, help="local learning rate (default 0.02)")
     p.add_argument("--momentum", type=float, help="local SGD momentum (default 0.9)")
     p.add_argument("--weight-decay", type=float, help="L2 on weights (default 0)")

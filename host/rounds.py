@@ -255,7 +255,7 @@ class RoundRecord:
 # The federated result then lands within about 2 pp of centralised fine-tuning
 # with the same epoch budget on both (lr 0.03+ diverges with momentum 0.9).
 DEFAULT_ROUNDS = 20
-DEFAULT_TRAIN = TrainConfig(lr=0.02, momentum=0.9, weight_decay=0.0, epochs=2, batch=8, seed=0, schedule="cosine")
+DEFAULT_TRAIN = TrainConfig(lr=0.02, momentum=0.9, weight_decay=0.0, epochs=5, batch=8, seed=0, schedule="cosine")
 
 
 @dataclass(frozen=True)
