@@ -252,15 +252,28 @@ def secure_aggregator(args: argparse.Namespace, n_participants: int) -> Any:
 
 
 def print_secure_summary(records: Any) -> None:
-    for r in records[1:]:
-        if r.secure:
-            d = {k: len(v) for k, v in r.secure["dropouts"].items()}
+    """One line for the secure rounds; a line per round only where something happened."""
+    rounds = [r for r in records[1:] if r.secure]
+    if not rounds:
+        return
+    quiet = []
+    for r in rounds:
+        d = {k: len(v) for k, v in r.secure["dropouts"].items()}
+        eps = f", epsilon {r.secure['epsilon']:.3f}" if "epsilon" in r.secure else ""
+        if r.secure["aborted"] or any(d.values()):
             b = r.secure["bytes_per_device"]["MASKED_INPUT"]["from_device"]
-            eps = f", epsilon {r.secure['epsilon']:.3f}" if "epsilon" in r.secure else ""
-            ovh = r.secure["masking_overhead"]
             print(f"round {r.round}: secure aggregation {'aborted' if r.secure['aborted'] else 'ok'}, "
-                  f"dropouts per stage {d}, masked input {b:.0f} B/device"
-                  + (f" ({ovh:.4f} x the plain update)" if ovh else "") + eps)
+                  f"dropouts per stage {d}, masked input {b:.0f} B/device{eps}")
+        else:
+            quiet.append(r)
+    if quiet:
+        r = quiet[-1]
+        b = r.secure["bytes_per_device"]["MASKED_INPUT"]["from_device"]
+        ovh = r.secure["masking_overhead"]
+        eps = f"; epsilon after round {r.round}: {r.secure['epsilon']:.3f}" if "epsilon" in r.secure else ""
+        print(f"secure aggregation (SecAgg+): {len(quiet)} of {len(rounds)} rounds without dropouts; "
+              f"masked input {b:.0f} B/device"
+              + (f" ({ovh:.4f} x the plain update)" if ovh else "") + eps)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
