@@ -2,8 +2,9 @@
 trains one round on its private shard, then the host runs the four SecAgg+
 stages over the serial link against the boards' C client (Monocypher on the
 M4, randomness from the board's tfd_port_random); one board loses power
-before sending its masked input.  The unmasked FedAvg equals the plain
-FedAvg of the surviving boards' deltas to the fixed-point step."""
+before sending its masked input and another right after sending it (before
+UNMASK).  The unmasked FedAvg equals the plain FedAvg of the boards whose
+masked inputs arrived, to the fixed-point step."""
 
 from __future__ import annotations
 
@@ -64,8 +65,9 @@ def test_secagg_round_on_five_boards(build: FlBuild, tmp_path: Path) -> None:
 
         class Killing(SerialEndpoint):
             def exchange(self, message: str, payload: bytes) -> bytes:
-                if self.id == 3 and message == "MASKED_INPUT":
-                    boards[2].stop()  # board 3 loses power before its masked input
+                if (self.id, message) in ((3, "MASKED_INPUT"), (4, "UNMASK")):
+                    # board 3 loses power before its masked input, board 4 right after it
+                    boards[self.id - 1].stop()
                     self.dev.options = ClientOptions(timeout=0.5, retries=1)
                 return super().exchange(message, payload)
 
@@ -73,6 +75,7 @@ def test_secagg_round_on_five_boards(build: FlBuild, tmp_path: Path) -> None:
         srv = SecAggServer(harary_graph(ids, 4, seed=2), 3, 77, params.size + 1)
         res = srv.run(eps)
         assert res.survivors == (1, 2, 4, 5) and res.dropouts()["MASKED_INPUT"] == [3]
+        assert res.dropouts()["UNMASK"] == [4]  # its input counts; its self mask is rebuilt from shares
         surv = [ups[i - 1] for i in res.survivors]
         wsum = sum(u.weight for u in surv)
         plain = sum(u.weight * u.delta().astype(np.float64) for u in surv) / wsum
