@@ -23,7 +23,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from tinyfed_toolchain.host_cc import compile_host, runtime_sources
+from tinyfed_toolchain.host_cc import compile_host, inference_sources
 from tinyfed_toolchain.paths import FIRMWARE
 
 
@@ -32,7 +32,7 @@ def device_sources() -> list[Path]:
     training engine, device round logic, protocol, storage, eval, secure
     aggregation (needs Monocypher: ``compile_host(..., monocypher=True)``)."""
     src = FIRMWARE / "src"
-    out = list(runtime_sources())
+    out = list(inference_sources())
     for sub in ("train", "fl", "proto", "storage", "eval", "secagg"):
         out += sorted((src / sub).glob("*.c"))
     return out

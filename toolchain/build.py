@@ -71,10 +71,10 @@ class BuildResult:
 
 
 def quantize_inputs(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """Float inputs → the model's int8 input (round half away from zero, saturate)."""
-    v = np.asarray(x, dtype=np.float32) / np.float32(scale)
-    r = np.sign(v) * np.floor(np.abs(v) + np.float32(0.5))
-    return np.clip(r + zero_point, -128, 127).astype(np.int8)
+    """Float inputs → the model's int8 input (TFLite QUANTIZE: ties away from zero, saturate)."""
+    from .quantize import QuantParams, quantize
+
+    return quantize(x, QuantParams(scale=float(scale), zero_point=int(zero_point)))
 
 
 def _tflm_arena_or_none(path: Path) -> int | None:

@@ -55,6 +55,8 @@ except ImportError:  # loaded by file path (boards/platformio/builder/main.py)
     sys.modules[_spec.name] = third_party
     _spec.loader.exec_module(third_party)
 
+# Self-contained on purpose (no package-relative imports): PlatformIO's SCons loads
+# this file by path (boards/platformio/builder/main.py), outside the package.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BOARDS_DIR = REPO_ROOT / "boards"
 FIRMWARE_DIR = REPO_ROOT / "firmware"
@@ -238,8 +240,8 @@ def _app_source(app: str | Path) -> Path:
     return source
 
 
-def runtime_sources() -> list[Path]:
-    """``firmware/src/**/*.c`` except the apps."""
+def image_sources() -> list[Path]:
+    """Everything an image compiles: ``firmware/src/**/*.c`` except the apps."""
     src = FIRMWARE_DIR / "src"
     return sorted(p for p in src.rglob("*.c") if (src / "app") not in p.parents)
 
@@ -305,7 +307,7 @@ def plan_build(
 
     sources: list[Path] = []
     if runtime:
-        sources += runtime_sources()
+        sources += image_sources()
     sources.append(_app_source(app))
     for d in board_dirs:
         sources += sorted(d.glob("*.c"))

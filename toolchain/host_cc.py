@@ -22,8 +22,9 @@ class CompileError(RuntimeError):
     """The C compiler rejected the sources; the message carries its output."""
 
 
-def runtime_sources() -> list[Path]:
-    """Portable runtime: interpreter, status strings and every kernel."""
+def inference_sources() -> list[Path]:
+    """The inference runtime only: interpreter, status strings and every kernel
+    (firmware images compile more: see firmware.image_sources)."""
     srcs = sorted((FIRMWARE / "src" / "runtime").glob("*.c")) + sorted((FIRMWARE / "src" / "kernels").glob("*.c"))
     return srcs
 

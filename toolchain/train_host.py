@@ -29,7 +29,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from .host_cc import WARN_FLAGS, CompileError, runtime_sources
+from .host_cc import WARN_FLAGS, CompileError, inference_sources
 from .paths import BUILD, FIRMWARE, FIRMWARE_INCLUDE
 
 __all__ = [
@@ -135,7 +135,7 @@ def build_train_lib(model_dir: Path, train_dir: Path | None = None, *, cc: str |
     generic_key = _digest([p.read_bytes() for p in _headers(generic_incs)]).encode()
     model_incs = [FIRMWARE_INCLUDE, model_dir, train_dir]
     model_key = _digest([p.read_bytes() for p in _headers(model_incs)]).encode()
-    jobs = [(s, generic_incs, generic_key) for s in [*runtime_sources(), *train_sources()]]
+    jobs = [(s, generic_incs, generic_key) for s in [*inference_sources(), *train_sources()]]
     jobs += [(s, model_incs, model_key) for s in (model_dir / "model_data.c", train_dir / "train_data.c",
                                                    FIRMWARE / "host" / "train_lib.c")]
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:

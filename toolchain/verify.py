@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .emit_c import emit_model
-from .host_cc import compile_host, runtime_sources
+from .host_cc import compile_host, inference_sources
 from .paths import BUILD, FIRMWARE
 from .plan import plan_model
 from .tflite_reader import Graph, read_tflite
@@ -35,7 +35,7 @@ def compile_model_for_host(tflite: bytes, work_dir: Path, name: str = "model") -
     graph = read_tflite(tflite)
     plan = plan_model(graph, tflite)
     emit_model(plan, work_dir, name=name)
-    sources = [*runtime_sources(), work_dir / "model_data.c", FIRMWARE / "host" / "verify_main.c"]
+    sources = [*inference_sources(), work_dir / "model_data.c", FIRMWARE / "host" / "verify_main.c"]
     return compile_host(sources, [work_dir], "verify")
 
 
