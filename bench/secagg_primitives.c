@@ -43,22 +43,6 @@ static void fill(uint8_t *b, size_t n, unsigned tag)
     for (size_t i = 0; i < n; ++i) b[i] = (uint8_t)(tag * 31u + i * 7u + 1u);
 }
 
-static void log_line(const char *key, const char *value)
-{
-    tfd_port_log(key);
-    tfd_port_log("=");
-    tfd_port_log(value);
-    tfd_port_log("\n");
-}
-
-static void log_u64(const char *key, uint64_t v)
-{
-    char num[21];
-    const size_t n = tfd_board_u64_dec(v, num);
-    num[n] = '\0';
-    log_line(key, num);
-}
-
 static void log_hex(const char *key, const uint8_t *b, size_t n)
 {
     static const char digits[] = "0123456789abcdef";
@@ -69,7 +53,7 @@ static void log_hex(const char *key, const uint8_t *b, size_t n)
         text[2 * i + 1] = digits[b[i] & 15];
     }
     text[2 * n] = '\0';
-    log_line(key, text);
+    tfd_board_log_str(key, text);
 }
 
 static void log_digest(const char *key, const void *data, size_t n)
@@ -81,8 +65,8 @@ static void log_digest(const char *key, const void *data, size_t n)
 
 static int fail(const char *what, tfd_status_t st)
 {
-    log_line("error", what);
-    log_line("status", tfd_status_str(st));
+    tfd_board_log_str("error", what);
+    tfd_board_log_str("status", tfd_status_str(st));
     return 2;
 }
 
@@ -135,7 +119,7 @@ static int vectors(void)
 
     uint8_t f = 0;
     CHECK(tfd_sa_choose_fraction_bits(&f, 100, enc.clip), "choose f");
-    log_u64("vec_frac_bits", f);
+    tfd_board_log_u64("vec_frac_bits", f);
     CHECK(tfd_sa_encode(g_words, g_x, N_PARAMS, &enc, 250, noise, ROUND), "encode");
     log_digest("vec_encode", g_words, sizeof g_words);
     CHECK(tfd_sa_add_self_mask(g_words, N_PARAMS + 1, 0, seed, ROUND), "self mask");
@@ -162,7 +146,7 @@ static void report(const char *name, uint64_t clocks)
 {
     char key[64] = "insns_";
     strncat(key, name, sizeof key - 7);
-    log_u64(key, tfd_bench_clocks_to_insns(clocks));
+    tfd_board_log_u64(key, tfd_bench_clocks_to_insns(clocks));
 }
 
 static int bench(void)
@@ -260,7 +244,7 @@ int main(void)
 {
     tfd_port_init();
     tfd_bench_counter_init();
-    log_line("bench_secagg_board", tfd_port_board_name());
+    tfd_board_log_str("bench_secagg_board", tfd_port_board_name());
     fill(sk_a, 32, 1);
     fill(sk_b, 32, 2);
     fill(seed, 32, 3);
@@ -283,12 +267,12 @@ int main(void)
     g_overhead = tfd_bench_overhead_clocks();
     rc = bench();
     if (rc != 0) return rc;
-    log_u64("reps", TFD_SA_BENCH_REPS);
-    log_u64("icount_shift", (uint64_t)(int64_t)tfd_bench_icount_shift());
+    tfd_board_log_u64("reps", TFD_SA_BENCH_REPS);
+    tfd_board_log_u64("icount_shift", (uint64_t)(int64_t)tfd_bench_icount_shift());
     tfd_board_memory_t mem;
     tfd_board_memory(&mem);
-    log_u64("flash_used", mem.flash_used);
-    log_u64("ram_used", mem.ram_used);
-    log_line("secagg_bench", "ok");
+    tfd_board_log_u64("flash_used", mem.flash_used);
+    tfd_board_log_u64("ram_used", mem.ram_used);
+    tfd_board_log_str("secagg_bench", "ok");
     return 0;
 }

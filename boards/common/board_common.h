@@ -46,6 +46,10 @@ void tfd_board_hex32(uint32_t value, char out[9]);
 /* Format an unsigned decimal number into out (>= 21 bytes); returns length. */
 size_t tfd_board_u64_dec(uint64_t value, char out[21]);
 
+/* Log one "key=value\n" line (key cut at 60 characters) through tfd_port_log. */
+void tfd_board_log_u64(const char *key, uint64_t value);
+void tfd_board_log_str(const char *key, const char *value);
+
 /* Linker-script symbols (boards/common/link/sections.ld).  Addresses, not
  * variables: use (uintptr_t)__tfd_ram_size etc.  tfd_board_memory() reads them. */
 extern const uint8_t __tfd_flash_start[], __tfd_flash_size[], __tfd_flash_used[];

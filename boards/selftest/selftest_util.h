@@ -11,15 +11,7 @@
 /* Log "key=value\n" through tfd_port_log (semihosting on QEMU). */
 static inline void st_log_u64(const char *key, uint64_t value)
 {
-    char line[96];
-    size_t n = strlen(key);
-    if (n > 60) n = 60;
-    memcpy(line, key, n);
-    line[n++] = '=';
-    n += tfd_board_u64_dec(value, line + n);
-    line[n++] = '\n';
-    line[n] = '\0';
-    tfd_port_log(line);
+    tfd_board_log_u64(key, value);
 }
 
 static inline void st_read_exact(uint8_t *out, size_t len)

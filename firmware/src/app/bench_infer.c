@@ -33,27 +33,6 @@
 
 static uint8_t g_arena[TFD_MODEL_ARENA_BYTES] __attribute__((aligned(16)));
 
-static void log_u64(const char *key, uint64_t value)
-{
-    char line[96];
-    size_t n = strlen(key);
-    if (n > 60) n = 60;
-    memcpy(line, key, n);
-    line[n++] = '=';
-    n += tfd_board_u64_dec(value, line + n);
-    line[n++] = '\n';
-    line[n] = '\0';
-    tfd_port_log(line);
-}
-
-static void log_str(const char *key, const char *value)
-{
-    tfd_port_log(key);
-    tfd_port_log("=");
-    tfd_port_log(value);
-    tfd_port_log("\n");
-}
-
 static void fill_input(int run)
 {
     int8_t *in = tfd_input_ptr(&tfd_model, g_arena, 0);
@@ -69,12 +48,12 @@ int main(void)
 {
     tfd_port_init();
     tfd_bench_counter_init();
-    log_str("bench_infer_board", tfd_port_board_name());
-    log_str("model", tfd_model.name);
+    tfd_board_log_str("bench_infer_board", tfd_port_board_name());
+    tfd_board_log_str("model", tfd_model.name);
 
     const tfd_status_t check = tfd_model_check(&tfd_model, sizeof g_arena);
     if (check != TFD_OK) {
-        log_str("error", tfd_status_str(check));
+        tfd_board_log_str("error", tfd_status_str(check));
         return 1;
     }
     const uint64_t overhead = tfd_bench_overhead_clocks();
@@ -87,8 +66,8 @@ int main(void)
         const tfd_status_t status = tfd_invoke(&tfd_model, g_arena, &failed_layer);
         const uint64_t c1 = tfd_bench_clocks();
         if (status != TFD_OK) {
-            log_str("error", tfd_status_str(status));
-            log_u64("failed_layer", (uint64_t)failed_layer);
+            tfd_board_log_str("error", tfd_status_str(status));
+            tfd_board_log_u64("failed_layer", (uint64_t)failed_layer);
             return 1;
         }
         const uint64_t clocks = c1 - c0 - overhead;
@@ -100,23 +79,23 @@ int main(void)
     }
     tfd_board_memory_t mem;
     tfd_board_memory(&mem);
-    log_u64("runs", TFD_BENCH_RUNS);
+    tfd_board_log_u64("runs", TFD_BENCH_RUNS);
 #if defined(TFD_BENCH_HAVE_INPUTS)
-    log_u64("inputs", TFD_BENCH_N_INPUTS);
+    tfd_board_log_u64("inputs", TFD_BENCH_N_INPUTS);
 #else
-    log_u64("inputs", 0);
+    tfd_board_log_u64("inputs", 0);
 #endif
-    log_u64("icount_shift", (uint64_t)(int64_t)tfd_bench_icount_shift());
-    log_u64("clocks_min", min_clocks);
-    log_u64("clocks_max", max_clocks);
-    log_u64("insns_min", tfd_bench_clocks_to_insns(min_clocks));
-    log_u64("insns_max", tfd_bench_clocks_to_insns(max_clocks));
-    log_u64("insns_mean", tfd_bench_clocks_to_insns(total_clocks / TFD_BENCH_RUNS));
-    log_u64("output_checksum", checksum);
-    log_u64("arena_bytes", TFD_MODEL_ARENA_BYTES);
-    log_u64("flash_used", mem.flash_used);
-    log_u64("flash_size", mem.flash_size);
-    log_u64("ram_used", mem.ram_used);
-    log_u64("ram_size", mem.ram_size);
+    tfd_board_log_u64("icount_shift", (uint64_t)(int64_t)tfd_bench_icount_shift());
+    tfd_board_log_u64("clocks_min", min_clocks);
+    tfd_board_log_u64("clocks_max", max_clocks);
+    tfd_board_log_u64("insns_min", tfd_bench_clocks_to_insns(min_clocks));
+    tfd_board_log_u64("insns_max", tfd_bench_clocks_to_insns(max_clocks));
+    tfd_board_log_u64("insns_mean", tfd_bench_clocks_to_insns(total_clocks / TFD_BENCH_RUNS));
+    tfd_board_log_u64("output_checksum", checksum);
+    tfd_board_log_u64("arena_bytes", TFD_MODEL_ARENA_BYTES);
+    tfd_board_log_u64("flash_used", mem.flash_used);
+    tfd_board_log_u64("flash_size", mem.flash_size);
+    tfd_board_log_u64("ram_used", mem.ram_used);
+    tfd_board_log_u64("ram_size", mem.ram_size);
     return 0;
 }

@@ -42,31 +42,10 @@
 static uint8_t g_mem[TFD_TRAIN_MEM_BYTES] __attribute__((aligned(16)));
 static tfd_trainer_t g_trainer;
 
-static void log_u64(const char *key, uint64_t value)
-{
-    char line[96];
-    size_t n = strlen(key);
-    if (n > 60) n = 60;
-    memcpy(line, key, n);
-    line[n++] = '=';
-    n += tfd_board_u64_dec(value, line + n);
-    line[n++] = '\n';
-    line[n] = '\0';
-    tfd_port_log(line);
-}
-
-static void log_str(const char *key, const char *value)
-{
-    tfd_port_log(key);
-    tfd_port_log("=");
-    tfd_port_log(value);
-    tfd_port_log("\n");
-}
-
 static int fail(const char *what, tfd_status_t status)
 {
-    log_str("error_in", what);
-    log_str("error", tfd_status_str(status));
+    tfd_board_log_str("error_in", what);
+    tfd_board_log_str("error", tfd_status_str(status));
     return 1;
 }
 
@@ -80,9 +59,9 @@ int main(void)
 {
     tfd_port_init();
     tfd_bench_counter_init();
-    log_str("bench_train_board", tfd_port_board_name());
-    log_str("model", tfd_model.name);
-    log_str("scheme", TFD_TRAIN_SCHEME);
+    tfd_board_log_str("bench_train_board", tfd_port_board_name());
+    tfd_board_log_str("model", tfd_model.name);
+    tfd_board_log_str("scheme", TFD_TRAIN_SCHEME);
 
     tfd_status_t st = tfd_trainer_init(&g_trainer, &tfd_model, &tfd_train_plan, g_mem, sizeof g_mem);
     if (st != TFD_OK) return fail("init", st);
@@ -135,21 +114,21 @@ int main(void)
 
     tfd_board_memory_t mem;
     tfd_board_memory(&mem);
-    log_u64("icount_shift", (uint64_t)(int64_t)tfd_bench_icount_shift());
-    log_u64("samples", stats.samples);
-    log_u64("steps", stats.steps);
-    log_u64("insns_infer", tfd_bench_clocks_to_insns(infer / TFD_BENCH_N));
-    log_u64("insns_predict", tfd_bench_clocks_to_insns(predict / TFD_BENCH_N));
-    log_u64("insns_train", tfd_bench_clocks_to_insns(train / (stats.samples ? stats.samples : 1u)));
-    log_u64("loss_before_u", loss_micro(before.loss_sum, before.samples));
-    log_u64("loss_after_u", loss_micro(after.loss_sum, after.samples));
-    log_u64("correct_before", before.correct);
-    log_u64("correct_after", after.correct);
-    log_u64("n_params", TFD_TRAIN_N_PARAMS);
-    log_u64("train_mem_bytes", TFD_TRAIN_MEM_BYTES);
-    log_u64("arena_bytes", TFD_MODEL_ARENA_BYTES);
-    log_u64("flash_used", mem.flash_used);
-    log_u64("ram_used", mem.ram_used);
-    log_u64("ram_size", mem.ram_size);
+    tfd_board_log_u64("icount_shift", (uint64_t)(int64_t)tfd_bench_icount_shift());
+    tfd_board_log_u64("samples", stats.samples);
+    tfd_board_log_u64("steps", stats.steps);
+    tfd_board_log_u64("insns_infer", tfd_bench_clocks_to_insns(infer / TFD_BENCH_N));
+    tfd_board_log_u64("insns_predict", tfd_bench_clocks_to_insns(predict / TFD_BENCH_N));
+    tfd_board_log_u64("insns_train", tfd_bench_clocks_to_insns(train / (stats.samples ? stats.samples : 1u)));
+    tfd_board_log_u64("loss_before_u", loss_micro(before.loss_sum, before.samples));
+    tfd_board_log_u64("loss_after_u", loss_micro(after.loss_sum, after.samples));
+    tfd_board_log_u64("correct_before", before.correct);
+    tfd_board_log_u64("correct_after", after.correct);
+    tfd_board_log_u64("n_params", TFD_TRAIN_N_PARAMS);
+    tfd_board_log_u64("train_mem_bytes", TFD_TRAIN_MEM_BYTES);
+    tfd_board_log_u64("arena_bytes", TFD_MODEL_ARENA_BYTES);
+    tfd_board_log_u64("flash_used", mem.flash_used);
+    tfd_board_log_u64("ram_used", mem.ram_used);
+    tfd_board_log_u64("ram_size", mem.ram_size);
     return 0;
 }
