@@ -37,6 +37,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         public_fraction=args.public_fraction,
         train_scheme=args.train_scheme,
         head_init=args.head_init,
+        test_images=args.test_images,
     )
     run_build(opts)
     return 0
@@ -93,6 +94,9 @@ def _build_parser() -> argparse.ArgumentParser:
                         "device shards come from the rest (default 0.15)")
     b.add_argument("--no-images", action="store_true", help="stop after the emitted C (no firmware images)")
     b.add_argument("--quick", action="store_true", help="few training epochs (smoke runs)")
+    b.add_argument("--test-images", action="store_true",
+                   help="compile the TEST-gated messages into the images (INFER_TEST, SA_ENCODED): they reveal "
+                        "model outputs and the unmasked encoded update on request -- for tests, never deploy them")
     b.set_defaults(fn=_cmd_build)
 
     v = sub.add_parser("verify", help="emitted C vs the tflite-micro runtime, byte for byte")

@@ -37,7 +37,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 from .fedavg import Aggregate, AggregationError, Aggregator, PlainAggregator, apply_aggregate
-from .fl_client import CAP_PERSIST, CAP_TRAINING, TrainConfig, TrainResult, Update, fetch_update, send_params, train
+from .fl_client import CAP_PERSIST, CAP_TEST_MESSAGES, CAP_TRAINING, TrainConfig, TrainResult, Update, fetch_update, send_params, train
 from .link import LinkError, LinkTimeout
 from .protocol import ClientOptions, DeviceClient, DeviceError, ProtocolError
 
@@ -60,6 +60,7 @@ class ParticipantInfo:
     shard_size: int
     training: bool
     persist: bool = False  # keeps committed parameters across resets (CAP_PERSIST)
+    test_image: bool = False  # TEST-gated messages compiled in (CAP_TEST_MESSAGES): not for real data
 
 
 @dataclass
@@ -119,7 +120,8 @@ class SerialParticipant:
             finally:
                 self.dev.options = self.options
         self.info = ParticipantInfo(self.name, i.board, i.model_name, i.model_hash, i.shard_size,
-                                    bool(i.caps & CAP_TRAINING), bool(i.caps & CAP_PERSIST))
+                                    bool(i.caps & CAP_TRAINING), bool(i.caps & CAP_PERSIST),
+                                    bool(i.caps & CAP_TEST_MESSAGES))
         return self.info
 
     def push_params(self, round_: int, params: np.ndarray, model_hash: bytes, persist: bool) -> None:
@@ -344,6 +346,9 @@ class FedAvgRunner:
                 d.stage, d.reason = DevStage.REFUSED, msg
                 self.state.refused.append((name, msg))
                 self.log(f"[fleet] {msg}")
+            elif info.test_image and getattr(self.aggregator, "interactive", False):
+                self.log(f"[fleet] warning: {name} runs a TEST image (TFD_TEST_MESSAGES): it would reveal its "
+                         f"unmasked update on request; secure aggregation only protects release images")
         if not any(d.stage is not DevStage.REFUSED for d in self.state.devices):
             raise RefusedError("no participant can join: " + "; ".join(m for _, m in self.state.refused))
         self._go(Stage.EVALUATE)

@@ -3,8 +3,14 @@ trains one round on its private shard, then the host runs the four SecAgg+
 stages over the serial link against the boards' C client (Monocypher on the
 M4, randomness from the board's tfd_port_random); one board loses power
 before sending its masked input and another right after sending it (before
-UNMASK).  The unmasked FedAvg equals the plain FedAvg of the boards whose
-masked inputs arrived, to the fixed-point step."""
+UNMASK).
+
+Exactness: the images are TEST images (``BuildOptions.test_images``), whose
+SA_ENCODED transfer returns the words a board masked, before masking.  The
+securely aggregated sum equals the plain sum of those clipped, encoded
+updates of the survivors bit for bit; FedAvg decoded from either is the same
+array; and it matches the plain float FedAvg of the f32 updates to the
+fixed-point step."""
 
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ from tinyfed_host.emulator import start_boards  # noqa: E402
 from tinyfed_host.experiment import FlBuild  # noqa: E402
 from tinyfed_host.fl_client import ENC_F32, TrainConfig, fetch_update, send_params, train  # noqa: E402
 from tinyfed_host.protocol import ClientOptions, DeviceClient  # noqa: E402
-from tinyfed_host.secagg.encoding import Encoding, choose_fraction_bits, weighted_mean  # noqa: E402
+from tinyfed_host.secagg.encoding import Encoding, choose_fraction_bits, encoding_scale, weighted_mean  # noqa: E402
 from tinyfed_host.secagg.graph import harary_graph  # noqa: E402
 from tinyfed_host.secagg.serial import SerialEndpoint  # noqa: E402
 from tinyfed_host.secagg.server import SecAggServer  # noqa: E402
@@ -41,7 +47,8 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> FlBuild:
     root = tmp_path_factory.mktemp("secagg_qemu")
     setup = make_digits_setup(root / "setup")
     (root / "m.tflite").write_bytes(setup.tflite)
-    run_build(BuildOptions(tflite=root / "m.tflite", dataset="digits", out_dir=root / "b", board=BOARD, devices=N),
+    run_build(BuildOptions(tflite=root / "m.tflite", dataset="digits", out_dir=root / "b", board=BOARD, devices=N,
+                           test_images=True),
               log=lambda s: None)
     return FlBuild.load(root / "b")
 
@@ -63,19 +70,35 @@ def test_secagg_round_on_five_boards(build: FlBuild, tmp_path: Path) -> None:
         enc = Encoding(clip, choose_fraction_bits(N, clip), max(u.weight for u in ups))
         ids = list(range(1, N + 1))
 
+        encoded: dict[int, np.ndarray] = {}
+
         class Killing(SerialEndpoint):
             def exchange(self, message: str, payload: bytes) -> bytes:
                 if (self.id, message) in ((3, "MASKED_INPUT"), (4, "UNMASK")):
                     # board 3 loses power before its masked input, board 4 right after it
                     boards[self.id - 1].stop()
                     self.dev.options = ClientOptions(timeout=0.5, retries=1)
-                return super().exchange(message, payload)
+                reply = super().exchange(message, payload)
+                if message == "MASKED_INPUT":  # test image: what it masked, before masking
+                    encoded[self.id] = self.encoded(77)
+                return reply
 
         eps = [Killing(i, d, enc) for i, d in zip(ids, devs)]
         srv = SecAggServer(harary_graph(ids, 4, seed=2), 3, 77, params.size + 1)
         res = srv.run(eps)
         assert res.survivors == (1, 2, 4, 5) and res.dropouts()["MASKED_INPUT"] == [3]
         assert res.dropouts()["UNMASK"] == [4]  # its input counts; its self mask is rebuilt from shares
+        # the secure sum is the plain sum of the survivors' encoded updates, bit for bit
+        assert sorted(encoded) == [1, 2, 4, 5]
+        plain_words = sum(encoded[i].astype(np.uint64) for i in res.survivors) % (1 << 32)
+        assert res.sum_words.dtype == np.uint32 and np.array_equal(res.sum_words, plain_words.astype(np.uint32))
+        assert np.array_equal(weighted_mean(res.sum_words, enc), weighted_mean(plain_words.astype(np.uint32), enc))
+        for i in res.survivors:  # each encoding is the clipped, weighted update, stochastically rounded
+            u = ups[i - 1]
+            assert int(encoded[i][-1]) == u.weight
+            v = u.delta().astype(np.float64) * encoding_scale(u.delta(), enc, u.weight)
+            signed = encoded[i][:-1].astype(np.int64) - ((encoded[i][:-1] >> 31).astype(np.int64) << 32)
+            assert np.all((signed == np.floor(v)) | (signed == np.floor(v) + 1))
         surv = [ups[i - 1] for i in res.survivors]
         wsum = sum(u.weight for u in surv)
         plain = sum(u.weight * u.delta().astype(np.float64) for u in surv) / wsum

@@ -85,11 +85,18 @@ def test_serial_dropouts_before_and_after_masked_input(setup: FlSetup, tmp_path:
         enc = _encoding(ups, n)
         ids = list(range(1, n + 1))
 
+        refusals: list[str] = []
+
         class Killing(SerialEndpoint):
             def exchange(self, message: str, payload: bytes) -> bytes:
                 if self.id == 2 and message == "MASKED_INPUT":
                     fleet[1].kill()  # loses power before sending its masked input
                 rep = super().exchange(message, payload)
+                if self.id == 1 and message == "MASKED_INPUT":
+                    # a release build (TFD_TEST_MESSAGES=0) has no SA_ENCODED: the unmasked words stay inside
+                    with pytest.raises(DeviceError) as ei:
+                        self.encoded(7)
+                    refusals.append(str(ei.value))
                 if self.id == 4 and message == "MASKED_INPUT":
                     fleet[3].kill()  # masked input sent, then gone
                 return rep
@@ -101,6 +108,7 @@ def test_serial_dropouts_before_and_after_masked_input(setup: FlSetup, tmp_path:
         res = srv.run(eps)
         assert res.survivors == (1, 3, 4, 5)
         assert res.dropouts()["MASKED_INPUT"] == [2] and res.dropouts()["UNMASK"] == [4]
+        assert len(refusals) == 1 and "XFER_PULL" in refusals[0] and "detail 8" in refusals[0]  # purpose 8 unknown
         surv = [ups[i - 1] for i in res.survivors]
         plain = sum(u.weight * u.delta().astype(np.float64) for u in surv) / sum(u.weight for u in surv)
         secure = weighted_mean(res.sum_words, enc)

@@ -93,6 +93,10 @@ def test_no_message_carries_raw_samples() -> None:
     for p in WIRE.purposes:
         if p.direction in ("D2H", "BOTH"):
             assert WIRE.classes[p.cls]
+    # an update leaves a device masked (SA_MASKED) or as the plain path's delta (MODEL_UPDATE, which
+    # secure rounds never fetch); the unmasked encoded words only from test images
+    assert {p.name for p in WIRE.purposes if p.cls == "UPDATE" and p.gate == "ALWAYS"} == {"MODEL_UPDATE", "SA_MASKED"}
+    assert {p.name: p.gate for p in WIRE.purposes}["SA_ENCODED"] == "TEST"
     # model outputs only for host-chosen inputs, and only in test images
     outs = [m for m in WIRE.messages if m.cls == "MODEL_OUTPUT"]
     assert outs and all(m.gate == "TEST" for m in outs)

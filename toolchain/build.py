@@ -53,6 +53,9 @@ class BuildOptions:
     # re-initialised, Glorot-uniform weights and zero bias: it is learned federatedly)
     train_scheme: str = "auto"
     head_init: str = "pretrained"
+    # images with the TEST-gated messages (TFD_TEST_MESSAGES=1: INFER_TEST, SA_ENCODED);
+    # they answer requests a release image refuses, so they are for tests only
+    test_images: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -208,7 +211,8 @@ def run_build(opts: BuildOptions, log: Callable[[str], None] = print) -> BuildRe
                 storage_kb = max(int(board.spec.get("storage_kb", 16)), need_kb)
             for k, d in enumerate(device_dirs):
                 img = build_image(opts.board, model_dir, d, extra_sources=[d / "shard_data.c"],
-                                  seed=None, quiet=True, storage_kb=storage_kb)
+                                  seed=None, quiet=True, storage_kb=storage_kb,
+                                  defines={"TFD_TEST_MESSAGES": 1} if opts.test_images else None)
                 images.append(img)
             if images and training is not None:
                 need = param_store_bytes(training["n_params"], 4096)
@@ -222,9 +226,12 @@ def run_build(opts: BuildOptions, log: Callable[[str], None] = print) -> BuildRe
                 budget.image_ram = max(i.ram_used for i in images)
                 report["images"] = [
                     {"device": k, "elf": str(i.elf), "flash_used": i.flash_used, "ram_used": i.ram_used,
-                     "flash_size": i.flash_size, "ram_size": i.ram_size}
+                     "flash_size": i.flash_size, "ram_size": i.ram_size, "test_messages": opts.test_images}
                     for k, i in enumerate(images)
                 ]
+                if opts.test_images:
+                    log("note: TEST images (TFD_TEST_MESSAGES=1): they reveal model outputs and the unmasked "
+                        "encoded update on request -- never deploy them")
     for line in budget.lines():
         log(line)
     report["budget"] = asdict(budget)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import struct
 import zlib
 
+import numpy as np
+
 from ..protocol import DeviceClient, ProtocolError
 from .encoding import Encoding
 
@@ -40,6 +42,14 @@ class SerialEndpoint:
         if len(data) != n:
             raise ProtocolError(f"{message}: reply of {len(data)} bytes, ACK announced {n}")
         return data
+
+    def encoded(self, round_id: int) -> np.ndarray:
+        """TEST IMAGES ONLY: this round's encoded words before masking (transfer SA_ENCODED,
+        between MASKED_INPUT and UNMASK); a release image refuses the transfer."""
+        data = self.dev.receive_payload("SA_ENCODED", round_id)
+        if len(data) < 4 or len(data) % 4 or struct.unpack_from("<I", data)[0] != round_id:
+            raise ProtocolError(f"SA_ENCODED: {len(data)} bytes, not u32 round {round_id} || words")
+        return np.frombuffer(data, dtype="<u4", offset=4).astype(np.uint32)
 
 
 __all__ = ["SerialEndpoint"]

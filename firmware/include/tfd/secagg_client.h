@@ -133,6 +133,15 @@ TFD_CHECK_RESULT tfd_status_t tfd_sa_client_masked_input(tfd_sa_client_t *c, con
 /* words[i] = masked word (offset + i), i < count (any order, repeatable). */
 TFD_CHECK_RESULT tfd_status_t tfd_sa_client_masked_read(const tfd_sa_client_t *c, uint32_t offset,
                                                         uint32_t *words, uint32_t count);
+#if defined(TFD_TEST_MESSAGES) && TFD_TEST_MESSAGES
+/* TEST IMAGES ONLY (compiled with TFD_TEST_MESSAGES=1, never in a release
+ * image): words[i] = the encoded word (offset + i) BEFORE masking -- exactly
+ * what tfd_sa_client_masked_read masks, same rounding randomness -- so a test
+ * can check the secure sum against the plain sum bit for bit.  Stage MASKED
+ * only (the encoder is wiped at UNMASK). */
+TFD_CHECK_RESULT tfd_status_t tfd_sa_client_encoded_read(const tfd_sa_client_t *c, uint32_t offset,
+                                                         uint32_t *words, uint32_t count);
+#endif
 /* UNMASK: req -> our shares (TFD_SA_UNMASK_REPLY_BYTES(ids)); then DONE, wiped. */
 TFD_CHECK_RESULT tfd_status_t tfd_sa_client_unmask(tfd_sa_client_t *c, const uint8_t *req, size_t len,
                                                    uint8_t *out, size_t cap, size_t *out_len);

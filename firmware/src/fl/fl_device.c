@@ -111,8 +111,16 @@ void tfd_fl_update_hook(tfd_fl_t *fl, float *delta, uint32_t n, float *norm, flo
     *clip = 0.0f;
 }
 
-/* SA_MASKED bytes [offset, offset + len): u32 round || the masked words, made on demand */
-TFD_CHECK_RESULT static tfd_status_t fl_sa_read_masked(tfd_fl_t *fl, uint32_t offset, uint8_t *out, size_t len)
+#if TFD_TEST_MESSAGES
+#define FL_SA_VECTOR_PURPOSE(p) ((p) == TFD_PURPOSE_SA_MASKED || (p) == TFD_PURPOSE_SA_ENCODED)
+#else
+#define FL_SA_VECTOR_PURPOSE(p) ((p) == TFD_PURPOSE_SA_MASKED)
+#endif
+
+/* SA_MASKED bytes [offset, offset + len): u32 round || the masked words, made
+ * on demand.  Test images also serve SA_ENCODED: the same words before masking. */
+TFD_CHECK_RESULT static tfd_status_t fl_sa_read_vector(tfd_fl_t *fl, uint8_t purpose, uint32_t offset, uint8_t *out,
+                                                       size_t len)
 {
     TFD_ENSURE(fl->sa_init && fl->sa.stage == TFD_SA_CLIENT_MASKED, TFD_ERR_PROTO_STATE);
     const uint32_t total = 4u + 4u * fl->sa_words;
@@ -132,7 +140,15 @@ TFD_CHECK_RESULT static tfd_status_t fl_sa_read_masked(tfd_fl_t *fl, uint32_t of
         uint32_t words[16];
         const uint32_t w0 = (pos - 4u) / 4u;
         const uint32_t nw = fl->sa_words - w0 < 16u ? fl->sa_words - w0 : 16u;
-        TFD_TRY(tfd_sa_client_masked_read(&fl->sa, w0, words, nw));
+#if TFD_TEST_MESSAGES
+        if (purpose == TFD_PURPOSE_SA_ENCODED) {
+            TFD_TRY(tfd_sa_client_encoded_read(&fl->sa, w0, words, nw));
+        } else
+#endif
+        {
+            (void)purpose;
+            TFD_TRY(tfd_sa_client_masked_read(&fl->sa, w0, words, nw));
+        }
         const uint8_t *bytes = (const uint8_t *)words; /* little-endian target (checked above) */
         size_t from = (pos - 4u) % 4u, avail = 4u * nw - from;
         const size_t take = avail < len - done ? avail : len - done;
@@ -201,7 +217,7 @@ tfd_status_t tfd_fl_xfer_open(void *ctx, uint8_t purpose, uint32_t arg, uint32_t
         *total_len = fl->sa_out_len;
         return TFD_OK;
     }
-    if (purpose == TFD_PURPOSE_SA_MASKED) {
+    if (FL_SA_VECTOR_PURPOSE(purpose)) {
         TFD_ENSURE(fl->sa_init && fl->sa.stage == TFD_SA_CLIENT_MASKED, TFD_ERR_PROTO_STATE);
         TFD_ENSURE(arg == fl->sa_round && arg == fl->sa.round, TFD_ERR_ARG);
         *total_len = 4u + 4u * fl->sa_words;
@@ -223,7 +239,7 @@ tfd_status_t tfd_fl_xfer_read(void *ctx, uint8_t purpose, uint32_t offset, uint8
         memcpy(out, fl->sa_out + offset, len);
         return TFD_OK;
     }
-    if (purpose == TFD_PURPOSE_SA_MASKED) return fl_sa_read_masked(fl, offset, out, len);
+    if (FL_SA_VECTOR_PURPOSE(purpose)) return fl_sa_read_vector(fl, purpose, offset, out, len);
     TFD_ENSURE(purpose == TFD_PURPOSE_MODEL_UPDATE && fl->stage == TFD_FL_TRAINED, TFD_ERR_PROTO_STATE);
     TFD_ENSURE(offset <= param_bytes(fl) && len <= param_bytes(fl) - offset, TFD_ERR_ARG);
     memcpy(out, (const uint8_t *)fl->cfg.buf + offset, len);

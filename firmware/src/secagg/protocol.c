@@ -282,6 +282,15 @@ tfd_status_t tfd_sa_client_masked_read(const tfd_sa_client_t *c, uint32_t offset
     return TFD_OK;
 }
 
+#if defined(TFD_TEST_MESSAGES) && TFD_TEST_MESSAGES
+tfd_status_t tfd_sa_client_encoded_read(const tfd_sa_client_t *c, uint32_t offset, uint32_t *words, uint32_t count)
+{
+    TFD_ENSURE(c->stage == TFD_SA_CLIENT_MASKED, TFD_ERR_PROTO_STATE);
+    TFD_ENSURE(words != NULL && offset <= c->n_words && count <= c->n_words - offset, TFD_ERR_ARG);
+    return tfd_sa_encode_chunk(&c->encoder, words, offset, count);
+}
+#endif
+
 /* ---- UNMASK ----------------------------------------------------------------------------- */
 tfd_status_t tfd_sa_client_unmask(tfd_sa_client_t *c, const uint8_t *req, size_t len, uint8_t *out, size_t cap,
                                   size_t *out_len)
