@@ -207,7 +207,7 @@ def run_build(opts: BuildOptions, log: Callable[[str], None] = print) -> BuildRe
             storage_kb = None
             if training is not None and board.emulated:
                 # Emulated flash is resizable: reserve what the A/B parameter store needs.
-                need_kb = -(-param_store_bytes(training["n_params"], 4096) // 1024)
+                need_kb = -(-int(training["param_store_bytes"]) // 1024)
                 storage_kb = max(int(board.spec.get("storage_kb", 16)), need_kb)
             for k, d in enumerate(device_dirs):
                 img = build_image(opts.board, model_dir, d, extra_sources=[d / "shard_data.c"],
@@ -215,7 +215,7 @@ def run_build(opts: BuildOptions, log: Callable[[str], None] = print) -> BuildRe
                                   defines={"TFD_TEST_MESSAGES": 1} if opts.test_images else None)
                 images.append(img)
             if images and training is not None:
-                need = param_store_bytes(training["n_params"], 4096)
+                need = int(training["param_store_bytes"])
                 training["storage_bytes"] = images[0].storage_size
                 training["persist"] = need <= images[0].storage_size
                 if not training["persist"]:
@@ -288,6 +288,7 @@ def _emit_training(plan: Any, model_dir: Path, name: str, opts: BuildOptions,
                    log: Callable[[str], None]) -> dict[str, Any] | None:
     """Plan + emit the on-device training tables next to the model's (train_data.{c,h})."""
     from .emit_train import emit_train
+    from .firmware import load_board
     from .tflite_reader import UnsupportedOpError
     from .train_plan import TrainPlanError, build_train_plan
 
@@ -311,7 +312,7 @@ def _emit_training(plan: Any, model_dir: Path, name: str, opts: BuildOptions,
     log(f"training plan {tp.scheme}: {tp.n_params:,} parameters ({opts.head_init}), "
         f"training memory {mem.get('mem_bytes', 0):,} B")
     return {"scheme": tp.scheme, "n_params": tp.n_params, "head_init": opts.head_init,
-            "mem_bytes": mem.get("mem_bytes"), "param_store_bytes": param_store_bytes(tp.n_params, 4096)}
+            "mem_bytes": mem.get("mem_bytes"), "param_store_bytes": param_store_bytes(tp.n_params, load_board(opts.board).storage_erase_bytes)}
 
 
 def param_store_bytes(n_params: int, erase_unit: int) -> int:

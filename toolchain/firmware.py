@@ -120,6 +120,11 @@ class Board:
     def ram_bytes(self) -> int:
         return int(self.spec["ram_kb"]) * 1024
 
+    @property
+    def storage_erase_bytes(self) -> int:
+        """Erase unit of the parameter storage (tfd_port_storage_erase_unit(); the port asserts they agree)."""
+        return int(self.spec.get("storage_erase_bytes", 4096))
+
     def defines(self) -> dict[str, str]:
         """C defines every source of this board's images is compiled with."""
         uart = self.spec["uart"]
@@ -130,6 +135,7 @@ class Board:
             "TFD_BOARD_UART_BASE": f"{uart['base']}u",
             "TFD_BOARD_UART_RX_IRQ": f"{int(uart['rx_irq'])}u",
             "TFD_BOARD_UART_TX_IRQ": f"{int(uart.get('tx_irq', uart['rx_irq']))}u",
+            "TFD_BOARD_STORAGE_ERASE_BYTES": f"{self.storage_erase_bytes}u",
         }
         if self.spec.get("semihosting"):
             out["TFD_BOARD_SEMIHOSTING"] = "1"

@@ -206,6 +206,10 @@ size_t tfd_port_storage_size(void)
     return (size_t)(uintptr_t)__tfd_storage_size;
 }
 
+#ifdef TFD_BOARD_STORAGE_ERASE_BYTES /* board.json "storage_erase_bytes": the toolchain sizes the store with it */
+_Static_assert(TFD_BOARD_STORAGE_ERASE_BYTES == NVMC_PAGE_SIZE, "board.json storage_erase_bytes disagrees with the port");
+#endif
+
 size_t tfd_port_storage_erase_unit(void)
 {
     return NVMC_PAGE_SIZE; /* 4 KiB flash page */

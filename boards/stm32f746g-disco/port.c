@@ -197,6 +197,10 @@ size_t tfd_port_storage_size(void)
     return STORAGE_SIZE;
 }
 
+#ifdef TFD_BOARD_STORAGE_ERASE_BYTES /* board.json "storage_erase_bytes": the toolchain sizes the store with it */
+_Static_assert(TFD_BOARD_STORAGE_ERASE_BYTES == STORAGE_SECTOR_BYTES, "board.json storage_erase_bytes disagrees with the port");
+#endif
+
 size_t tfd_port_storage_erase_unit(void)
 {
     return STORAGE_SECTOR_BYTES;

@@ -77,6 +77,10 @@ size_t tfd_port_storage_size(void)
     return tfd_emu_storage_size();
 }
 
+#ifdef TFD_BOARD_STORAGE_ERASE_BYTES /* board.json "storage_erase_bytes": the toolchain sizes the store with it */
+_Static_assert(TFD_BOARD_STORAGE_ERASE_BYTES == TFD_EMU_STORAGE_PAGE, "board.json storage_erase_bytes disagrees with the port");
+#endif
+
 size_t tfd_port_storage_erase_unit(void)
 {
     return TFD_EMU_STORAGE_PAGE;
