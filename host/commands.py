@@ -127,14 +127,11 @@ def _train_config(args: argparse.Namespace) -> Any:
                        seed=args.seed, schedule=args.schedule, max_samples=args.max_samples)
 
 
-def _fleet_config(args: argparse.Namespace, *, secure_ok: bool = False) -> Any:
+def _fleet_config(args: argparse.Namespace) -> Any:
+    """The run's FleetConfig from the shared options."""
     from .fl_run import DEFAULT_ROUNDS
     from .rounds import FleetConfig
 
-    if not args.no_secure and not secure_ok:
-        raise UsageError("secure aggregation is not available in this version yet (it is the next step): "
-                         "rerun with --no-secure to aggregate plain model deltas (the host then sees each "
-                         "device's update)")
     return FleetConfig(rounds=args.rounds if args.rounds is not None else DEFAULT_ROUNDS,
                        train=_train_config(args), min_clients=args.min_clients,
                        train_timeout=args.train_timeout, persist=not args.no_persist,
@@ -156,7 +153,7 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
     from .protocol import ClientOptions
     from .rounds import RefusedError, SerialParticipant
 
-    cfg = _fleet_config(args, secure_ok=True)
+    cfg = _fleet_config(args)
     build = _load_build(args.build)
     parts = [SerialParticipant(u, ClientOptions(timeout=args.timeout, retries=6)) for u in args.port]
     aggregator = secure_aggregator(args, len(parts))
@@ -173,14 +170,21 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
 
 @_usage_errors
 def _cmd_simulate(args: argparse.Namespace) -> int:
+    """N virtual devices (the device's C training engine on the host); secure by
+    default: each masks its delta with the device's C SecAgg+ client."""
+    import dataclasses
+
     import numpy as np
 
     from tinyfed_toolchain.data import partition_indices
 
     from .fl_run import run_federated
-    from .simulate import VirtualParticipant
+    from .simulate import VirtualParticipant, secagg_client_exe
 
     cfg = _fleet_config(args)
+    if args.devices < 1 or (args.devices < 2 and not args.no_secure):
+        raise UsageError(f"--devices {args.devices}: secure aggregation needs at least 2 devices "
+                         "(the host must never see one device's update); use --no-secure for a single device")
     build = _load_build(args.build)
     if not build.shards:
         raise UsageError(f"{args.build}: no device shards (devices/devK/shard.npz): build with --devices N")
@@ -193,15 +197,19 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                                 seed=args.seed)
         shards = [(x[i], y[i]) for i in idx]
         build.shards = shards
-    parts = [VirtualParticipant(f"virtual{k}", build.model_dir, x, y, build.model_hash, model_name=build.model_name)
+    aggregator = secure_aggregator(args, len(shards))
+    # the device's SecAgg+ client, compiled for the host once for the whole run
+    exe = secagg_client_exe() if aggregator is not None else None
+    parts = [VirtualParticipant(f"virtual{k}", build.model_dir, x, y, build.model_hash, model_name=build.model_name,
+                                secagg_exe=exe)
              for k, (x, y) in enumerate(shards)]
-    import dataclasses
-
     cfg = dataclasses.replace(cfg, parallel=False)  # virtual devices share the host's cores
-    run_federated("simulate", build, parts, cfg, report_path=Path(args.report) if args.report else None,
-                  plot_path=Path(args.plot) if args.plot else None, with_centralised=not args.no_centralised,
-                  extra={"shards": [int(len(s[1])) for s in shards]})
-    return 0
+    res = run_federated("simulate", build, parts, cfg, aggregator=aggregator,
+                        report_path=Path(args.report) if args.report else None,
+                        plot_path=Path(args.plot) if args.plot else None, with_centralised=not args.no_centralised,
+                        extra={"shards": [int(len(s[1])) for s in shards]})
+    print_secure_summary(res.records)
+    return 0 if any(r.completed for r in res.records[1:]) or cfg.rounds == 0 else 1
 
 
 def _add_fl_options(p: argparse.ArgumentParser, *, rounds_default: str = "20") -> None:
@@ -220,8 +228,8 @@ def _add_fl_options(p: argparse.ArgumentParser, *, rounds_default: str = "20") -
     p.add_argument("--server-lr", type=float, default=1.0, help="server step on the averaged delta")
     p.add_argument("--no-persist", action="store_true", help="do not save parameters on the devices")
     p.add_argument("--no-secure", action="store_true",
-                   help="aggregate plain deltas (fleet, demo: secure aggregation is the default; "
-                        "simulate: required for now)")
+                   help="aggregate plain deltas: the host then sees each device's update (secure aggregation, "
+                        "SecAgg+, is the default)")
     p.add_argument("--no-centralised", action="store_true", help="skip the centralised baseline")
     p.add_argument("--report", help="write the run's JSON report here")
     p.add_argument("--plot", help="write a PNG of accuracy per round here")
@@ -239,7 +247,7 @@ def _add_secure_options(p: argparse.ArgumentParser) -> None:
 
 
 def secure_aggregator(args: argparse.Namespace, n_participants: int) -> Any:
-    """The SecAgg+ aggregator for fleet/demo (None with --no-secure)."""
+    """The SecAgg+ aggregator for fleet/simulate/demo (None with --no-secure)."""
     if args.no_secure:
         return None
     from .secagg.aggregator import SecureAggregator, SecureOptions
@@ -310,13 +318,15 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     _add_secure_options(f)
     f.set_defaults(fn=_cmd_fleet)
 
-    m = sub.add_parser("simulate", help="the same rounds with N virtual devices (the device C engine on the host)")
+    m = sub.add_parser("simulate", help="the same rounds with N virtual devices (the device C engine on the host), "
+                                        "secure aggregation by the device's C SecAgg+ client by default")
     m.add_argument("--devices", type=int, required=True)
     m.add_argument("--build", default=str(DEFAULT_BUILD), help="build folder (model, plan, shards)")
     m.add_argument("--partition", default="dirichlet", choices=["iid", "dirichlet", "shards"],
                    help="how the build's shards are re-split when N differs from the build's devices")
     m.add_argument("--alpha", type=float, default=0.5)
     _add_fl_options(m)
+    _add_secure_options(m)
     m.set_defaults(fn=_cmd_simulate)
 
     d = sub.add_parser("demo", help="the main job: build, boot 4 emulated boards, federated rounds, report + plot")

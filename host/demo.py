@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.build or f"build/demo-{Path(args.dataset).stem.lower()}")
     if args.quick and args.rounds is None:
         args.rounds = 4
-    cfg = _fleet_config(args, secure_ok=True)
+    cfg = _fleet_config(args)
     print(f"== tinyfed demo: {args.dataset} on {args.boards} emulated {args.board} boards, "
           f"{cfg.rounds} federated rounds ==")
     if not args.skip_build:

@@ -1,0 +1,237 @@
+"""`tinyfed simulate` with secure aggregation (the default): every virtual
+device masks its delta with the device's own SecAgg+ client
+(firmware/src/secagg/protocol.c, host-compiled, one process per device per
+round) and the host only unmasks the sum.
+
+Checked: a secure round's global model equals the plain (--no-secure) round's
+to the fixed-point step, with the same seed (virtual devices are
+deterministic); the per-device traffic is exactly the SecAgg+ bodies plus the
+parameters; every client process has ended when the round ends; a device
+losing power before / after its masked input; the command line both ways.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fl_setup import make_digits_setup
+from tinyfed_host.experiment import FlBuild
+from tinyfed_host.fl_client import ENC_F32, TrainConfig
+from tinyfed_host.rounds import DevStage, FedAvgRunner, FleetConfig
+from tinyfed_host.secagg.aggregator import SecureAggregator, SecureOptions
+from tinyfed_host.secagg.server import STAGES
+from tinyfed_host.simulate import VirtualParticipant, VirtualSecAggEndpoint, secagg_client_exe
+
+CFG = TrainConfig(lr=0.02, momentum=0.9, epochs=1, batch=8, seed=4, max_samples=64)
+CLIP = 10.0
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tinyfed_toolchain.build import BuildOptions, run_build
+
+    root = tmp_path_factory.mktemp("sim_secure")
+    setup = make_digits_setup(root / "setup", devices=3, per_device=120)
+    (root / "m.tflite").write_bytes(setup.tflite)
+    run_build(BuildOptions(tflite=root / "m.tflite", dataset="digits", out_dir=root / "b", devices=3, images=False,
+                           head_init="reset-head"), log=lambda s: None)
+    return root / "b"
+
+
+class Recording(VirtualParticipant):
+    """A virtual device that keeps every SecAgg+ endpoint it handed out (to check their processes)."""
+
+    def __init__(self, *a: Any, **k: Any) -> None:
+        super().__init__(*a, **k)
+        self.endpoints: list[VirtualSecAggEndpoint] = []
+
+    def secagg_endpoint(self, client_id: int, enc: Any) -> VirtualSecAggEndpoint:
+        ep = super().secagg_endpoint(client_id, enc)
+        self.endpoints.append(ep)
+        return ep
+
+
+def _parts(build: FlBuild, **die: dict[int, str]) -> list[Recording]:
+    exe = secagg_client_exe()
+    return [Recording(f"virtual{k}", build.model_dir, x, y, build.model_hash, secagg_exe=exe,
+                      secagg_die_before=die.get("before", {}).get(k), secagg_die_after=die.get("after", {}).get(k))
+            for k, (x, y) in enumerate(build.shards)]
+
+
+def _runner(build: FlBuild, parts: list[Recording], secure: bool, rounds: int = 1) -> FedAvgRunner:
+    agg = SecureAggregator(SecureOptions(clip=CLIP, seed=5, fleet_size=len(parts)), log=lambda s: None) \
+        if secure else None
+    return FedAvgRunner(parts, init_params=build.init_params(), model_hash=build.model_hash,
+                        evaluator=build.evaluator(), aggregator=agg, log=lambda s: None,
+                        config=FleetConfig(rounds=rounds, train=CFG, parallel=False, final_broadcast=False))
+
+
+def _step_bound(secure: dict[str, Any], n_survivors: int, total_weight: int, plain: np.ndarray) -> np.ndarray:
+    """|secure - plain| per parameter: n W / sum w * 2^-f for the stochastic rounding of the encoding
+    (tests/test_secagg_qemu.py), plus the float32 rounding of both new parameter vectors."""
+    step = n_survivors * secure["weight_max"] / total_weight * 2.0 ** -secure["frac_bits"]
+    return step + 2 * np.spacing(np.abs(plain).astype(np.float32)).astype(np.float64)
+
+
+def _assert_processes_ended(parts: list[Recording]) -> None:
+    eps = [e for p in parts for e in p.endpoints]
+    assert eps and all(not e.running for e in eps)
+    assert all(not Path(e.client._tmp.name).exists() for e in eps)  # the update files are gone too
+
+
+def test_secure_round_equals_plain_round_to_the_fixed_point_step(built: Path) -> None:
+    build = FlBuild.load(built)
+    plain_params = []
+    for _ in range(2):
+        run = _runner(build, _parts(build), secure=False)
+        run.setup()
+        plain_rec = run.run_round()
+        plain_params.append(run.state.params.copy())
+        plain_updates = run.state.last_updates
+        run.close()
+    # the virtual devices are deterministic given the seed: the comparison below is meaningful
+    np.testing.assert_array_equal(plain_params[0], plain_params[1])
+    norms = [u.norm for u in plain_updates]
+    assert max(norms) < CLIP  # not clipped: the secure mean is the plain mean, encoded
+
+    parts = _parts(build)
+    run = _runner(build, parts, secure=True, rounds=2)
+    try:
+        run.setup()
+        init = run.state.params.copy()
+        rec = run.run_round()
+        # every client process ended with its round (after UNMASK), not at close()
+        _assert_processes_ended(parts)
+        assert all(len(p.endpoints) == 1 for p in parts)
+        sec = rec.secure
+        assert sec is not None and sec["secure"] and not sec["aborted"]
+        assert all(v == [] for v in sec["dropouts"].values())
+        assert rec.completed and rec.updates == 3 == plain_rec.updates
+        assert rec.aggregate_weight == plain_rec.aggregate_weight == sum(min(64, len(y)) for _, y in build.shards)
+        assert sec["weight_max"] == max(min(64, len(y)) for _, y in build.shards)
+        secure_params = run.state.params
+        plain = plain_params[0]
+        diff = np.abs(secure_params.astype(np.float64) - plain.astype(np.float64))
+        bound = _step_bound(sec, 3, rec.aggregate_weight, plain)
+        assert np.all(diff <= bound), float(np.max(diff - bound))
+        moved = np.abs(plain.astype(np.float64) - init.astype(np.float64))
+        assert float(np.max(bound)) < float(np.max(moved)) / 1000  # the bound is far below the round's step
+        assert not np.array_equal(secure_params, init)
+        # traffic: the parameters plus exactly the SecAgg+ bodies the server exchanged with that device
+        srv = run.aggregator.last_server  # type: ignore[attr-defined]
+        n = build.init_params().size
+        for k, row in enumerate(rec.devices):
+            cid = k + 1
+            sent = sum(srv.stats[s].sent[cid] for s in STAGES)
+            got = sum(srv.stats[s].received[cid] for s in STAGES)
+            assert (row.traffic.payload_out, row.traffic.payload_in) == (4 * n + sent, got)
+            assert srv.stats["MASKED_INPUT"].received[cid] == 4 * (n + 1) + 4
+        # a second round starts fresh clients (a new SecAgg round id each time)
+        rec2 = run.run_round()
+        assert rec2.completed and rec2.secure is not None and not rec2.secure["aborted"]
+        assert all(len(p.endpoints) == 2 for p in parts)
+        _assert_processes_ended(parts)
+    finally:
+        run.close()
+    _assert_processes_ended(parts)
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_virtual_device_losing_power_around_its_masked_input(built: Path, when: str) -> None:
+    """before: its update is not in the sum (its pairwise masks are removed from the
+    others'); after: its update counts (its self mask is rebuilt from shares)."""
+    build = FlBuild.load(built)
+    parts = _parts(build, **{when: {1: "MASKED_INPUT"}})
+    run = _runner(build, parts, secure=True)
+    try:
+        run.setup()
+        init = run.state.params.copy()
+        rec = run.run_round()
+        _assert_processes_ended(parts)
+        sec = rec.secure
+        assert sec is not None and not sec["aborted"] and rec.completed
+        drop = {s: v for s, v in sec["dropouts"].items() if v}
+        rows = {d.name: d for d in rec.devices}
+        if when == "before":
+            assert drop == {"MASKED_INPUT": ["virtual1"]}
+            survivors = [parts[0], parts[2]]
+            assert rows["virtual1"].status == "lost" and "MASKED_INPUT" in rows["virtual1"].reason
+            assert run.state.devices[1].stage is DevStage.OUT
+        else:
+            assert drop == {"UNMASK": ["virtual1"]}
+            survivors = parts
+        assert rec.updates == len(survivors)
+        # the new model is FedAvg of the survivors' deltas (each still held by its virtual device)
+        ups = [p.fetch_update(1, ENC_F32) for p in survivors]
+        wsum = sum(u.weight for u in ups)
+        assert rec.aggregate_weight == wsum
+        mean = sum(u.weight * u.delta().astype(np.float64) for u in ups) / wsum
+        plain = (init.astype(np.float64) + mean).astype(np.float32)
+        diff = np.abs(run.state.params.astype(np.float64) - plain.astype(np.float64))
+        assert np.all(diff <= _step_bound(sec, len(survivors), wsum, plain))
+    finally:
+        run.close()
+    _assert_processes_ended(parts)
+
+
+def _simulate(built: Path, tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    rep = tmp_path / f"r{len(list(tmp_path.iterdir()))}.json"
+    p = subprocess.run([sys.executable, "-m", "tinyfed_host.cli", "simulate", "--devices", "3", "--build", str(built),
+                        "--rounds", "2", "--epochs", "1", "--max-samples", "64", "--seed", "2", "--no-centralised",
+                        "--graph-seed", "1", "--report", str(rep), *extra],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return p, json.loads(rep.read_text())
+
+
+def test_simulate_cli_is_secure_by_default(built: Path, tmp_path: Path) -> None:
+    h = subprocess.run([sys.executable, "-m", "tinyfed_host.cli", "simulate", "--help"], capture_output=True,
+                       text=True)
+    assert all(o in h.stdout for o in ("--clip", "--neighbours", "--threshold", "--dp-noise-multiplier", "--no-secure"))
+    p, r = _simulate(built, tmp_path)
+    assert r["kind"] == "simulate" and r["config"]["aggregator"] == "secagg+"
+    sec = [x["secure"] for x in r["rounds"][1:]]
+    assert len(sec) == 2 and all(s and s["secure"] and not s["aborted"] for s in sec)
+    assert all(not any(s["dropouts"].values()) for s in sec)
+    assert "secure aggregation (SecAgg+): 2 of 2 rounds without dropouts" in p.stdout
+    q, plain = _simulate(built, tmp_path, "--no-secure")
+    assert plain["config"]["aggregator"] != "secagg+" and all(x["secure"] is None for x in plain["rounds"])
+    assert "SecAgg+" not in q.stdout
+    # same seed, same devices: the two runs differ only by the encoding's rounding
+    for a, b in zip(r["rounds"], plain["rounds"]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+    assert r["rounds"][-1]["accuracy"] > r["rounds"][0]["accuracy"] + 0.15
+    # one device cannot aggregate securely: a usage error, not a run of aborted rounds
+    one = subprocess.run([sys.executable, "-m", "tinyfed_host.cli", "simulate", "--devices", "1", "--build", str(built),
+                          "--rounds", "1"], capture_output=True, text=True, timeout=120)
+    assert one.returncode == 2 and "at least 2 devices" in one.stderr and "--no-secure" in one.stderr
+
+
+def test_an_aborted_secure_round_leaves_the_model_and_no_process(built: Path) -> None:
+    """Two of three devices lose power before advertising keys: too few live holders
+    of the last one's shares, so the round aborts with the global model unchanged.
+    The survivor's client ends when the next round starts (or at close())."""
+    build = FlBuild.load(built)
+    parts = _parts(build, before={1: "ADVERTISE_KEYS", 2: "ADVERTISE_KEYS"})
+    run = _runner(build, parts, secure=True, rounds=2)
+    try:
+        run.setup()
+        init = run.state.params.copy()
+        rec = run.run_round()
+        assert not rec.completed and rec.secure is not None and rec.secure["aborted"]
+        assert rec.secure["dropouts"]["ADVERTISE_KEYS"] == ["virtual1", "virtual2"]
+        np.testing.assert_array_equal(run.state.params, init)
+        assert [e.running for p in parts for e in p.endpoints] == [True, False, False]
+        first = parts[0].endpoints[0]
+        rec2 = run.run_round()
+        assert not rec2.completed and not first.running
+    finally:
+        run.close()
+    _assert_processes_ended(parts)
