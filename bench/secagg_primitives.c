@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "bench_check.h"
 #include "bench_counter.h"
 #include "board_common.h"
 #include "monocypher.h"
@@ -63,18 +64,6 @@ static void log_digest(const char *key, const void *data, size_t n)
     log_hex(key, h, sizeof h);
 }
 
-static int fail(const char *what, tfd_status_t st)
-{
-    tfd_board_log_str("error", what);
-    tfd_board_log_str("status", tfd_status_str(st));
-    return 2;
-}
-
-#define CHECK(expr, what)                                  \
-    do {                                                   \
-        const tfd_status_t st_ = (expr);                   \
-        if (st_ != TFD_OK) return fail((what), st_);       \
-    } while (0)
 
 /* Fixed inputs shared by the vectors and the bench. */
 static uint8_t sk_a[32], pk_a[32], sk_b[32], pk_b[32], seed[32], noise[32], key[32], nonce[24], secret[32];
@@ -91,7 +80,7 @@ static int vectors(void)
     log_hex("vec_pk_a", pk_a, 32);
     CHECK(tfd_sa_agree(out, sk_a, pk_a, pk_b, TFD_SA_LABEL_PAIR_MASK, ROUND), "agree");
     CHECK(tfd_sa_agree(back, sk_b, pk_b, pk_a, TFD_SA_LABEL_PAIR_MASK, ROUND), "agree (b)");
-    if (!tfd_sa_equal32(out, back)) return fail("agreement not symmetric", TFD_ERR_CRYPTO);
+    if (!tfd_sa_equal32(out, back)) return tfd_bench_fail("agreement not symmetric", TFD_ERR_CRYPTO);
     log_hex("vec_agree", out, 32);
     CHECK(tfd_sa_kdf(out, key, TFD_SA_LABEL_SELF_MASK, ROUND, pk_a, 32), "kdf");
     log_hex("vec_kdf", out, 32);
@@ -104,18 +93,18 @@ static int vectors(void)
     uint8_t pick[5][32];
     for (int i = 0; i < 5; ++i) memcpy(pick[i], shares[xs[i] - 1], 32);
     CHECK(tfd_sa_shamir_combine(out, xs, (const uint8_t (*)[32])pick, 5), "combine");
-    if (!tfd_sa_equal32(out, secret)) return fail("Shamir did not reconstruct", TFD_ERR_INTERNAL);
+    if (!tfd_sa_equal32(out, secret)) return tfd_bench_fail("Shamir did not reconstruct", TFD_ERR_INTERNAL);
     log_hex("vec_combine", out, 32);
 
     tfd_sa_seal(sealed, sealed + 32, key, nonce, 3, 8, ROUND, secret, 32);
     log_hex("vec_seal", sealed, sizeof sealed);
     CHECK(tfd_sa_open(back, key, nonce, 3, 8, ROUND, sealed, sealed + 32, 32), "open");
-    if (!tfd_sa_equal32(back, secret)) return fail("open returned other bytes", TFD_ERR_INTERNAL);
+    if (!tfd_sa_equal32(back, secret)) return tfd_bench_fail("open returned other bytes", TFD_ERR_INTERNAL);
     sealed[5] ^= 0x10;
     if (tfd_sa_open(back, key, nonce, 3, 8, ROUND, sealed, sealed + 32, 32) != TFD_ERR_CRYPTO)
-        return fail("a flipped bit was accepted", TFD_ERR_INTERNAL);
+        return tfd_bench_fail("a flipped bit was accepted", TFD_ERR_INTERNAL);
     if (tfd_sa_open(back, key, nonce, 3, 8, ROUND + 1, sealed, sealed + 32, 32) != TFD_ERR_CRYPTO)
-        return fail("a replay into another round was accepted", TFD_ERR_INTERNAL);
+        return tfd_bench_fail("a replay into another round was accepted", TFD_ERR_INTERNAL);
 
     uint8_t f = 0;
     CHECK(tfd_sa_choose_fraction_bits(&f, 100, enc.clip), "choose f");

@@ -23,6 +23,8 @@ class CliError(Exception):
 def _cmd_build(args: argparse.Namespace) -> int:
     from tinyfed_toolchain.build import BuildOptions, run_build
 
+    if args.test_images and args.secure_only:
+        raise CliError("--test-images and --secure-only contradict: test images reveal the unmasked update")
     opts = BuildOptions(
         dataset=args.dataset,
         tflite=Path(args.tflite) if args.tflite else None,
@@ -38,6 +40,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         train_scheme=args.train_scheme,
         head_init=args.head_init,
         test_images=args.test_images,
+        secure_only=args.secure_only,
     )
     run_build(opts)
     return 0
@@ -97,6 +100,9 @@ def _build_parser() -> argparse.ArgumentParser:
     b.add_argument("--test-images", action="store_true",
                    help="compile the TEST-gated messages into the images (INFER_TEST, SA_ENCODED): they reveal "
                         "model outputs and the unmasked encoded update on request -- for tests, never deploy them")
+    b.add_argument("--secure-only", action="store_true",
+                   help="images without the plain update path: an update leaves a board only masked (SecAgg+); "
+                        "--no-secure runs refuse them (for deployments with private data)")
     b.set_defaults(fn=_cmd_build)
 
     v = sub.add_parser("verify", help="emitted C vs the tflite-micro runtime, byte for byte")

@@ -242,7 +242,9 @@ def _add_secure_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=int, help="Shamir threshold t per neighbourhood (default k/2 + 1)")
     p.add_argument("--graph-seed", type=int, help="seed of the neighbourhood graph (default: fresh each round)")
     p.add_argument("--dp-noise-multiplier", type=float, default=0.0,
-                   help="central Gaussian DP: noise sigma = z * clip on the unmasked sum (default 0: off)")
+                   help="central DP: the host adds discrete Gaussian noise, sigma = z * sensitivity (the clip "
+                        "plus the rounding's sqrt(d) in fixed-point units), to the unmasked integer sum; "
+                        "epsilon reported per round (default 0: off)")
     p.add_argument("--dp-delta", type=float, default=1e-5, help="delta of the reported (epsilon, delta)")
 
 

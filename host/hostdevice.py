@@ -146,8 +146,10 @@ class HostFleet:
 
 def start_host_devices(model_dir: Path, shards: Sequence[tuple[np.ndarray, np.ndarray]], *,
                        workdir: Path | None = None, storage: bool = True,
-                       train_delay_ms: Sequence[int] | None = None) -> HostFleet:
-    exe = build_host_device(model_dir)
+                       train_delay_ms: Sequence[int] | None = None,
+                       extra_flags: Sequence[str] = ()) -> HostFleet:
+    """One host device per shard; ``extra_flags`` go to the compiler (e.g. -DTFD_FL_SECURE_ONLY=1)."""
+    exe = build_host_device(model_dir, extra_flags=extra_flags)
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="tinyfed-hostfleet-"))
     devs: list[HostDevice] = []
     try:

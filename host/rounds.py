@@ -37,7 +37,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 from .fedavg import Aggregate, AggregationError, Aggregator, PlainAggregator, apply_aggregate
-from .fl_client import CAP_PERSIST, CAP_TEST_MESSAGES, CAP_TRAINING, TrainConfig, TrainResult, Update, fetch_update, send_params, train
+from .fl_client import CAP_PERSIST, CAP_SECURE_ONLY, CAP_TEST_MESSAGES, CAP_TRAINING, TrainConfig, TrainResult, Update, fetch_update, send_params, train
 from .link import LinkError, LinkTimeout
 from .protocol import ClientOptions, DeviceClient, DeviceError, ProtocolError
 
@@ -61,6 +61,7 @@ class ParticipantInfo:
     training: bool
     persist: bool = False  # keeps committed parameters across resets (CAP_PERSIST)
     test_image: bool = False  # TEST-gated messages compiled in (CAP_TEST_MESSAGES): not for real data
+    secure_only: bool = False  # no plain update path (CAP_SECURE_ONLY): secure aggregation only
 
 
 @dataclass
@@ -121,7 +122,7 @@ class SerialParticipant:
                 self.dev.options = self.options
         self.info = ParticipantInfo(self.name, i.board, i.model_name, i.model_hash, i.shard_size,
                                     bool(i.caps & CAP_TRAINING), bool(i.caps & CAP_PERSIST),
-                                    bool(i.caps & CAP_TEST_MESSAGES))
+                                    bool(i.caps & CAP_TEST_MESSAGES), bool(i.caps & CAP_SECURE_ONLY))
         return self.info
 
     def push_params(self, round_: int, params: np.ndarray, model_hash: bytes, persist: bool) -> None:
@@ -343,6 +344,12 @@ class FedAvgRunner:
                 self.log(f"[fleet] {msg}")
             elif not info.training:
                 msg = f"{name} ({info.board}) has no training engine linked in: refused"
+                d.stage, d.reason = DevStage.REFUSED, msg
+                self.state.refused.append((name, msg))
+                self.log(f"[fleet] {msg}")
+            elif info.secure_only and not getattr(self.aggregator, "interactive", False):
+                msg = (f"{name} runs a secure-only image (built with --secure-only): it never sends a plain "
+                       f"update, so it cannot join a --no-secure run: refused (run with secure aggregation)")
                 d.stage, d.reason = DevStage.REFUSED, msg
                 self.state.refused.append((name, msg))
                 self.log(f"[fleet] {msg}")

@@ -1,11 +1,11 @@
-"""SecAgg+ protocol (host/secagg/{graph,messages,client,server,dp}.py): the
+"""SecAgg+ protocol (host/secagg/{graph,messages,client,server}.py): the
 host server against the reference client state machine, in-process.
 
 Must-shows covered here: exactness (bit for bit, with and without dropouts),
 dropout recovery and clean abort, the privacy classification of the four
-messages, uniformity of a masked vector, replay / out-of-round refusal, and
-epsilon reporting.  The device (C) client and the serial path are not in this
-file (not built yet).
+messages, uniformity of a masked vector, and replay / out-of-round refusal.
+The DP noise and epsilon are in tests/test_secagg_dp.py; the device (C)
+client and the serial path are not in this file.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from scipy import stats
 
 from tinyfed_host.secagg import messages as M
 from tinyfed_host.secagg.client import ClientStage, SecAggClient, StateError
-from tinyfed_host.secagg.dp import epsilon, gaussian_noise
 from tinyfed_host.secagg.encoding import Encoding, choose_fraction_bits, weighted_mean
 from tinyfed_host.secagg.graph import default_degree, default_threshold, harary_graph
 from tinyfed_host.secagg.server import STAGES, SecAggAbort, SecAggServer
@@ -242,8 +241,11 @@ def test_no_secagg_message_carries_samples_or_an_unmasked_update() -> None:
         assert WIRE.classes[rep.cls], f"{rep.name} ({rep.cls}) may not travel device->host"
         # classification: keys and shares are KEYS; the only vector is the masked one
         assert rep.cls == ("UPDATE" if what == "masked vector" else "KEYS"), name
-    sa_purposes = {p.name: p.cls for p in WIRE.purposes if p.name.startswith("SA_")}
-    assert sa_purposes == {"SA_REQUEST": "KEYS", "SA_REPLY": "KEYS", "SA_MASKED": "UPDATE"}
+    sa_purposes = {p.name: (p.cls, p.gate) for p in WIRE.purposes if p.name.startswith("SA_")}
+    assert sa_purposes == {"SA_REQUEST": ("KEYS", "ALWAYS"), "SA_REPLY": ("KEYS", "ALWAYS"),
+                           "SA_MASKED": ("UPDATE", "ALWAYS"),
+                           # the unmasked encoding, for exactness tests: compiled into test images only
+                           "SA_ENCODED": ("UPDATE", "TEST")}
     # no SecAgg message or purpose carries a model update in the clear (ENC_F32 MODEL_UPDATE is
     # the plain path's only update transfer, and a secure round never opens it)
     assert [n for n, (_, r, _) in M.CARRIES.items() if WIRE.purpose(r).cls == "UPDATE"] == ["MASKED_INPUT"]
@@ -262,16 +264,3 @@ def test_masked_input_looks_uniform_to_the_host() -> None:
     enc_words = eps[0].client.encoded
     counts = np.bincount((enc_words >> 24) & 0xFF, minlength=256)
     assert stats.chisquare(counts).pvalue < 1e-6
-
-
-# ---------------------------------------------------------------- DP
-
-
-def test_epsilon_is_reported_and_monotone_in_rounds() -> None:
-    eps_r = [epsilon(1.1, 0.5, r, 1e-5) for r in (1, 2, 5, 10, 20)]
-    assert all(np.isfinite(eps_r)) and all(a < b for a, b in zip(eps_r, eps_r[1:]))
-    assert epsilon(2.0, 0.5, 10, 1e-5) < epsilon(1.0, 0.5, 10, 1e-5)  # more noise, less epsilon
-    assert epsilon(1.1, 0.1, 10, 1e-5) < epsilon(1.1, 1.0, 10, 1e-5)  # sampling amplifies
-    assert epsilon(1.0, 1.0, 0, 1e-5) == 0.0
-    noise = gaussian_noise(20000, 0.5, 2.0, np.random.default_rng(0))
-    assert abs(noise.std() - 1.0) < 0.03

@@ -180,7 +180,7 @@ def test_fleet_dp_reports_epsilon_per_round(setup: FlSetup, tmp_path: Path) -> N
     with start_host_devices(setup.model_dir, setup.shards[:3], workdir=tmp_path, storage=False) as fleet:
         parts = [SerialParticipant(d.url, ClientOptions(timeout=2.0, retries=4), name=d.name) for d in fleet]
         sec = SecureAggregator(SecureOptions(clip=1.0, dp_noise_multiplier=1.1, dp_delta=1e-5, fleet_size=6),
-                               log=lambda s: None, rng=np.random.default_rng(0))
+                               log=lambda s: None)
         r = FedAvgRunner(parts, init_params=tr.params(), model_hash=setup.model_hash,
                          evaluator=make_evaluator(tr, *setup.test), aggregator=sec,
                          config=FleetConfig(rounds=3, train=CFG, train_timeout=30.0, persist=False,
@@ -190,3 +190,49 @@ def test_fleet_dp_reports_epsilon_per_round(setup: FlSetup, tmp_path: Path) -> N
     eps = [rec.secure["epsilon"] for rec in recs[1:]]
     assert all(np.isfinite(eps)) and eps[0] < eps[1] < eps[2]
     assert recs[1].secure["dp"]["sampling_rate"] == pytest.approx(0.5)
+
+
+def test_secure_only_image_never_sends_a_plain_update(setup: FlSetup, tmp_path: Path) -> None:
+    """TFD_FL_SECURE_ONLY=1 (tinyfed build --secure-only): GET_UPDATE and the MODEL_UPDATE transfer are
+    refused (POLICY), INFO says so, a --no-secure run refuses the boards, a secure run works."""
+    from tinyfed_host.experiment import make_evaluator
+    from tinyfed_host.fedavg import PlainAggregator
+    from tinyfed_host.fl_client import CAP_SECURE_ONLY
+    from tinyfed_host.rounds import FedAvgRunner, FleetConfig, RefusedError, SerialParticipant
+    from tinyfed_host.secagg.aggregator import SecureAggregator, SecureOptions
+
+    tr = HostTrainer(setup.model_dir)
+    init = tr.params()
+    secure_only = ["-DTFD_FL_SECURE_ONLY=1"]
+
+    def runner(fleet, agg):
+        parts = [SerialParticipant(d.url, ClientOptions(timeout=2.0, retries=4), name=d.name) for d in fleet]
+        return FedAvgRunner(parts, init_params=init, model_hash=setup.model_hash,
+                            evaluator=make_evaluator(tr, *setup.test), aggregator=agg,
+                            config=FleetConfig(rounds=1, train=CFG, train_timeout=30.0, persist=False,
+                                               final_broadcast=False), log=lambda s: None)
+
+    with start_host_devices(setup.model_dir, setup.shards[:1], workdir=tmp_path / "a", storage=False,
+                            extra_flags=secure_only) as fleet:
+        dev = DeviceClient.connect(fleet[0].url, ClientOptions(timeout=2.0, retries=4))
+        assert dev.hello().caps & CAP_SECURE_ONLY
+        send_params(dev, 1, init, setup.model_hash, persist=False)
+        train(dev, 1, CFG, timeout=30)
+        with pytest.raises(DeviceError, match="POLICY"):
+            fetch_update(dev, 1, encoding=ENC_F32)
+        with pytest.raises(DeviceError, match="POLICY"):
+            dev.receive_payload("MODEL_UPDATE", 1)
+        dev.close()
+    with start_host_devices(setup.model_dir, setup.shards[:2], workdir=tmp_path / "b", storage=False,
+                            extra_flags=secure_only) as fleet:
+        plain = runner(fleet, PlainAggregator())
+        with pytest.raises(RefusedError, match="secure-only image"):
+            plain.run()
+        plain.close()
+    with start_host_devices(setup.model_dir, setup.shards[:3], workdir=tmp_path / "c", storage=False,
+                            extra_flags=secure_only) as fleet:
+        sec = runner(fleet, SecureAggregator(SecureOptions(clip=50.0, seed=0), log=lambda s: None))
+        recs = sec.run()
+        sec.close()
+        assert recs[1].completed and recs[1].updates == 3 and not recs[1].secure["aborted"]
+        assert np.max(np.abs(sec.state.params - init)) > 0

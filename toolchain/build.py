@@ -56,6 +56,9 @@ class BuildOptions:
     # images with the TEST-gated messages (TFD_TEST_MESSAGES=1: INFER_TEST, SA_ENCODED);
     # they answer requests a release image refuses, so they are for tests only
     test_images: bool = False
+    # images without the plain update path (TFD_FL_SECURE_ONLY=1): an update leaves a
+    # device only masked (SecAgg+); --no-secure runs refuse them
+    secure_only: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -91,6 +94,7 @@ def _tflm_arena_or_none(path: Path) -> int | None:
 
 def run_build(opts: BuildOptions, log: Callable[[str], None] = print) -> BuildResult:
     t0 = time.monotonic()
+    image_defines(opts)  # contradictory image options fail before any training
     out = opts.out_dir
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}}
@@ -212,7 +216,7 @@ def run_build(opts: BuildOptions, log: Callable[[str], None] = print) -> BuildRe
             for k, d in enumerate(device_dirs):
                 img = build_image(opts.board, model_dir, d, extra_sources=[d / "shard_data.c"],
                                   seed=None, quiet=True, storage_kb=storage_kb,
-                                  defines={"TFD_TEST_MESSAGES": 1} if opts.test_images else None)
+                                  defines=image_defines(opts))
                 images.append(img)
             if images and training is not None:
                 need = int(training["param_store_bytes"])
@@ -226,7 +230,8 @@ def run_build(opts: BuildOptions, log: Callable[[str], None] = print) -> BuildRe
                 budget.image_ram = max(i.ram_used for i in images)
                 report["images"] = [
                     {"device": k, "elf": str(i.elf), "flash_used": i.flash_used, "ram_used": i.ram_used,
-                     "flash_size": i.flash_size, "ram_size": i.ram_size, "test_messages": opts.test_images}
+                     "flash_size": i.flash_size, "ram_size": i.ram_size, "test_messages": opts.test_images,
+                     "secure_only": opts.secure_only}
                     for k, i in enumerate(images)
                 ]
                 if opts.test_images:
@@ -315,6 +320,18 @@ def _emit_training(plan: Any, model_dir: Path, name: str, opts: BuildOptions,
             "mem_bytes": mem.get("mem_bytes"), "param_store_bytes": param_store_bytes(tp.n_params, load_board(opts.board).storage_erase_bytes)}
 
 
+def image_defines(opts: BuildOptions) -> dict[str, int]:
+    """C defines of the device images: TEST messages and the secure-only policy."""
+    if opts.test_images and opts.secure_only:
+        raise ValueError("test images reveal the unmasked update (SA_ENCODED): they cannot be secure-only")
+    out = {}
+    if opts.test_images:
+        out["TFD_TEST_MESSAGES"] = 1
+    if opts.secure_only:
+        out["TFD_FL_SECURE_ONLY"] = 1
+    return out
+
+
 def param_store_bytes(n_params: int, erase_unit: int) -> int:
     """Storage the A/B parameter store takes (firmware/src/storage/param_store.c)."""
     slot = -(-(48 + 4 * n_params) // erase_unit) * erase_unit
@@ -322,4 +339,4 @@ def param_store_bytes(n_params: int, erase_unit: int) -> int:
 
 
 __all__ = ["BuildOptions", "BuildResult", "run_build", "quantize_inputs", "BudgetError", "training_selection",
-           "reset_head", "param_store_bytes"]
+           "reset_head", "param_store_bytes", "image_defines"]

@@ -146,6 +146,7 @@ static void app_info(void *ctx, tfd_msg_INFO_t *info)
     info->caps |= TFD_CAP_MODEL;
     if (g_train_status == TFD_OK) info->caps |= TFD_WIRE_CAP_TRAINING;
     if (g_train_status == TFD_OK && g_fl.store_ok) info->caps |= TFD_WIRE_CAP_PERSIST;
+    if (TFD_FL_SECURE_ONLY) info->caps |= TFD_WIRE_CAP_SECURE_ONLY;
 }
 
 static tfd_status_t app_eval(void *ctx, uint32_t max_samples, tfd_msg_EVAL_RESULT_t *out)

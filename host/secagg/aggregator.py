@@ -4,11 +4,13 @@ the devices trained, the round logic hands it the trained participants
 (:meth:`aggregate_secure`), it runs the four SecAgg+ stages through each
 participant's endpoint (``Participant.secagg_endpoint``) and returns the
 FedAvg mean of the survivors, decoded from the exact sum -- optionally with
-central Gaussian noise (tinyfed_host.secagg.dp explains why central).
+central discrete Gaussian noise added to the integer sum (tinyfed_host.secagg.dp
+explains the mechanism, its calibration and why central).
 
 Per round it records (``last_report``): dropouts per stage, payload bytes per
 device per stage, the masking overhead (masked-input bytes / plain update
-bytes) and, with DP, epsilon after this many rounds.
+bytes) and, with DP, epsilon after this many rounds plus the noise calibration
+(``last_report["dp"]``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 
 from ..fedavg import Aggregate, AggregationError
 from ..fl_client import ENC_F32, Update
-from .dp import epsilon, gaussian_noise
+from . import dp
 from .encoding import Encoding, choose_fraction_bits, decode_sum
 from .graph import default_degree, default_threshold, harary_graph
 from .server import STAGES, Endpoint, SecAggAbort, SecAggServer
@@ -46,7 +48,7 @@ class SecureOptions:
     seed: int | None = None               # graph seed (None: fresh per round)
     dp_noise_multiplier: float = 0.0      # z (0: no DP noise)
     dp_delta: float = 1e-5
-    fleet_size: int | None = None         # for the sampling rate q = participants / fleet
+    fleet_size: int | None = None         # reported participation rate q = survivors / fleet (no amplification)
 
 
 class SecureAggregator:
@@ -57,10 +59,11 @@ class SecureAggregator:
     interactive = True
 
     def __init__(self, options: SecureOptions = SecureOptions(), log: Callable[[str], None] = print,
-                 rng: np.random.Generator | None = None) -> None:
+                 noise_bits: dp.RandBits | None = None) -> None:
+        """``noise_bits``: the DP noise's bit source (default: the OS CSPRNG; inject one only in tests)."""
         self.opt = options
         self.log = log
-        self.rng = rng or np.random.default_rng()
+        self.noise_bits: dp.RandBits = noise_bits if noise_bits is not None else dp.SystemRandomBits()
         self._round = -1
         self._n = 0
         self._last_sa_round = 0
@@ -110,19 +113,31 @@ class SecureAggregator:
             res = srv.run(eps)
         finally:
             self.last_report = self._report(srv, n_params, names, k, t, enc)
+            for e in eps:  # per-round endpoints (virtual devices' client processes) end with the round
+                close = getattr(e, "close", None)
+                if callable(close):
+                    close()
         values, total = decode_sum(res.sum_words, enc)
         if total <= 0:
             raise AggregationError(f"round {round_}: total weight 0")
-        if self.opt.dp_noise_multiplier > 0:
-            values = values + gaussian_noise(values.shape, enc.clip32, self.opt.dp_noise_multiplier, self.rng)
+        z = self.opt.dp_noise_multiplier
+        dp_info: dict[str, Any] | None = None
+        if z > 0:  # discrete Gaussian on the integer sum, then decode (dp.py)
+            t0 = time.perf_counter()
+            cal = dp.calibrate(z, enc, n_params)
+            noised = dp.add_noise(res.sum_words, cal, self.noise_bits)
+            values = noised.astype(np.float64) / float(1 << enc.frac_bits)
+            dp_info = cal.as_dict()
+            dp_info["sample_seconds"] = time.perf_counter() - t0
         self.rounds_done += 1
-        if self.last_report is not None and self.opt.dp_noise_multiplier > 0:
+        if self.last_report is not None and dp_info is not None:
             q = min(1.0, len(res.survivors) / float(self.opt.fleet_size or n))
-            self.last_report["epsilon"] = epsilon(self.opt.dp_noise_multiplier, q, self.rounds_done,
-                                                  self.opt.dp_delta)
-            self.last_report["dp"] = {"noise_multiplier": self.opt.dp_noise_multiplier,
-                                      "delta": self.opt.dp_delta, "sampling_rate": q,
-                                      "rounds": self.rounds_done}
+            eps_now = dp.epsilon(z, self.rounds_done, self.opt.dp_delta)
+            self.last_report["epsilon"] = eps_now
+            dp_info.update({"delta": self.opt.dp_delta, "sampling_rate": q, "amplification": "none",
+                            "rounds": self.rounds_done, "epsilon": eps_now,
+                            "accounting": "RDP alpha*rounds/(2 z^2) (CKS20 Thm 14), dp_accounting conversion"})
+            self.last_report["dp"] = dp_info
         mean = values * (float(enc.weight_max) / float(total))
         return Aggregate(round_, mean, total, len(res.survivors), tuple(names[i] for i in res.survivors))
 

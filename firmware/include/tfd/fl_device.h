@@ -33,6 +33,14 @@
 #ifndef TFD_FL_DEVICE_H
 #define TFD_FL_DEVICE_H
 
+/* TFD_FL_SECURE_ONLY=1 (`tinyfed build --secure-only`): the plain update path
+ * (GET_UPDATE, transfer MODEL_UPDATE) is refused with TFD_ERR_POLICY, so an
+ * update leaves the device only masked, through SecAgg+; INFO.caps carries
+ * CAP_SECURE_ONLY.  0 (default): both paths (--no-secure for comparison). */
+#ifndef TFD_FL_SECURE_ONLY
+#define TFD_FL_SECURE_ONLY 0
+#endif
+
 #include <stddef.h>
 #include <stdint.h>
 

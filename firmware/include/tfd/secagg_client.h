@@ -17,7 +17,9 @@
  * every secret wiped, stage IDLE.
  *
  * Secrets and when they go (crypto_wipe):
- *   share key pair c (opens shares addressed to us)  -> UNMASK
+ *   share secret key c_sk                            -> end of SHARE_KEYS, once
+ *      the AEAD key with each live neighbour is derived (one X25519 each)
+ *   those AEAD keys (open the shares addressed to us) -> UNMASK
  *   mask secret key s_sk and self-mask seed b        -> right after they are
  *      turned into the masking keys in MASKED_INPUT
  *   masking keys (self key, pairwise keys), encoder  -> UNMASK
@@ -75,6 +77,7 @@ typedef struct {
     uint8_t mask_pk[32];
     uint8_t live;  /* its keys arrived in SHARE_KEYS */
     uint8_t held;  /* its sealed share for us arrived in MASKED_INPUT */
+    uint8_t share_key[32]; /* AEAD key with it (X25519 of the share keys + KDF), from SHARE_KEYS */
     uint8_t nonce[TFD_SA_NONCE_BYTES];
     uint8_t sealed[TFD_SA_SEALED_BYTES];
 } tfd_sa_neighbour_t;

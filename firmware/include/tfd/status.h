@@ -29,7 +29,8 @@
     X(TFD_ERR_STORAGE, 17, "persistent storage failure")                          \
     X(TFD_ERR_CRYPTO, 18, "cryptographic check failed")                           \
     X(TFD_ERR_OVERFLOW, 19, "value out of range")                                 \
-    X(TFD_ERR_INTERNAL, 20, "internal error")
+    X(TFD_ERR_INTERNAL, 20, "internal error")                                    \
+    X(TFD_ERR_POLICY, 21, "refused by this image's policy")
 
 typedef enum {
 #define TFD_STATUS_ENUM_(name, code, text) name = code,

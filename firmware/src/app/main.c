@@ -24,6 +24,7 @@
 #include "bench_counter.h"
 #include "board_common.h"
 #include "model_data.h"
+#include "stack_mark.h"
 #include "tfd/port.h"
 #include "tfd/proto.h"
 #include "tfd/runtime.h"
@@ -60,32 +61,14 @@ static tfd_status_t g_train_status = TFD_ERR_INTERNAL;
 
 #if TFD_APP_TRAINING
 /* ---- stack high-water mark: the stack below the boot frame is painted ---------------------- */
-#define STACK_PAINT 0xC5u
-#define STACK_MARGIN 256u /* bytes below main's frame left unpainted */
-
-static void stack_paint(void)
-{
-    volatile uint8_t *lo = (volatile uint8_t *)(uintptr_t)__tfd_stack_bottom;
-    volatile uint8_t *hi = (volatile uint8_t *)__builtin_frame_address(0) - STACK_MARGIN;
-    for (volatile uint8_t *q = lo; q < hi; ++q) *q = STACK_PAINT;
-}
-
-/* Stack bytes ever used since boot (the painted area never touched stays). */
-static uint32_t stack_peak(void)
-{
-    const volatile uint8_t *lo = (const volatile uint8_t *)(uintptr_t)__tfd_stack_bottom;
-    const volatile uint8_t *top = (const volatile uint8_t *)(uintptr_t)__tfd_stack_top;
-    const volatile uint8_t *q = lo;
-    while (q < top && *q == STACK_PAINT) ++q;
-    return (uint32_t)(top - q);
-}
+#define STACK_MARGIN 256u /* bytes below the boot frame left unpainted */
 
 /* Static RAM (.data + .bss) plus the stack high-water mark. */
 static uint32_t sram_peak(void)
 {
     tfd_board_memory_t mem;
     tfd_board_memory(&mem);
-    return mem.ram_used - mem.stack_size + stack_peak();
+    return mem.ram_used - mem.stack_size + tfd_stack_peak();
 }
 
 static uint64_t insn_counter(void)
@@ -119,6 +102,7 @@ static void app_info(void *ctx, tfd_msg_INFO_t *info)
 #if TFD_APP_TRAINING
     if (g_train_status == TFD_OK) info->caps |= TFD_WIRE_CAP_TRAINING;
     if (g_train_status == TFD_OK && g_fl.store_ok) info->caps |= TFD_WIRE_CAP_PERSIST;
+    if (TFD_FL_SECURE_ONLY) info->caps |= TFD_WIRE_CAP_SECURE_ONLY;
 #endif
 }
 
@@ -218,7 +202,7 @@ static void training_init(void)
 int main(void)
 {
 #if TFD_APP_TRAINING
-    stack_paint();
+    tfd_stack_paint(STACK_MARGIN);
 #endif
     tfd_port_init();
 #if TFD_APP_TRAINING

@@ -224,6 +224,7 @@ tfd_status_t tfd_fl_xfer_open(void *ctx, uint8_t purpose, uint32_t arg, uint32_t
         return TFD_OK;
     }
     TFD_ENSURE(purpose == TFD_PURPOSE_MODEL_UPDATE, TFD_ERR_ARG);
+    TFD_ENSURE(!TFD_FL_SECURE_ONLY, TFD_ERR_POLICY);
     TFD_ENSURE(fl->stage == TFD_FL_TRAINED, TFD_ERR_PROTO_STATE);
     TFD_ENSURE(arg == fl->round, TFD_ERR_ARG);
     *total_len = param_bytes(fl);
@@ -240,6 +241,7 @@ tfd_status_t tfd_fl_xfer_read(void *ctx, uint8_t purpose, uint32_t offset, uint8
         return TFD_OK;
     }
     if (FL_SA_VECTOR_PURPOSE(purpose)) return fl_sa_read_vector(fl, purpose, offset, out, len);
+    TFD_ENSURE(!TFD_FL_SECURE_ONLY, TFD_ERR_POLICY);
     TFD_ENSURE(purpose == TFD_PURPOSE_MODEL_UPDATE && fl->stage == TFD_FL_TRAINED, TFD_ERR_PROTO_STATE);
     TFD_ENSURE(offset <= param_bytes(fl) && len <= param_bytes(fl) - offset, TFD_ERR_ARG);
     memcpy(out, (const uint8_t *)fl->cfg.buf + offset, len);
@@ -330,6 +332,7 @@ tfd_status_t tfd_fl_update(void *ctx, const tfd_msg_GET_UPDATE_t *m, tfd_msg_UPD
 {
     tfd_fl_t *fl = ctx;
     *detail = fl->round;
+    TFD_ENSURE(!TFD_FL_SECURE_ONLY, TFD_ERR_POLICY); /* updates leave this image masked only */
     TFD_ENSURE(fl->stage == TFD_FL_TRAINED, TFD_ERR_PROTO_STATE);
     TFD_ENSURE(m->round == fl->round, TFD_ERR_ARG);
     *detail = TFD_WIRE_ENC_F32;

@@ -187,7 +187,7 @@ tfd_status_t tfd_sa_client_share_keys(tfd_sa_client_t *c, const uint8_t *req, si
     uint8_t coeff[32 * TFD_SA_CLIENT_MAX_NEIGHBOURS];
     uint8_t b_sh[TFD_SA_CLIENT_MAX_NEIGHBOURS + 1][32];
     uint8_t s_sh[TFD_SA_CLIENT_MAX_NEIGHBOURS + 1][32];
-    uint8_t key[32], plain[TFD_SA_SHARE_PLAIN_BYTES];
+    uint8_t plain[TFD_SA_SHARE_PLAIN_BYTES];
     tfd_status_t st = c->random(c->seed, 32);
     if (st == TFD_OK) st = c->random(coeff, 32u * (t - 1u));
     if (st == TFD_OK) st = tfd_sa_shamir_split(b_sh, c->seed, t, k, coeff, 32u * (t - 1u));
@@ -198,13 +198,14 @@ tfd_status_t tfd_sa_client_share_keys(tfd_sa_client_t *c, const uint8_t *req, si
         const tfd_sa_neighbour_t *v = &c->nb[i];
         if (!v->live) continue;
         const unsigned x = sa_holder_x(c, v->id);
-        st = tfd_sa_agree(key, c->share_sk, c->share_pk, v->share_pk, TFD_SA_LABEL_SHARE_KEY, c->round);
+        st = tfd_sa_agree(c->nb[i].share_key, c->share_sk, c->share_pk, v->share_pk, TFD_SA_LABEL_SHARE_KEY,
+                          c->round);
         if (st == TFD_OK) st = c->random(out + o + 4, TFD_SA_NONCE_BYTES);
         if (st != TFD_OK) break;
         memcpy(plain, b_sh[x - 1], 32);
         memcpy(plain + 32, s_sh[x - 1], 32);
         tfd_sa_store32_le(out + o, v->id);
-        tfd_sa_seal(out + o + 28, out + o + 28 + TFD_SA_SHARE_PLAIN_BYTES, key, out + o + 4, c->id, v->id,
+        tfd_sa_seal(out + o + 28, out + o + 28 + TFD_SA_SHARE_PLAIN_BYTES, v->share_key, out + o + 4, c->id, v->id,
                     c->round, plain, sizeof plain);
         o += 108;
     }
@@ -212,8 +213,9 @@ tfd_status_t tfd_sa_client_share_keys(tfd_sa_client_t *c, const uint8_t *req, si
     crypto_wipe(coeff, sizeof coeff);
     crypto_wipe(b_sh, sizeof b_sh);
     crypto_wipe(s_sh, sizeof s_sh);
-    crypto_wipe(key, sizeof key);
     crypto_wipe(plain, sizeof plain);
+    /* the share keys with the live neighbours are derived: the X25519 secret is done */
+    crypto_wipe(c->share_sk, sizeof c->share_sk);
     if (st != TFD_OK) {
         crypto_wipe(out, o);
         return sa_refuse(c, st);
@@ -317,7 +319,7 @@ tfd_status_t tfd_sa_client_unmask(tfd_sa_client_t *c, const uint8_t *req, size_t
         SA_REFUSE_IF(asked[slot], TFD_ERR_ARG);                          /* twice, or in both lists */
         asked[slot] = 1;
     }
-    uint8_t key[32], plain[TFD_SA_SHARE_PLAIN_BYTES];
+    uint8_t plain[TFD_SA_SHARE_PLAIN_BYTES];
     tfd_status_t st = TFD_OK;
     size_t o = 10;
     for (unsigned i = 0; st == TFD_OK && i < nd + ns; ++i) {
@@ -329,15 +331,12 @@ tfd_status_t tfd_sa_client_unmask(tfd_sa_client_t *c, const uint8_t *req, size_t
             memcpy(out + o + 5, c->own_b_share, 32);
         } else {
             const tfd_sa_neighbour_t *v = &c->nb[sa_find(c, id)];
-            st = tfd_sa_agree(key, c->share_sk, c->share_pk, v->share_pk, TFD_SA_LABEL_SHARE_KEY, c->round);
-            if (st == TFD_OK)
-                st = tfd_sa_open(plain, key, v->nonce, id, c->id, c->round, v->sealed,
-                                 v->sealed + TFD_SA_SHARE_PLAIN_BYTES, TFD_SA_SHARE_PLAIN_BYTES);
+            st = tfd_sa_open(plain, v->share_key, v->nonce, id, c->id, c->round, v->sealed,
+                             v->sealed + TFD_SA_SHARE_PLAIN_BYTES, TFD_SA_SHARE_PLAIN_BYTES);
             if (st == TFD_OK) memcpy(out + o + 5, dropped ? plain + 32 : plain, 32);
         }
         o += 37;
     }
-    crypto_wipe(key, sizeof key);
     crypto_wipe(plain, sizeof plain);
     if (st != TFD_OK) {
         crypto_wipe(out, o);
