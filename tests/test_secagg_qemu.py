@@ -3,7 +3,8 @@ trains one round on its private shard, then the host runs the four SecAgg+
 stages over the serial link against the boards' C client (Monocypher on the
 M4, randomness from the board's tfd_port_random); one board loses power
 before sending its masked input and another right after sending it (before
-UNMASK).
+UNMASK); then a round with fewer live boards than the threshold aborts
+without revealing anything.
 
 Exactness: the images are TEST images (``BuildOptions.test_images``), whose
 SA_ENCODED transfer returns the words a board masked, before masking.  The
@@ -33,7 +34,7 @@ from tinyfed_host.protocol import ClientOptions, DeviceClient  # noqa: E402
 from tinyfed_host.secagg.encoding import Encoding, choose_fraction_bits, encoding_scale, weighted_mean  # noqa: E402
 from tinyfed_host.secagg.graph import harary_graph  # noqa: E402
 from tinyfed_host.secagg.serial import SerialEndpoint  # noqa: E402
-from tinyfed_host.secagg.server import SecAggServer  # noqa: E402
+from tinyfed_host.secagg.server import SecAggAbort, SecAggServer  # noqa: E402
 
 BOARD = "mps2-an386"
 CFG = TrainConfig(lr=0.02, momentum=0.9, epochs=1, batch=8, seed=5, max_samples=40)
@@ -107,6 +108,22 @@ def test_secagg_round_on_five_boards(build: FlBuild, tmp_path: Path) -> None:
         bound = len(surv) * enc.weight_max / wsum * 2.0 ** -enc.frac_bits
         assert np.max(np.abs(secure - plain)) <= bound < np.max(np.abs(plain)) / 1000
         assert all(v == 4 * params.size + 8 for v in srv.stats["MASKED_INPUT"].received.values())
+
+        # fewer survivors than the threshold: boards 1, 2, 5 remain; 5 loses power before SHARE_KEYS,
+        # t = 3 holders cannot answer, the round aborts before any share is asked for
+        class Dying(SerialEndpoint):
+            def exchange(self, message: str, payload: bytes) -> bytes:
+                if (self.id, message) == (5, "SHARE_KEYS"):
+                    boards[4].stop()
+                    self.dev.options = ClientOptions(timeout=0.5, retries=1)
+                return super().exchange(message, payload)
+
+        alive = [1, 2, 5]
+        again = SecAggServer(harary_graph(alive, 2, seed=0), 3, 78, params.size + 1)
+        with pytest.raises(SecAggAbort, match="no aggregate revealed"):
+            again.run([Dying(i, devs[i - 1], enc) for i in alive])
+        assert again.result is None and again.share_requests == 0
+        assert [u for u, _ in again.stats["SHARE_KEYS"].dropped] == [5]
     finally:
         for d in devs:
             try:

@@ -74,6 +74,14 @@ def test_secure_round_over_serial_equals_plain_fedavg(setup: FlSetup, tmp_path: 
         d0.send_payload("SA_REQUEST", body)
         with pytest.raises(DeviceError, match="PROTO_STATE"):
             d0.request("UNMASK", expect=("ACK",), round=1001, body_len=len(body), crc32=zlib.crc32(body))
+        # the same trained updates are never masked twice: a second secure sum over another
+        # set of survivors would reveal the difference (here: every device refuses, POLICY)
+        again = SecAggServer(harary_graph(ids[:4], 2, seed=1), 2, 1002, setup.n_params + 1)
+        with pytest.raises(SecAggAbort, match="no masked input arrived"):
+            again.run(eps[:4])
+        refused = again.stats["MASKED_INPUT"].dropped
+        assert [u for u, _ in refused] == ids[:4] and all("POLICY" in why for _, why in refused)
+        assert again.share_requests == 0
         for d in devs:
             d.close()
 

@@ -112,6 +112,7 @@ typedef struct {
     uint32_t sa_out_len;       /* SA_REPLY bytes (0: none) */
     uint32_t sa_round;         /* round of the last stage run */
     uint32_t sa_words;         /* words of the masked input (SA_MASKED) */
+    uint8_t sa_masked;         /* this trained update was masked once: never again (see MASKED_INPUT) */
     uint8_t sa_in[TFD_WIRE_SA_BODY_MAX];
     uint8_t sa_out[TFD_WIRE_SA_BODY_MAX];
 } tfd_fl_t;

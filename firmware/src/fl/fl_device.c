@@ -308,6 +308,7 @@ tfd_status_t tfd_fl_train(void *ctx, const tfd_msg_TRAIN_t *m, tfd_msg_TRAIN_RES
     tfd_fl_update_hook(fl, fl->cfg.buf, fl->n_params, &fl->norm, &fl->clip);
     const uint32_t used = (m->max_samples == 0 || m->max_samples > fl->cfg.n) ? fl->cfg.n : m->max_samples;
     fl->weight = used;
+    fl->sa_masked = 0; /* a new update: it may be masked (once) */
     TFD_TRY(fl_go(fl, TFD_FL_TRAINED));
 
     out->samples = used;
@@ -385,10 +386,17 @@ tfd_status_t tfd_fl_secagg(void *ctx, uint8_t msg_id, uint32_t round, uint32_t b
     case TFD_MSG_MASKED_INPUT: {
         TFD_ENSURE(fl->sa_init, TFD_ERR_PROTO_STATE);
         TFD_ENSURE(fl->stage == TFD_FL_TRAINED, TFD_ERR_PROTO_STATE); /* no update to mask */
+        /* One masked input per trained update: two secure sums of the same updates
+         * over different survivor sets would reveal their difference. */
+        if (fl->sa_masked) {
+            tfd_sa_client_wipe(&fl->sa);
+            return TFD_ERR_POLICY;
+        }
         uint32_t words = 0;
         TFD_TRY(tfd_sa_client_masked_input(&fl->sa, fl->sa_in, body_len, fl->cfg.buf, fl->n_params, fl->weight,
                                            &words));
         fl->sa_words = words;
+        fl->sa_masked = 1;
         fl->sa_round = round;
         *reply_len = 4u + 4u * words;
         *detail = 0;
