@@ -8,14 +8,25 @@ local training on each board, model deltas back) → per-round table, the
 centralised baseline, a JSON report and a PNG plot.
 
 Aggregation is secure by default (SecAgg+: the host learns only the sum of the
-boards' masked updates); ``--no-secure`` aggregates plain deltas for comparison.
+boards' masked updates) and the images are then built secure-only (their plain
+update path answers POLICY); ``--no-secure`` builds ordinary images and
+aggregates plain deltas for comparison.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
+
+
+def _secure_only(out: Path) -> bool:
+    """Whether the build's images have no plain update path (build_report.json options)."""
+    try:
+        return bool(json.loads((out / "build_report.json").read_text())["options"].get("secure_only"))
+    except (OSError, ValueError, KeyError):
+        return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.skip_build:
         run_build(BuildOptions(dataset=args.dataset, out_dir=out, board=args.board, devices=args.boards,
                                partition="dirichlet", quick=args.quick, train_scheme=args.train_scheme,
-                               head_init=args.head_init, public_fraction=args.public_fraction))
+                               head_init=args.head_init, public_fraction=args.public_fraction,
+                               # a secure demo flashes secure-only images: no plain update path at all
+                               secure_only=not args.no_secure))
     build = FlBuild.load(out)
     if len(build.images) < args.boards:
         raise RuntimeError(f"{out}: {len(build.images)} device images for {args.boards} boards")
@@ -47,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
           f"{', '.join(str(len(s[1])) for s in build.shards)} samples; held-out split {len(build.test_y)} samples")
     print("aggregation: " + ("plain FedAvg weighted by sample count (--no-secure: the host sees each delta)"
                              if args.no_secure else
-                             f"SecAgg+ secure aggregation (clip {args.clip:g}), FedAvg weighted by sample count") + "\n")
+                             f"SecAgg+ secure aggregation (clip {args.clip:g}), FedAvg weighted by sample count"
+                             + ("; secure-only images (no plain update path)"
+                                if _secure_only(out) else "")) + "\n")
     icount = args.icount if args.icount is not None and args.icount >= 0 else None
     boards = start_boards(args.boards, args.board, build.images[: args.boards], icount,
                           storage_dir=out / "storage", log_dir=out / "qemu")
