@@ -72,7 +72,12 @@ int main(int argc, char **argv)
     }
     static float x[1u << 20];
     const uint32_t n = (uint32_t)fread(x, sizeof(float), sizeof x / sizeof x[0], f);
+    const int longer = fgetc(f) != EOF;
     fclose(f);
+    if (longer) {
+        fprintf(stderr, "the update has more than %u parameters (this harness's limit)\n", 1u << 20);
+        return 2;
+    }
     static uint32_t words[(1u << 20) + 1], plain[(1u << 20) + 1];
     static uint8_t req[1u << 22], out[1u << 22];
     static tfd_sa_client_t c;

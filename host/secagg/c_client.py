@@ -19,6 +19,9 @@ from tinyfed_toolchain.paths import FIRMWARE
 from ..wire import parse_status_codes
 from .encoding import Encoding
 
+#: the harness's static update buffer (firmware/host/secagg_client_host.c)
+MAX_PARAMS = 1 << 20
+
 OPS = {"ADVERTISE_KEYS": 1, "SHARE_KEYS": 2, "MASKED_INPUT": 3, "UNMASK": 4, "ENCODED": 5, "STAGE": 6}
 
 
@@ -41,6 +44,9 @@ class CClientEndpoint:
     def __init__(self, client_id: int, enc: Encoding, update: np.ndarray, weight: int, *,
                  exe: Path | None = None, chunk: int = 64, die_before: str | None = None,
                  die_after: str | None = None) -> None:
+        if np.size(update) > MAX_PARAMS:
+            raise ValueError(f"client {client_id}: {np.size(update):,} parameters; the host harness of the C "
+                             f"client holds at most {MAX_PARAMS:,} (firmware/host/secagg_client_host.c)")
         self.id = client_id
         self.die_before, self.die_after = die_before, die_after
         self._tmp = tempfile.NamedTemporaryFile(prefix="tinyfed-sa-", suffix=".f32", delete=False)
@@ -102,4 +108,4 @@ class CClientEndpoint:
         Path(self._tmp.name).unlink(missing_ok=True)
 
 
-__all__ = ["CClientEndpoint", "DeviceRefused", "build_client_host"]
+__all__ = ["CClientEndpoint", "DeviceRefused", "MAX_PARAMS", "build_client_host"]
