@@ -14,7 +14,6 @@ a host file behaving as NOR flash.
 from __future__ import annotations
 
 import re
-import select
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ import numpy as np
 
 from tinyfed_toolchain.host_cc import compile_host, inference_sources
 from tinyfed_toolchain.paths import FIRMWARE
+
+from .child_process import announced_line, terminate
 
 
 def device_sources() -> list[Path]:
@@ -45,7 +46,8 @@ def build_host_device(model_dir: Path, *, extra_flags: Sequence[str] = ()) -> Pa
     gen = sorted(model_dir.glob("model_data.c")) + sorted(model_dir.glob("train_data.c"))
     if len(gen) != 2:
         raise FileNotFoundError(f"{model_dir}: needs model_data.c and train_data.c (tinyfed build)")
-    return compile_host([*device_sources(), *gen, FIRMWARE / "host" / "fl_device_host.c"], [model_dir],
+    host = FIRMWARE / "host"
+    return compile_host([*device_sources(), *gen, host / "host_link.c", host / "fl_device_host.c"], [model_dir],
                         "fl_device_host", extra_flags=list(extra_flags), monocypher=True)
 
 
@@ -73,12 +75,7 @@ class HostDevice:
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=timeout)
+            terminate(self.proc, timeout)
         if self.proc.stdout:
             self.proc.stdout.close()
 
@@ -104,9 +101,7 @@ def start_host_device(exe: Path, x: np.ndarray, y: np.ndarray, *, name: str, wor
     err = open(err_path, "wb")
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
     try:
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], startup_timeout)
-        line = proc.stdout.readline().decode().strip() if ready else ""
+        line = announced_line(proc, startup_timeout)
         m = re.fullmatch(r"TCP (\d+)", line)
         if not m:
             raise RuntimeError(f"host device {name} did not start: {line!r} {err_path.read_text()[-500:]}")

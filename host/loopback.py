@@ -22,6 +22,8 @@ from typing import Literal, Sequence
 from tinyfed_toolchain.host_cc import compile_host
 from tinyfed_toolchain.paths import FIRMWARE
 
+from .child_process import announced_line, terminate
+
 SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g", "-O1")
 SANITIZER_ENV = {"ASAN_OPTIONS": "abort_on_error=0:detect_leaks=1", "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}
 
@@ -36,7 +38,9 @@ def build_loopback(*, sanitize: bool = False, test_messages: bool = True, extra:
     """Compile (cached) the loopback device; ``sanitize`` adds ASan + UBSan."""
     flags = [f"-DTFD_TEST_MESSAGES={int(test_messages)}", *(SANITIZE_FLAGS if sanitize else ()), *extra]
     name = "proto_loopback" + ("-asan" if sanitize else "") + ("" if test_messages else "-prod")
-    return compile_host([*proto_sources(), FIRMWARE / "host" / "proto_loopback.c"], [], name, extra_flags=flags)
+    host = FIRMWARE / "host"
+    return compile_host([*proto_sources(), host / "host_link.c", host / "proto_loopback.c"], [], name,
+                        extra_flags=flags)
 
 
 @dataclass
@@ -57,12 +61,7 @@ class LoopbackDevice:
             try:
                 self.proc.wait(timeout=timeout if self.mode == "pty" else 0.5)
             except subprocess.TimeoutExpired:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(timeout=timeout)
+                terminate(self.proc, timeout)
         if self.proc.stderr:
             self.stderr = self.proc.stderr.read().decode(errors="replace")
             self.proc.stderr.close()
@@ -90,11 +89,7 @@ def start_loopback(mode: Literal["tcp", "pty"] = "tcp", *, sanitize: bool = Fals
     env = {**os.environ, **SANITIZER_ENV}
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
-        assert proc.stdout is not None
-        import select
-
-        ready, _, _ = select.select([proc.stdout], [], [], startup_timeout)
-        line = proc.stdout.readline().decode().strip() if ready else ""
+        line = announced_line(proc, startup_timeout)
         m = re.fullmatch(r"(TCP|PTY) (\S+)", line)
         if not m:
             raise RuntimeError(f"loopback device did not start: {line!r}")

@@ -215,6 +215,19 @@ class DeviceClient:
                 self.counters.frames_in += len(frames)
                 self._pending.extend(frames)
 
+    def _stalled(self, f: Frame | None, stalls: int, what: str) -> int:
+        """A transfer's wait ended without its reply: ``f`` is None (timeout) or
+        an unsolicited NACK.  Count it; returns ``stalls + 1``, or raises
+        :class:`LinkTimeout` (``what``) past ``options.retries`` stalls."""
+        if f is None:
+            self.counters.timeouts += 1
+        else:
+            self.counters.nacks += 1
+        stalls += 1
+        if stalls > self.options.retries:
+            raise LinkTimeout(what)
+        return stalls
+
     def _decode(self, f: Frame) -> Reply:
         m = WIRE.by_id.get(f.msg_id)
         if m is None or m.direction == "H2D":
@@ -374,14 +387,8 @@ class DeviceClient:
                 nxt += n
             f = self._receive(time.monotonic() + self.options.timeout)
             if f is None or f.flags & FLAG_UNSOLICITED:
-                if f is None:
-                    self.counters.timeouts += 1
-                else:
-                    self.counters.nacks += 1
-                stalls += 1
+                stalls = self._stalled(f, stalls, f"transfer stalled at offset {base} of {total}")
                 clean = 0
-                if stalls > self.options.retries:
-                    raise LinkTimeout(f"transfer stalled at offset {base} of {total}")
                 chunk = max(MIN_CHUNK, chunk // 2)
                 self.counters.resends += len(inflight)
                 inflight.clear()
@@ -450,13 +457,7 @@ class DeviceClient:
                 inflight[seq] = (off, n)
             f = self._receive(time.monotonic() + self.options.timeout)
             if f is None or f.flags & FLAG_UNSOLICITED:
-                if f is None:
-                    self.counters.timeouts += 1
-                else:
-                    self.counters.nacks += 1
-                stalls += 1
-                if stalls > self.options.retries:
-                    raise LinkTimeout(f"transfer stalled with {len(missing) + len(inflight)} reads missing")
+                stalls = self._stalled(f, stalls, f"transfer stalled with {len(missing) + len(inflight)} reads missing")
                 self.counters.resends += len(inflight)
                 again: list[tuple[int, int]] = []
                 for off, n in sorted(inflight.values()):

@@ -34,7 +34,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 
 import numpy as np
 
@@ -43,6 +43,7 @@ __all__ = [
     "DataError",
     "Dataset",
     "Normalization",
+    "PartitionOptions",
     "PartitionScheme",
     "label_histogram",
     "load_dataset",
@@ -54,6 +55,16 @@ __all__ = [
 BUILTIN_DATASETS = ("digits", "basicmotions")
 DEFAULT_TEST_FRACTION = 0.25
 PartitionScheme = Literal["iid", "dirichlet", "shards"]
+
+
+class PartitionOptions(TypedDict, total=False):
+    """Keyword options of :func:`partition_indices` (defaults and meaning
+    there), which :func:`partition` forwards."""
+
+    scheme: PartitionScheme
+    alpha: float
+    shards_per_device: int
+    seed: int
 
 
 class DataError(ValueError):
@@ -638,24 +649,15 @@ def partition_indices(
 
 
 def partition(
-    x: np.ndarray,
-    y: np.ndarray,
-    n_devices: int,
-    *,
-    scheme: PartitionScheme = "iid",
-    alpha: float = 0.5,
-    shards_per_device: int = 2,
-    seed: int = 0,
+    x: np.ndarray, y: np.ndarray, n_devices: int, **options: Unpack[PartitionOptions]
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Split a training set into one private ``(x, y)`` shard per device.
 
-    See :func:`partition_indices` for the schemes and guarantees.
+    See :func:`partition_indices` for the options, schemes and guarantees.
     """
     if len(x) != len(y):
         raise DataError(f"x has {len(x)} samples but y has {len(y)}")
-    idx = partition_indices(
-        y, n_devices, scheme=scheme, alpha=alpha, shards_per_device=shards_per_device, seed=seed
-    )
+    idx = partition_indices(y, n_devices, **options)
     y = np.asarray(y)
     return [(x[i], y[i]) for i in idx]
 

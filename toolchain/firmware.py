@@ -42,7 +42,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence, TypedDict, Unpack
 
 try:
     from . import third_party
@@ -281,6 +281,40 @@ def write_image_seed(gen_dir: Path, seed: bytes | None = None) -> Path:
     return path
 
 
+class ImageOptions(TypedDict, total=False):
+    """What an image is built from besides board and model: the keyword options
+    of :func:`plan_build` (defaults there), which :func:`build_image` forwards.
+
+    Attributes
+    ----------
+    app
+        ``firmware/src/app/<app>.c`` by name, or a path to a ``.c`` file ("main").
+    extra_sources, defines
+        More sources to compile; more ``-D`` defines for every source.
+    ram_kb, flash_kb, stack_kb, storage_kb
+        Override the chip's SRAM / flash / stack / persistent-storage reserve
+        (default: board.json; storage is resizable on emulated boards only).
+    opt
+        Optimisation flag ("-Os").
+    runtime
+        Include ``firmware/src`` (False for board self-test images).
+    seed
+        32-byte per-image RNG seed (emulated boards); random if not given and
+        none exists in ``out_dir/gen``.
+    """
+
+    app: str | Path
+    extra_sources: Iterable[Path]
+    defines: Mapping[str, str | int] | None
+    ram_kb: int | None
+    flash_kb: int | None
+    stack_kb: int | None
+    storage_kb: int | None
+    opt: str
+    runtime: bool
+    seed: bytes | None
+
+
 def plan_build(
     board: str,
     model_dir: Path | None,
@@ -488,20 +522,11 @@ def build_image(
     model_dir: Path | None,
     out_dir: Path,
     *,
-    app: str | Path = "main",
-    extra_sources: Iterable[Path] = (),
-    defines: Mapping[str, str | int] | None = None,
-    ram_kb: int | None = None,
-    flash_kb: int | None = None,
-    stack_kb: int | None = None,
-    storage_kb: int | None = None,
-    opt: str = "-Os",
-    runtime: bool = True,
-    seed: bytes | None = None,
     name: str = "firmware",
     cache_dir: Path | None = None,
     jobs: int = JOBS,
     quiet: bool = False,
+    **options: Unpack[ImageOptions],
 ) -> ImageInfo:
     """Cross-compile and link an image; return its paths and memory use.
 
@@ -514,16 +539,9 @@ def build_image(
         or None for images without a model.
     out_dir
         Where ``<name>.elf``, ``.bin``, ``.map`` and ``gen/`` go.
-    app
-        ``firmware/src/app/<app>.c`` by name, or a path to a ``.c`` file.
-    ram_kb, flash_kb, stack_kb, storage_kb
-        Override the chip's SRAM / flash / stack / persistent-storage reserve
-        (default: board.json; storage is resizable on emulated boards only).
-    runtime
-        Include ``firmware/src`` (False for board self-test images).
-    seed
-        32-byte per-image RNG seed (emulated boards); random if not given and
-        none exists in ``out_dir/gen``.
+    options
+        :class:`ImageOptions` (app, extra sources, defines, memory overrides,
+        optimisation, runtime, seed), passed to :func:`plan_build`.
 
     Raises
     ------
@@ -534,10 +552,7 @@ def build_image(
     """
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    plan = plan_build(
-        board, model_dir, out_dir, app=app, extra_sources=extra_sources, defines=defines,
-        ram_kb=ram_kb, flash_kb=flash_kb, stack_kb=stack_kb, storage_kb=storage_kb, opt=opt, runtime=runtime, seed=seed,
-    )
+    plan = plan_build(board, model_dir, out_dir, **options)
     cc = _tool("gcc")
     cache = Path(os.environ.get("TINYFED_OBJ_CACHE", cache_dir or DEFAULT_CACHE_DIR))
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:

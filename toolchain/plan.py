@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from .cabi import TYPE_SIZES
 from .ops import Lowered, lower_op
@@ -18,7 +19,7 @@ from .tflite_reader import Graph, ModelError, UnsupportedOpError
 
 ALIGN = 16
 
-__all__ = ["Plan", "Buffer", "plan_model", "ModelError", "UnsupportedOpError"]
+__all__ = ["Plan", "Buffer", "plan_model", "align_up", "first_fit", "ModelError", "UnsupportedOpError"]
 
 
 @dataclass
@@ -50,8 +51,20 @@ class Plan:
         return total
 
 
-def _align(n: int) -> int:
-    return (n + ALIGN - 1) // ALIGN * ALIGN
+def align_up(n: int, align: int = ALIGN) -> int:
+    """``n`` rounded up to a multiple of ``align``."""
+    return (n + align - 1) // align * align
+
+
+def first_fit(size: int, taken: Iterable[tuple[int, int]], align: int = ALIGN) -> int:
+    """Lowest offset (0, or just past a taken range rounded up to ``align``)
+    where ``size`` bytes fit beside the ``taken`` ``(offset, size)`` ranges."""
+    offset = 0
+    for start, length in sorted(taken, key=lambda r: r[0]):
+        if offset + size <= start:
+            break
+        offset = max(offset, align_up(start + length, align))
+    return offset
 
 
 def plan_model(graph: Graph, tflite_bytes: bytes) -> Plan:
@@ -123,17 +136,10 @@ def plan_model(graph: Graph, tflite_bytes: bytes) -> Plan:
     buffers = [Buffer(root=r, size=size[r], first=s[0], last=s[1]) for r, s in lifetimes.items()]
     placed: list[Buffer] = []
     for buf in sorted(buffers, key=lambda b: (-b.size, b.first, b.root)):
-        conflicts = sorted(
-            (p for p in placed if not (p.last < buf.first or buf.last < p.first)), key=lambda p: p.offset
-        )
-        offset = 0
-        for p in conflicts:
-            if offset + buf.size <= p.offset:
-                break
-            offset = max(offset, _align(p.offset + p.size))
-        buf.offset = offset
+        live = [(p.offset, p.size) for p in placed if not (p.last < buf.first or buf.last < p.first)]
+        buf.offset = first_fit(buf.size, live)
         placed.append(buf)
-    arena_bytes = max((_align(b.offset + b.size) for b in placed), default=0)
+    arena_bytes = max((align_up(b.offset + b.size) for b in placed), default=0)
     root_offset = {b.root: b.offset for b in placed}
     offsets = {i: root_offset[find(i)] for i in used if graph.tensor(i).data is None}
     digest = hashlib.blake2b(tflite_bytes, digest_size=16).digest()

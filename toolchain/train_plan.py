@@ -52,7 +52,7 @@ import numpy as np
 from .cabi import TYPE_SIZES
 from .ops import fused_activation
 from .paths import FIRMWARE_INCLUDE
-from .plan import Plan
+from .plan import Plan, align_up, first_fit
 from .tflite_reader import ModelError, UnsupportedOpError
 
 __all__ = [
@@ -572,7 +572,7 @@ class TrainPlan:
 
 
 def _align(n: int) -> int:
-    return (n + ALIGN - 1) // ALIGN * ALIGN
+    return align_up(n, ALIGN)
 
 
 def _place(bufs: list[_Buf]) -> int:
@@ -583,13 +583,7 @@ def _place(bufs: list[_Buf]) -> int:
     rest = sorted((b for b in bufs if b.fixed is None),
                   key=lambda b: (-b.size, min(s for s, _ in b.spans), b.name))
     for buf in rest:
-        conflicts = sorted((p for p in placed if p.overlaps(buf)), key=lambda p: p.offset)
-        offset = 0
-        for p in conflicts:
-            if offset + buf.size <= p.offset:
-                break
-            offset = max(offset, _align(p.offset + p.size))
-        buf.offset = offset
+        buf.offset = first_fit(buf.size, [(p.offset, p.size) for p in placed if p.overlaps(buf)], ALIGN)
         placed.append(buf)
     return max((_align(b.offset + b.size) for b in bufs if b.fixed is None), default=0)
 

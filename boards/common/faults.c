@@ -7,6 +7,7 @@
 #include "board_common.h"
 #include "cortex_m.h"
 #include "tfd/port.h"
+#include "vectors.h"
 
 void tfd_fault_report(const uint32_t *frame) __attribute__((noreturn, used));
 
@@ -30,14 +31,6 @@ void tfd_fault_report(const uint32_t *frame) __attribute__((noreturn, used));
                        "mrsne r0, psp\n\t"                                      \
                        "b tfd_fault_report\n\t");                               \
     }
-
-void NMI_Handler(void);
-void HardFault_Handler(void);
-void MemManage_Handler(void);
-void BusFault_Handler(void);
-void UsageFault_Handler(void);
-void SecureFault_Handler(void);
-void Unexpected_Handler(void);
 
 TFD_FAULT_HANDLER_(NMI_Handler)
 TFD_FAULT_HANDLER_(HardFault_Handler)

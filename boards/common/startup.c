@@ -6,23 +6,13 @@
 
 #include "board_common.h"
 #include "cortex_m.h"
+#include "vectors.h"
 
 extern uint32_t __tfd_data_load[], __tfd_data_start[], __tfd_data_end[];
 extern uint32_t __tfd_bss_start[], __tfd_bss_end[];
 
 extern int main(void);
 extern void __libc_init_array(void);
-
-void Reset_Handler(void) __attribute__((noreturn));
-void NMI_Handler(void);
-void HardFault_Handler(void);
-void MemManage_Handler(void);
-void BusFault_Handler(void);
-void UsageFault_Handler(void);
-void SecureFault_Handler(void);
-void Unexpected_Handler(void);
-void SysTick_Handler(void);
-void tfd_irq_dispatch(void);
 
 typedef void (*tfd_vector_t)(void);
 

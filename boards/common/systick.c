@@ -2,13 +2,12 @@
 #include "systick.h"
 
 #include "cortex_m.h"
+#include "vectors.h"
 
 static volatile uint64_t s_base;   /* clocks in completed periods */
 static volatile uint32_t s_reload; /* reload of the period in progress */
 static volatile uint32_t s_next;   /* reload the next period starts with (SYST_RVR) */
 static uint32_t s_hz;
-
-void SysTick_Handler(void);
 
 void SysTick_Handler(void)
 {

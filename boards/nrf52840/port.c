@@ -14,20 +14,20 @@
  *   in WFI sleep, unlike SysTick on this chip.
  * Random: the RNG peripheral with bias correction (TRNG).
  * Storage: the last 16 KiB of flash, NVMC page erase (4 KiB) and word writes.
- * Log: ITM port 0 if a debugger enabled it.  Exit: logs the code and halts. */
+ * Log: ITM port 0 if a debugger enabled it.  Exit: logs the code and halts.
+ * UART read / idle, storage read and argument checks, log and exit are the
+ * real boards' shared code (boards/common/real_board). */
 #include <string.h>
 
 #include "board_common.h"
 #include "cortex_m.h"
-#include "itm.h"
 #include "nrf52840_regs.h"
-#include "ringbuf.h"
+#include "real_board.h"
 #include "tfd/port.h"
 
 #define TX_PIN 6u
 #define RX_PIN 8u
 
-static tfd_ring_t s_rx;
 static volatile uint8_t s_rx_dma[2];
 static uint8_t s_rx_end;     /* buffer the next ENDRX completes */
 static uint8_t s_rx_next;    /* buffer RXD.PTR points at for the next start */
@@ -89,7 +89,7 @@ static void uarte_isr(void)
 {
     if (UARTE_EVENTS_ENDRX) {
         UARTE_EVENTS_ENDRX = 0;
-        (void)tfd_ring_put(&s_rx, s_rx_dma[s_rx_end]);
+        (void)tfd_ring_put(&tfd_real_uart_rx, s_rx_dma[s_rx_end]);
         s_rx_end ^= 1u;
     }
     if (UARTE_EVENTS_RXSTARTED) {
@@ -151,18 +151,6 @@ void tfd_port_uart_write(const uint8_t *data, size_t len)
     }
 }
 
-size_t tfd_port_uart_read(uint8_t *data, size_t cap)
-{
-    return tfd_ring_get(&s_rx, data, cap);
-}
-
-void tfd_port_idle(void)
-{
-    const uint32_t primask = tfd_irq_save();
-    if (tfd_ring_empty(&s_rx)) tfd_wfi();
-    tfd_irq_restore(primask);
-}
-
 uint32_t tfd_port_millis(void)
 {
     const uint32_t primask = tfd_irq_save();
@@ -215,30 +203,15 @@ size_t tfd_port_storage_erase_unit(void)
     return NVMC_PAGE_SIZE; /* 4 KiB flash page */
 }
 
-static int in_bounds(uint32_t offset, size_t len)
-{
-    const size_t size = tfd_port_storage_size();
-    return offset <= size && len <= size - offset;
-}
-
 static void nvmc_wait(void)
 {
     while (NVMC_READY == 0u) {
     }
 }
 
-tfd_status_t tfd_port_storage_read(uint32_t offset, void *out, size_t len)
-{
-    TFD_ENSURE(out != NULL || len == 0, TFD_ERR_ARG);
-    TFD_ENSURE(in_bounds(offset, len), TFD_ERR_ARG);
-    memcpy(out, __tfd_storage_start + offset, len);
-    return TFD_OK;
-}
-
 tfd_status_t tfd_port_storage_erase(uint32_t offset, size_t len)
 {
-    TFD_ENSURE(in_bounds(offset, len), TFD_ERR_ARG);
-    TFD_ENSURE(offset % NVMC_PAGE_SIZE == 0 && len % NVMC_PAGE_SIZE == 0, TFD_ERR_ARG);
+    TFD_TRY(tfd_real_storage_check_erase(offset, len));
     for (size_t done = 0; done < len; done += NVMC_PAGE_SIZE) {
         NVMC_CONFIG = 2; /* erase enable */
         nvmc_wait();
@@ -255,13 +228,9 @@ tfd_status_t tfd_port_storage_erase(uint32_t offset, size_t len)
 
 tfd_status_t tfd_port_storage_write(uint32_t offset, const void *data, size_t len)
 {
-    TFD_ENSURE(data != NULL || len == 0, TFD_ERR_ARG);
-    TFD_ENSURE(in_bounds(offset, len), TFD_ERR_ARG);
+    TFD_TRY(tfd_real_storage_check_write(offset, data, len));
     const uint8_t *src = data;
     const uint8_t *dst = __tfd_storage_start + offset;
-    for (size_t i = 0; i < len; ++i) {
-        TFD_ENSURE((dst[i] & src[i]) == src[i], TFD_ERR_STORAGE); /* needs an erase first */
-    }
     /* NVMC writes whole aligned words; bytes outside the range are written as
      * 0xFF, which leaves them unchanged (programming only clears bits). */
     uint32_t pos = offset;
@@ -288,23 +257,7 @@ tfd_status_t tfd_port_storage_write(uint32_t offset, const void *data, size_t le
     return TFD_OK;
 }
 
-void tfd_port_log(const char *text)
-{
-    tfd_itm_write(text);
-}
-
 const char *tfd_port_board_name(void)
 {
     return TFD_BOARD_NAME;
-}
-
-void tfd_port_exit(int code)
-{
-    char msg[40] = "tinyfed: exit ";
-    char num[21];
-    tfd_board_u64_dec((uint64_t)(uint32_t)code, num);
-    strcat(msg, num);
-    strcat(msg, "\n");
-    tfd_itm_write(msg);
-    tfd_halt();
 }

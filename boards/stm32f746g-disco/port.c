@@ -14,13 +14,13 @@
  * Storage: flash sectors 1-2 (0x08008000, 2 x 32 KiB), each erased as one unit
  *   (tfd_port_storage_erase_unit() = 32 KiB, so A/B copies can live in separate
  *   sectors); programmed byte by byte (PSIZE x8).  Log: ITM port 0 if a debugger enabled it.
- * Exit: logs the code and halts (WFI with interrupts off). */
-#include <string.h>
+ * Exit: logs the code and halts (WFI with interrupts off).
+ * UART read / idle, storage read and argument checks, log and exit are the
+ * real boards' shared code (boards/common/real_board). */
 
 #include "board_common.h"
 #include "cortex_m.h"
-#include "itm.h"
-#include "ringbuf.h"
+#include "real_board.h"
 #include "stm32f7_regs.h"
 #include "systick.h"
 #include "tfd/port.h"
@@ -37,7 +37,6 @@
 #define STORAGE_SECTORS 2u
 #define STORAGE_SIZE (STORAGE_SECTORS * STORAGE_SECTOR_BYTES)
 
-static tfd_ring_t s_rx;
 static int s_initialised;
 
 static int wait_set(volatile uint32_t *reg, uint32_t mask)
@@ -106,7 +105,7 @@ static void uart_init(void)
 static void usart1_isr(void)
 {
     const uint32_t isr = USART_ISR(USART1_BASE);
-    if (isr & USART_ISR_RXNE) (void)tfd_ring_put(&s_rx, (uint8_t)USART_RDR(USART1_BASE));
+    if (isr & USART_ISR_RXNE) (void)tfd_ring_put(&tfd_real_uart_rx, (uint8_t)USART_RDR(USART1_BASE));
     if (isr & USART_ISR_ORE) USART_ICR(USART1_BASE) = USART_ISR_ORE;
     if ((isr & USART_ISR_TXE) && (USART_CR1(USART1_BASE) & USART_CR1_TXEIE)) {
         USART_CR1(USART1_BASE) &= ~USART_CR1_TXEIE; /* the writer re-arms */
@@ -145,18 +144,6 @@ void tfd_port_uart_write(const uint8_t *data, size_t len)
         }
         USART_TDR(USART1_BASE) = data[i];
     }
-}
-
-size_t tfd_port_uart_read(uint8_t *data, size_t cap)
-{
-    return tfd_ring_get(&s_rx, data, cap);
-}
-
-void tfd_port_idle(void)
-{
-    const uint32_t primask = tfd_irq_save();
-    if (tfd_ring_empty(&s_rx)) tfd_wfi();
-    tfd_irq_restore(primask);
 }
 
 uint32_t tfd_port_millis(void)
@@ -206,19 +193,6 @@ size_t tfd_port_storage_erase_unit(void)
     return STORAGE_SECTOR_BYTES;
 }
 
-static int in_bounds(uint32_t offset, size_t len)
-{
-    return offset <= STORAGE_SIZE && len <= STORAGE_SIZE - offset;
-}
-
-tfd_status_t tfd_port_storage_read(uint32_t offset, void *out, size_t len)
-{
-    TFD_ENSURE(out != NULL || len == 0, TFD_ERR_ARG);
-    TFD_ENSURE(in_bounds(offset, len), TFD_ERR_ARG);
-    memcpy(out, __tfd_storage_start + offset, len);
-    return TFD_OK;
-}
-
 static tfd_status_t flash_wait(void)
 {
     for (uint32_t spin = 0; FLASH_SR & FLASH_SR_BSY; ++spin) {
@@ -246,8 +220,7 @@ static void flash_lock(void)
 tfd_status_t tfd_port_storage_erase(uint32_t offset, size_t len)
 {
     /* Whole 32 KiB sectors only (the erase unit). */
-    TFD_ENSURE(in_bounds(offset, len), TFD_ERR_ARG);
-    TFD_ENSURE(offset % STORAGE_SECTOR_BYTES == 0u && len % STORAGE_SECTOR_BYTES == 0u, TFD_ERR_ARG);
+    TFD_TRY(tfd_real_storage_check_erase(offset, len));
     flash_unlock();
     tfd_status_t status = flash_wait();
     for (uint32_t done = 0; done < len && status == TFD_OK; done += STORAGE_SECTOR_BYTES) {
@@ -263,13 +236,9 @@ tfd_status_t tfd_port_storage_erase(uint32_t offset, size_t len)
 
 tfd_status_t tfd_port_storage_write(uint32_t offset, const void *data, size_t len)
 {
-    TFD_ENSURE(data != NULL || len == 0, TFD_ERR_ARG);
-    TFD_ENSURE(in_bounds(offset, len), TFD_ERR_ARG);
+    TFD_TRY(tfd_real_storage_check_write(offset, data, len));
     const uint8_t *src = data;
     volatile uint8_t *dst = __tfd_storage_start + offset;
-    for (size_t i = 0; i < len; ++i) {
-        TFD_ENSURE((dst[i] & src[i]) == src[i], TFD_ERR_STORAGE); /* needs an erase first */
-    }
     flash_unlock();
     tfd_status_t status = flash_wait();
     for (size_t i = 0; i < len && status == TFD_OK; ++i) {
@@ -284,23 +253,7 @@ tfd_status_t tfd_port_storage_write(uint32_t offset, const void *data, size_t le
     return status;
 }
 
-void tfd_port_log(const char *text)
-{
-    tfd_itm_write(text);
-}
-
 const char *tfd_port_board_name(void)
 {
     return TFD_BOARD_NAME;
-}
-
-void tfd_port_exit(int code)
-{
-    char msg[40] = "tinyfed: exit ";
-    char num[21];
-    tfd_board_u64_dec((uint64_t)(uint32_t)code, num);
-    strcat(msg, num);
-    strcat(msg, "\n");
-    tfd_itm_write(msg);
-    tfd_halt();
 }

@@ -19,18 +19,14 @@
  * on the include path.
  */
 #define _DEFAULT_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "host_link.h"
 #include "model_data.h"
 #include "tfd/fl_device.h"
 #include "tfd/port.h"
@@ -117,17 +113,10 @@ static void storage_open(const char *path)
 }
 
 /* ---- the application ---------------------------------------------------------------------- */
-static uint32_t host_millis(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
-}
-
 static uint32_t app_millis(void *ctx)
 {
     (void)ctx;
-    return host_millis();
+    return tfd_host_millis();
 }
 
 static void app_info(void *ctx, tfd_msg_INFO_t *info)
@@ -174,15 +163,7 @@ static tfd_status_t app_train(void *ctx, const tfd_msg_TRAIN_t *m, tfd_msg_TRAIN
 static void link_write(void *ctx, const uint8_t *data, size_t len)
 {
     (void)ctx;
-    while (len > 0) {
-        const ssize_t n = write(g_out_fd, data, len);
-        if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN) continue;
-            return;
-        }
-        data += n;
-        len -= (size_t)n;
-    }
+    tfd_host_write_all(g_out_fd, data, len);
 }
 
 /* secure aggregation's randomness: the host's CSPRNG */
@@ -221,24 +202,8 @@ static void *read_file(const char *path, size_t *len)
 
 static int serve_tcp(int port)
 {
-    const int ls = socket(AF_INET, SOCK_STREAM, 0);
-    if (ls < 0) return 2;
-    const int one = 1;
-    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons((uint16_t)port);
-    if (bind(ls, (struct sockaddr *)&a, sizeof a) != 0 || listen(ls, 1) != 0) return 2;
-    socklen_t alen = sizeof a;
-    getsockname(ls, (struct sockaddr *)&a, &alen);
-    printf("TCP %d\n", ntohs(a.sin_port));
-    fflush(stdout);
-    const int s = accept(ls, NULL, NULL);
-    close(ls);
+    const int s = tfd_host_accept_tcp(port);
     if (s < 0) return 2;
-    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     g_out_fd = s;
     const uint8_t delimiter = 0x00;
     link_write(NULL, &delimiter, 1);
@@ -292,7 +257,7 @@ int main(int argc, char **argv)
             .buf = g_buf, .buf_len = TFD_TRAIN_N_PARAMS,
             .x = g_x, .y = g_y, .n = g_n, .sample_bytes = TFD_MODEL_INPUT_BYTES,
             .use_storage = storage != NULL, .storage_base = 0,
-            .counter = NULL, .sram_peak = NULL, .millis = host_millis, .random = host_random,
+            .counter = NULL, .sram_peak = NULL, .millis = tfd_host_millis, .random = host_random,
         };
         st = tfd_fl_init(&g_fl, &cfg);
     }

@@ -19,20 +19,17 @@
  */
 #define _XOPEN_SOURCE 700
 #define _DEFAULT_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "host_link.h"
 #include "tfd/proto.h"
 #include "tfd/shard.h"
 
@@ -102,23 +99,13 @@ static tfd_status_t lb_infer(void *ctx, const int8_t *in, size_t in_len, int8_t 
 static uint32_t lb_millis(void *ctx)
 {
     (void)ctx;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+    return tfd_host_millis();
 }
 
 static void lb_write(void *ctx, const uint8_t *data, size_t len)
 {
     (void)ctx;
-    while (len > 0) {
-        const ssize_t n = write(g_out_fd, data, len);
-        if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN) continue;
-            return; /* link gone: the read side will see EOF */
-        }
-        data += n;
-        len -= (size_t)n;
-    }
+    tfd_host_write_all(g_out_fd, data, len);
 }
 
 static const tfd_app_t kApp = {
@@ -173,24 +160,8 @@ static int serve(int in_fd, int stop_fd)
 
 static int serve_tcp(int port)
 {
-    const int ls = socket(AF_INET, SOCK_STREAM, 0);
-    if (ls < 0) return 2;
-    const int one = 1;
-    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons((uint16_t)port);
-    if (bind(ls, (struct sockaddr *)&a, sizeof a) != 0 || listen(ls, 1) != 0) return 2;
-    socklen_t alen = sizeof a;
-    getsockname(ls, (struct sockaddr *)&a, &alen);
-    printf("TCP %d\n", ntohs(a.sin_port));
-    fflush(stdout);
-    const int s = accept(ls, NULL, NULL);
-    close(ls);
+    const int s = tfd_host_accept_tcp(port);
     if (s < 0) return 2;
-    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     g_out_fd = s;
     const int rc = serve(s, -1);
     close(s);

@@ -29,6 +29,7 @@
 #include "tfd/proto.h"
 #include "tfd/runtime.h"
 #include "tfd/shard.h"
+#include "uart_link.h"
 
 #if defined(__has_include)
 #if __has_include("train_data.h")
@@ -142,25 +143,13 @@ static tfd_status_t app_infer(void *ctx, const int8_t *input, size_t in_len, int
 }
 #endif
 
-static uint32_t app_millis(void *ctx)
-{
-    (void)ctx;
-    return tfd_port_millis();
-}
-
-static void link_write(void *ctx, const uint8_t *data, size_t len)
-{
-    (void)ctx;
-    tfd_port_uart_write(data, len);
-}
-
 static const tfd_app_t kApp = {
     .info = app_info,
     .eval = app_eval,
 #if TFD_TEST_MESSAGES
     .infer = app_infer,
 #endif
-    .millis = app_millis,
+    .millis = tfd_uart_link_millis,
 #if TFD_APP_TRAINING
     .xfer_begin = tfd_fl_xfer_begin,
     .xfer_write = tfd_fl_xfer_write,
@@ -215,20 +204,9 @@ int main(void)
     if (g_model_status != TFD_OK) tfd_port_log(tfd_status_str(g_model_status));
 #if TFD_APP_TRAINING
     if (g_model_status == TFD_OK) training_init();
-    tfd_proto_init(&g_proto, &kApp, &g_fl, link_write, NULL);
+    tfd_proto_init(&g_proto, &kApp, &g_fl, tfd_uart_link_write, NULL);
 #else
-    tfd_proto_init(&g_proto, &kApp, NULL, link_write, NULL);
+    tfd_proto_init(&g_proto, &kApp, NULL, tfd_uart_link_write, NULL);
 #endif
-    /* A lone delimiter: whatever the host's decoder holds is flushed. */
-    const uint8_t delimiter = 0x00;
-    tfd_port_uart_write(&delimiter, 1);
-    for (;;) {
-        uint8_t buf[64];
-        const size_t n = tfd_port_uart_read(buf, sizeof buf);
-        if (n > 0) {
-            tfd_proto_feed(&g_proto, buf, n);
-        } else {
-            tfd_port_idle();
-        }
-    }
+    tfd_uart_link_serve(&g_proto);
 }

@@ -7,6 +7,7 @@
  */
 #include "tfd/port.h"
 #include "tfd/proto.h"
+#include "uart_link.h"
 
 static tfd_proto_t g_proto;
 
@@ -19,33 +20,11 @@ static void app_info(void *ctx, tfd_msg_INFO_t *info)
     info->sram_used = (uint32_t)sizeof g_proto;
 }
 
-static uint32_t app_millis(void *ctx)
-{
-    (void)ctx;
-    return tfd_port_millis();
-}
-
-static void link_write(void *ctx, const uint8_t *data, size_t len)
-{
-    (void)ctx;
-    tfd_port_uart_write(data, len);
-}
-
-static const tfd_app_t kApp = {.info = app_info, .millis = app_millis};
+static const tfd_app_t kApp = {.info = app_info, .millis = tfd_uart_link_millis};
 
 int main(void)
 {
     tfd_port_init();
-    tfd_proto_init(&g_proto, &kApp, NULL, link_write, NULL);
-    const uint8_t delimiter = 0x00;
-    tfd_port_uart_write(&delimiter, 1);
-    for (;;) {
-        uint8_t buf[64];
-        const size_t n = tfd_port_uart_read(buf, sizeof buf);
-        if (n > 0) {
-            tfd_proto_feed(&g_proto, buf, n);
-        } else {
-            tfd_port_idle();
-        }
-    }
+    tfd_proto_init(&g_proto, &kApp, NULL, tfd_uart_link_write, NULL);
+    tfd_uart_link_serve(&g_proto);
 }

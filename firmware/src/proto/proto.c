@@ -57,12 +57,10 @@ static void emit(tfd_proto_t *p, const uint8_t *data, size_t len)
     if (p->write) p->write(p->write_ctx, data, len);
 }
 
-tfd_status_t tfd_proto_reply(tfd_proto_t *p, tfd_req_t *req, uint8_t id, const void *msg,
-                             size_t msg_size)
+/* Frame the encoded reply in p->payload[0..n) as message `id` answering req,
+ * keep it for a replayed request (same seq and CRC) and send it. */
+TFD_CHECK_RESULT static tfd_status_t send_reply(tfd_proto_t *p, tfd_req_t *req, uint8_t id, size_t n)
 {
-    TFD_ENSURE(!req->replied, TFD_ERR_INTERNAL);
-    size_t n = 0;
-    TFD_TRY(tfd_wire_encode(id, msg, msg_size, p->payload, sizeof p->payload, &n));
     tfd_frame_hdr_t hdr = {
         .version = TFD_WIRE_FRAME_VERSION, .msg_id = id, .flags = TFD_FLAG_REPLY,
         .seq = req->frame->hdr.seq, .length = 0,
@@ -78,6 +76,15 @@ tfd_status_t tfd_proto_reply(tfd_proto_t *p, tfd_req_t *req, uint8_t id, const v
     return TFD_OK;
 }
 
+tfd_status_t tfd_proto_reply(tfd_proto_t *p, tfd_req_t *req, uint8_t id, const void *msg,
+                             size_t msg_size)
+{
+    TFD_ENSURE(!req->replied, TFD_ERR_INTERNAL);
+    size_t n = 0;
+    TFD_TRY(tfd_wire_encode(id, msg, msg_size, p->payload, sizeof p->payload, &n));
+    return send_reply(p, req, id, n);
+}
+
 static void reply_error(tfd_proto_t *p, tfd_req_t *req, tfd_status_t code, uint32_t detail)
 {
     const char *text = tfd_status_str(code);
@@ -86,19 +93,9 @@ static void reply_error(tfd_proto_t *p, tfd_req_t *req, tfd_status_t code, uint3
     size_t len = strlen(text);
     e.text_len = (uint16_t)(len < TFD_WIRE_TEXT_MAX ? len : TFD_WIRE_TEXT_MAX);
     p->stats.errors_sent++;
+    /* An ERROR that cannot be encoded or framed is not sent (the host times out). */
     if (TFD_WIRE_ENCODE(ERROR, &e, p->payload, sizeof p->payload, &len) != TFD_OK) return;
-    tfd_frame_hdr_t hdr = {.version = TFD_WIRE_FRAME_VERSION, .msg_id = TFD_MSG_ERROR,
-                           .flags = TFD_FLAG_REPLY, .seq = req->frame->hdr.seq, .length = 0};
-    size_t wire_len = 0;
-    if (tfd_frame_encode(&hdr, p->payload, len, p->last_reply, sizeof p->last_reply, &wire_len) != TFD_OK) {
-        return;
-    }
-    p->have_last = 1;
-    p->last_seq = req->frame->hdr.seq;
-    p->last_crc = req->frame->crc;
-    p->last_len = wire_len;
-    req->replied = 1;
-    emit(p, p->last_reply, wire_len);
+    if (send_reply(p, req, TFD_MSG_ERROR, len) != TFD_OK) return;
 }
 
 tfd_status_t tfd_proto_reply_ack(tfd_proto_t *p, tfd_req_t *req, uint16_t xfer_id, uint32_t value)

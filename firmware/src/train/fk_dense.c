@@ -78,13 +78,34 @@ void tfd_fc_backward(const float *x, const float *dz, uint32_t rows, uint32_t de
     }
 }
 
-/* ---- CONV_2D (filter OHWI: a row is [kh][kw][in_c]) ----------------------- */
+/* ---- CONV_2D and DEPTHWISE_CONV_2D ----------------------------------------
+ *
+ * One loop serves both (depthwise = 0 / 1): for each output channel o, every
+ * output position sums the clipped window of filter taps.  They differ only in
+ * what a tap reads:
+ *   CONV_2D (filter OHWI): a row is [kh][kw][in_c]; a tap reads all in_c
+ *     channels of its input pixel;
+ *   DEPTHWISE_CONV_2D: a row is [kh][kw]; a tap reads input channel
+ *     o / depth_mult only.
+ * tap_c is the number of channels a tap reads (in_c or 1), xc the first. */
 
-void tfd_conv_forward(const float *x, const tfd_geom_t *g, const tfd_wsrc_t *w,
+static int32_t tap_channels(const tfd_geom_t *g, int depthwise)
+{
+    return depthwise ? 1 : g->in.c;
+}
+
+static int32_t first_input_channel(const tfd_geom_t *g, int depthwise, int32_t o)
+{
+    return depthwise ? o / g->depth_mult : 0;
+}
+
+void tfd_conv_forward(const float *x, const tfd_geom_t *g, int depthwise, const tfd_wsrc_t *w,
                       const tfd_bsrc_t *b, float *row, float *y)
 {
     const tfd_shape4_t in = g->in, out = g->out;
+    const int32_t tap_c = tap_channels(g, depthwise);
     for (int32_t o = 0; o < out.c; ++o) {
+        const int32_t xc = first_input_channel(g, depthwise, o);
         tfd_wsrc_load(w, (uint32_t)o, row);
         const float bias = tfd_bsrc_get(b, (uint32_t)o);
         for (int32_t bn = 0; bn < out.n; ++bn) {
@@ -97,9 +118,13 @@ void tfd_conv_forward(const float *x, const tfd_geom_t *g, const tfd_wsrc_t *w,
                         for (int32_t kx = 0; kx < g->kw; ++kx) {
                             const int32_t ix = ox * g->sw - g->pw + kx * g->dw;
                             if (ix < 0 || ix >= in.w) continue;
-                            const float *xp = x + ((size_t)(bn * in.h + iy) * in.w + ix) * in.c;
-                            const float *wp = row + (size_t)(ky * g->kw + kx) * in.c;
-                            for (int32_t c = 0; c < in.c; ++c) acc += xp[c] * wp[c];
+                            const float *xp = x + ((size_t)(bn * in.h + iy) * in.w + ix) * in.c + xc;
+                            const float *wp = row + (size_t)(ky * g->kw + kx) * tap_c;
+                            if (tap_c == 1) { /* depthwise: no inner loop (~10% of a forward on the M4) */
+                                acc += xp[0] * wp[0];
+                            } else {
+                                for (int32_t c = 0; c < tap_c; ++c) acc += xp[c] * wp[c];
+                            }
                         }
                     }
                     y[((size_t)(bn * out.h + oy) * out.w + ox) * out.c + o] = acc + bias;
@@ -109,13 +134,15 @@ void tfd_conv_forward(const float *x, const tfd_geom_t *g, const tfd_wsrc_t *w,
     }
 }
 
-void tfd_conv_backward(const float *x, const float *dz, const tfd_geom_t *g,
+void tfd_conv_backward(const float *x, const float *dz, const tfd_geom_t *g, int depthwise,
                        const tfd_wsrc_t *w, float *gw, float *gb, float *dx, float *row)
 {
     const tfd_shape4_t in = g->in, out = g->out;
-    const size_t row_len = (size_t)g->kh * g->kw * in.c;
+    const int32_t tap_c = tap_channels(g, depthwise);
+    const size_t row_len = (size_t)g->kh * g->kw * tap_c;
     if (dx != NULL) memset(dx, 0, (size_t)tfd_shape_elems(in) * sizeof(float));
     for (int32_t o = 0; o < out.c; ++o) {
+        const int32_t xc = first_input_channel(g, depthwise, o);
         const int32_t r = gw != NULL ? tfd_wsrc_row(w, (uint32_t)o) : -1;
         float *gr = r >= 0 ? gw + (size_t)r * row_len : NULL;
         if (dx != NULL) tfd_wsrc_load(w, (uint32_t)o, row);
@@ -133,83 +160,14 @@ void tfd_conv_backward(const float *x, const float *dz, const tfd_geom_t *g,
                         for (int32_t kx = 0; kx < g->kw; ++kx) {
                             const int32_t ix = ox * g->sw - g->pw + kx * g->dw;
                             if (ix < 0 || ix >= in.w) continue;
-                            const size_t xi = ((size_t)(bn * in.h + iy) * in.w + ix) * in.c;
-                            const size_t wi = (size_t)(ky * g->kw + kx) * in.c;
+                            const size_t xi = ((size_t)(bn * in.h + iy) * in.w + ix) * in.c + (size_t)xc;
+                            const size_t wi = (size_t)(ky * g->kw + kx) * (size_t)tap_c;
                             if (gr != NULL) {
-                                for (int32_t c = 0; c < in.c; ++c) gr[wi + c] += d * x[xi + c];
+                                for (int32_t c = 0; c < tap_c; ++c) gr[wi + c] += d * x[xi + c];
                             }
                             if (dx != NULL) {
-                                for (int32_t c = 0; c < in.c; ++c) dx[xi + c] += d * row[wi + c];
+                                for (int32_t c = 0; c < tap_c; ++c) dx[xi + c] += d * row[wi + c];
                             }
-                        }
-                    }
-                }
-            }
-        }
-        if (gb != NULL) gb[o] += bsum;
-    }
-}
-
-/* ---- DEPTHWISE_CONV_2D (a row is [kh][kw] of one output channel) ------------ */
-
-void tfd_dw_forward(const float *x, const tfd_geom_t *g, const tfd_wsrc_t *w,
-                    const tfd_bsrc_t *b, float *row, float *y)
-{
-    const tfd_shape4_t in = g->in, out = g->out;
-    for (int32_t o = 0; o < out.c; ++o) {
-        const int32_t ic = o / g->depth_mult;
-        tfd_wsrc_load(w, (uint32_t)o, row);
-        const float bias = tfd_bsrc_get(b, (uint32_t)o);
-        for (int32_t bn = 0; bn < out.n; ++bn) {
-            for (int32_t oy = 0; oy < out.h; ++oy) {
-                for (int32_t ox = 0; ox < out.w; ++ox) {
-                    float acc = 0.0f;
-                    for (int32_t ky = 0; ky < g->kh; ++ky) {
-                        const int32_t iy = oy * g->sh - g->ph + ky * g->dh;
-                        if (iy < 0 || iy >= in.h) continue;
-                        for (int32_t kx = 0; kx < g->kw; ++kx) {
-                            const int32_t ix = ox * g->sw - g->pw + kx * g->dw;
-                            if (ix < 0 || ix >= in.w) continue;
-                            acc += x[((size_t)(bn * in.h + iy) * in.w + ix) * in.c + ic] *
-                                   row[ky * g->kw + kx];
-                        }
-                    }
-                    y[((size_t)(bn * out.h + oy) * out.w + ox) * out.c + o] = acc + bias;
-                }
-            }
-        }
-    }
-}
-
-void tfd_dw_backward(const float *x, const float *dz, const tfd_geom_t *g,
-                     const tfd_wsrc_t *w, float *gw, float *gb, float *dx, float *row)
-{
-    const tfd_shape4_t in = g->in, out = g->out;
-    const size_t row_len = (size_t)g->kh * g->kw;
-    if (dx != NULL) memset(dx, 0, (size_t)tfd_shape_elems(in) * sizeof(float));
-    for (int32_t o = 0; o < out.c; ++o) {
-        const int32_t ic = o / g->depth_mult;
-        const int32_t r = gw != NULL ? tfd_wsrc_row(w, (uint32_t)o) : -1;
-        float *gr = r >= 0 ? gw + (size_t)r * row_len : NULL;
-        if (dx != NULL) tfd_wsrc_load(w, (uint32_t)o, row);
-        float bsum = 0.0f;
-        for (int32_t bn = 0; bn < out.n; ++bn) {
-            for (int32_t oy = 0; oy < out.h; ++oy) {
-                for (int32_t ox = 0; ox < out.w; ++ox) {
-                    const float d = dz[((size_t)(bn * out.h + oy) * out.w + ox) * out.c + o];
-                    if (d == 0.0f) continue;
-                    bsum += d;
-                    if (gr == NULL && dx == NULL) continue;
-                    for (int32_t ky = 0; ky < g->kh; ++ky) {
-                        const int32_t iy = oy * g->sh - g->ph + ky * g->dh;
-                        if (iy < 0 || iy >= in.h) continue;
-                        for (int32_t kx = 0; kx < g->kw; ++kx) {
-                            const int32_t ix = ox * g->sw - g->pw + kx * g->dw;
-                            if (ix < 0 || ix >= in.w) continue;
-                            const size_t xi = ((size_t)(bn * in.h + iy) * in.w + ix) * in.c + ic;
-                            const int32_t wi = ky * g->kw + kx;
-                            if (gr != NULL) gr[wi] += d * x[xi];
-                            if (dx != NULL) dx[xi] += d * row[wi];
                         }
                     }
                 }

@@ -19,20 +19,45 @@ static inline void window(int32_t o, int32_t stride, int32_t pad, int32_t filter
     *end = imin(filter, size - *origin);
 }
 
+/* The taps of output position (oy, ox) that fall inside the input: input row
+ * y0 + fy for fy in [fy0, fy1), column x0 + fx for fx in [fx0, fx1). */
+typedef struct {
+    int32_t y0, fy0, fy1;
+    int32_t x0, fx0, fx1;
+} pool_window_t;
+
+static inline pool_window_t pool_window(const tfd_geom_t *g, int32_t oy, int32_t ox)
+{
+    pool_window_t w;
+    window(oy, g->sh, g->ph, g->kh, g->in.h, &w.y0, &w.fy0, &w.fy1);
+    window(ox, g->sw, g->pw, g->kw, g->in.w, &w.x0, &w.fx0, &w.fx1);
+    return w;
+}
+
+/* Number of valid taps (the divisor of an average). */
+static inline float pool_window_count(const pool_window_t *w)
+{
+    return (float)((w->fy1 - w->fy0) * (w->fx1 - w->fx0));
+}
+
+/* Index into x (NHWC, shape in) of tap (fy, fx), channel c, of a window of batch bn. */
+static inline size_t pool_tap_index(tfd_shape4_t in, const pool_window_t *w, int32_t bn, int32_t fy,
+                                    int32_t fx, int32_t c)
+{
+    return ((size_t)(bn * in.h + w->y0 + fy) * in.w + (w->x0 + fx)) * in.c + c;
+}
+
 /* Index (into x) and tap of the maximum of one window. */
 static size_t window_argmax(const float *x, const tfd_geom_t *g, int32_t bn, int32_t oy,
                             int32_t ox, int32_t c, int32_t *tap)
 {
-    const tfd_shape4_t in = g->in;
-    int32_t y0, fy0, fy1, x0, fx0, fx1;
-    window(oy, g->sh, g->ph, g->kh, in.h, &y0, &fy0, &fy1);
-    window(ox, g->sw, g->pw, g->kw, in.w, &x0, &fx0, &fx1);
+    const pool_window_t w = pool_window(g, oy, ox);
     size_t best_i = 0;
     int32_t best_tap = -1;
     float best = 0.0f;
-    for (int32_t fy = fy0; fy < fy1; ++fy) {
-        for (int32_t fx = fx0; fx < fx1; ++fx) {
-            const size_t i = ((size_t)(bn * in.h + y0 + fy) * in.w + (x0 + fx)) * in.c + c;
+    for (int32_t fy = w.fy0; fy < w.fy1; ++fy) {
+        for (int32_t fx = w.fx0; fx < w.fx1; ++fx) {
+            const size_t i = pool_tap_index(g->in, &w, bn, fy, fx, c);
             if (best_tap < 0 || x[i] > best) {
                 best = x[i];
                 best_i = i;
@@ -87,20 +112,18 @@ void tfd_maxpool_backward(const float *dy, const tfd_geom_t *g, const void *argm
 
 void tfd_avgpool_forward(const float *x, const tfd_geom_t *g, float *y)
 {
-    const tfd_shape4_t in = g->in, out = g->out;
+    const tfd_shape4_t out = g->out;
     size_t o = 0;
     for (int32_t bn = 0; bn < out.n; ++bn) {
         for (int32_t oy = 0; oy < out.h; ++oy) {
             for (int32_t ox = 0; ox < out.w; ++ox) {
-                int32_t y0, fy0, fy1, x0, fx0, fx1;
-                window(oy, g->sh, g->ph, g->kh, in.h, &y0, &fy0, &fy1);
-                window(ox, g->sw, g->pw, g->kw, in.w, &x0, &fx0, &fx1);
-                const float count = (float)((fy1 - fy0) * (fx1 - fx0));
+                const pool_window_t w = pool_window(g, oy, ox);
+                const float count = pool_window_count(&w);
                 for (int32_t c = 0; c < out.c; ++c, ++o) {
                     float sum = 0.0f;
-                    for (int32_t fy = fy0; fy < fy1; ++fy) {
-                        for (int32_t fx = fx0; fx < fx1; ++fx) {
-                            sum += x[((size_t)(bn * in.h + y0 + fy) * in.w + (x0 + fx)) * in.c + c];
+                    for (int32_t fy = w.fy0; fy < w.fy1; ++fy) {
+                        for (int32_t fx = w.fx0; fx < w.fx1; ++fx) {
+                            sum += x[pool_tap_index(g->in, &w, bn, fy, fx, c)];
                         }
                     }
                     y[o] = sum / count;
@@ -112,21 +135,19 @@ void tfd_avgpool_forward(const float *x, const tfd_geom_t *g, float *y)
 
 void tfd_avgpool_backward(const float *dy, const tfd_geom_t *g, float *dx)
 {
-    const tfd_shape4_t in = g->in, out = g->out;
-    memset(dx, 0, (size_t)tfd_shape_elems(in) * sizeof(float));
+    const tfd_shape4_t out = g->out;
+    memset(dx, 0, (size_t)tfd_shape_elems(g->in) * sizeof(float));
     size_t o = 0;
     for (int32_t bn = 0; bn < out.n; ++bn) {
         for (int32_t oy = 0; oy < out.h; ++oy) {
             for (int32_t ox = 0; ox < out.w; ++ox) {
-                int32_t y0, fy0, fy1, x0, fx0, fx1;
-                window(oy, g->sh, g->ph, g->kh, in.h, &y0, &fy0, &fy1);
-                window(ox, g->sw, g->pw, g->kw, in.w, &x0, &fx0, &fx1);
-                const float count = (float)((fy1 - fy0) * (fx1 - fx0));
+                const pool_window_t w = pool_window(g, oy, ox);
+                const float count = pool_window_count(&w);
                 for (int32_t c = 0; c < out.c; ++c, ++o) {
                     const float d = dy[o] / count;
-                    for (int32_t fy = fy0; fy < fy1; ++fy) {
-                        for (int32_t fx = fx0; fx < fx1; ++fx) {
-                            dx[((size_t)(bn * in.h + y0 + fy) * in.w + (x0 + fx)) * in.c + c] += d;
+                    for (int32_t fy = w.fy0; fy < w.fy1; ++fy) {
+                        for (int32_t fx = w.fx0; fx < w.fx1; ++fx) {
+                            dx[pool_tap_index(g->in, &w, bn, fy, fx, c)] += d;
                         }
                     }
                 }

@@ -240,8 +240,7 @@ static void layer_forward(tfd_trainer_t *t, const tfd_train_layer_t *tl, int tra
             tfd_fc_forward(x, rows, depth, units, &w, &b, row, y);
         } else {
             geom_of(t->model, l, &g);
-            if (l->op == TFD_OP_CONV_2D) tfd_conv_forward(x, &g, &w, &b, row, y);
-            else tfd_dw_forward(x, &g, &w, &b, row, y);
+            tfd_conv_forward(x, &g, l->op == TFD_OP_DEPTHWISE_CONV_2D, &w, &b, row, y);
         }
         if (tl->lora_rank > 0) {
             uint32_t rows, depth, units;
@@ -319,8 +318,7 @@ static void layer_backward(tfd_trainer_t *t, const tfd_train_layer_t *tl)
             tfd_fc_backward(x, dz, rows, depth, units, &w, gw, gb, dx, row);
         } else {
             geom_of(t->model, l, &g);
-            if (l->op == TFD_OP_CONV_2D) tfd_conv_backward(x, dz, &g, &w, gw, gb, dx, row);
-            else tfd_dw_backward(x, dz, &g, &w, gw, gb, dx, row);
+            tfd_conv_backward(x, dz, &g, l->op == TFD_OP_DEPTHWISE_CONV_2D, &w, gw, gb, dx, row);
         }
         if (tl->lora_rank > 0) {
             uint32_t rows, depth, units;

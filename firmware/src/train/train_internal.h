@@ -94,15 +94,13 @@ void tfd_fc_backward(const float *x, const float *dz, uint32_t rows, uint32_t de
                      uint32_t units, const tfd_wsrc_t *w, float *gw, float *gb, float *dx,
                      float *row);
 
-void tfd_conv_forward(const float *x, const tfd_geom_t *g, const tfd_wsrc_t *w,
+/* CONV_2D (depthwise = 0; a filter row is [kh][kw][in_c]) or
+ * DEPTHWISE_CONV_2D (depthwise = 1; a row is [kh][kw]), forward and backward
+ * (gw, gb, dx as for FULLY_CONNECTED). */
+void tfd_conv_forward(const float *x, const tfd_geom_t *g, int depthwise, const tfd_wsrc_t *w,
                       const tfd_bsrc_t *b, float *row, float *y);
-void tfd_conv_backward(const float *x, const float *dz, const tfd_geom_t *g,
+void tfd_conv_backward(const float *x, const float *dz, const tfd_geom_t *g, int depthwise,
                        const tfd_wsrc_t *w, float *gw, float *gb, float *dx, float *row);
-
-void tfd_dw_forward(const float *x, const tfd_geom_t *g, const tfd_wsrc_t *w,
-                    const tfd_bsrc_t *b, float *row, float *y);
-void tfd_dw_backward(const float *x, const float *dz, const tfd_geom_t *g,
-                     const tfd_wsrc_t *w, float *gw, float *gb, float *dx, float *row);
 
 /* ---- pooling (fk_pool.c) -------------------------------------------------- */
 
