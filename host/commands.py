@@ -24,6 +24,13 @@ def _usage_errors(fn: Any) -> Any:
         except UsageError as exc:
             print(f"tinyfed: error: {exc}", file=sys.stderr)
             return 2
+        except Exception as exc:
+            from .checkpoint import CheckpointError
+
+            if isinstance(exc, CheckpointError):
+                print(f"tinyfed: error: {exc}", file=sys.stderr)
+                return 2
+            raise
 
     wrapped.__name__ = fn.__name__
     wrapped.__doc__ = fn.__doc__
@@ -161,7 +168,8 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
         res = run_federated("fleet", build, parts, cfg, aggregator=aggregator,
                             report_path=Path(args.report) if args.report else None,
                             plot_path=Path(args.plot) if args.plot else None,
-                            with_centralised=not args.no_centralised)
+                            with_centralised=not args.no_centralised,
+                            state_path=state_path(args, Path(args.build), "fleet"), resume=args.resume)
     except RefusedError as exc:
         raise UsageError(str(exc)) from exc
     print_secure_summary(res.records)
@@ -207,9 +215,15 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     res = run_federated("simulate", build, parts, cfg, aggregator=aggregator,
                         report_path=Path(args.report) if args.report else None,
                         plot_path=Path(args.plot) if args.plot else None, with_centralised=not args.no_centralised,
-                        extra={"shards": [int(len(s[1])) for s in shards]})
+                        extra={"shards": [int(len(s[1])) for s in shards]},
+                        state_path=state_path(args, Path(args.build), "simulate"), resume=args.resume)
     print_secure_summary(res.records)
     return 0 if any(r.completed for r in res.records[1:]) or cfg.rounds == 0 else 1
+
+
+def state_path(args: argparse.Namespace, build_dir: Path, kind: str) -> Path:
+    """The run's checkpoint: --state, or <build>/<kind>_state.json."""
+    return Path(args.state) if args.state else build_dir / f"{kind}_state.json"
 
 
 def _add_fl_options(p: argparse.ArgumentParser, *, rounds_default: str = "20") -> None:
@@ -226,6 +240,10 @@ def _add_fl_options(p: argparse.ArgumentParser, *, rounds_default: str = "20") -
     p.add_argument("--min-clients", type=int, default=1, help="updates a round needs to change the model")
     p.add_argument("--train-timeout", type=float, default=600.0, help="seconds a device may train per round")
     p.add_argument("--server-lr", type=float, default=1.0, help="server step on the averaged delta")
+    p.add_argument("--state", help="checkpoint of the run, rewritten after every round "
+                                    "(default <build>/<verb>_state.json)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run recorded in the checkpoint (same options; --rounds may grow)")
     p.add_argument("--no-persist", action="store_true", help="do not save parameters on the devices")
     p.add_argument("--no-secure", action="store_true",
                    help="aggregate plain deltas: the host then sees each device's update (secure aggregation, "

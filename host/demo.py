@@ -32,7 +32,7 @@ def _secure_only(out: Path) -> bool:
 def run(args: argparse.Namespace) -> int:
     from tinyfed_toolchain.build import BuildOptions, run_build
 
-    from .commands import _fleet_config, print_secure_summary, secure_aggregator
+    from .commands import _fleet_config, print_secure_summary, secure_aggregator, state_path
     from .emulator import start_boards
     from .experiment import FlBuild
     from .fl_run import run_federated
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = _fleet_config(args)
     print(f"== tinyfed demo: {args.dataset} on {args.boards} emulated {args.board} boards, "
           f"{cfg.rounds} federated rounds ==")
-    if not args.skip_build:
+    if not (args.skip_build or args.resume):  # a resumed demo keeps the interrupted run's build
         run_build(BuildOptions(dataset=args.dataset, out_dir=out, board=args.board, devices=args.boards,
                                partition="dirichlet", quick=args.quick, train_scheme=args.train_scheme,
                                head_init=args.head_init, public_fraction=args.public_fraction,
@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
                             report_path=Path(args.report or out / "demo_report.json"),
                             plot_path=Path(args.plot or out / "demo_accuracy.png"),
                             with_centralised=not args.no_centralised,
-                            extra={"dataset": args.dataset, "board": args.board, "icount_shift": icount})
+                            extra={"dataset": args.dataset, "board": args.board, "icount_shift": icount},
+                            state_path=state_path(args, out, "demo"), resume=args.resume)
     finally:
         for b in boards:
             b.stop()

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .checkpoint import Checkpoint, new_checkpoint, run_options
 from .experiment import FlBuild, centralised
 from .fedavg import Aggregator, PlainAggregator
 from .plot import plot_accuracy
@@ -30,11 +31,32 @@ class RunResult:
 def run_federated(kind: str, build: FlBuild, participants: Sequence[Participant], cfg: FleetConfig, *,
                   aggregator: Aggregator | None = None, report_path: Path | None = None,
                   plot_path: Path | None = None, with_centralised: bool = True,
-                  log: Callable[[str], None] = print, extra: dict[str, Any] | None = None) -> RunResult:
+                  log: Callable[[str], None] = print, extra: dict[str, Any] | None = None,
+                  state_path: Path | None = None, resume: bool = False) -> RunResult:
+    """``state_path``: the run's checkpoint, rewritten after every round; ``resume``: continue
+    the run it records (host/checkpoint.py) instead of starting at round 0."""
     t0 = time.monotonic()
-    runner = FedAvgRunner(participants, init_params=build.init_params(), model_hash=build.model_hash,
-                          evaluator=build.evaluator(), config=cfg, aggregator=aggregator or PlainAggregator(),
-                          log=log)
+    agg = aggregator or PlainAggregator()
+    init = build.init_params()
+    options = run_options(cfg, agg.name)
+    start = None
+    if resume:
+        if state_path is None:
+            raise ValueError("resume needs the checkpoint's path")
+        ck = Checkpoint.read(state_path)
+        ck.check_compatible(state_path, model_hash=build.model_hash, options=options, n_params=init.size,
+                            rounds=cfg.rounds)
+        load = getattr(agg, "load_state", None)
+        if callable(load):
+            load(ck.aggregator)
+        records0 = ck.restored_records()
+        start = (ck.round, ck.params, records0)
+        log(f"resuming {state_path}: round {ck.round} of {cfg.rounds} was the last completed "
+            f"(global accuracy {records0[-1].accuracy:.4f}); continuing with round {ck.round + 1}")
+    elif state_path is not None and Path(state_path).exists():
+        log(f"note: a new run replaces the checkpoint {state_path} of an earlier one (--resume continues it)")
+    runner = FedAvgRunner(participants, init_params=init, model_hash=build.model_hash,
+                          evaluator=build.evaluator(), config=cfg, aggregator=agg, log=log, resume=start)
     try:
         header = [False]
 
@@ -43,6 +65,10 @@ def run_federated(kind: str, build: FlBuild, participants: Sequence[Participant]
                 log(table_header())
                 header[0] = True
             log(table_row(r))
+            if state_path is not None:
+                state = getattr(agg, "state_dict", None)
+                new_checkpoint(kind, build.model_hash, options, r.round, runner.state.params,
+                               runner.state.records, state() if callable(state) else {}).write(state_path)
 
         records = runner.run(on_round=on_round)
     finally:

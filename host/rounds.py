@@ -241,8 +241,20 @@ class RoundRecord:
     aggregate_weight: int = 0
     updates: int = 0
     secure: dict[str, Any] | None = None  # SecAgg+ round report (dropouts, bytes per stage, epsilon)
+    restored: dict[str, Any] | None = field(default=None, repr=False)  # from a checkpoint: its report row
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RoundRecord":
+        """A round of an interrupted run, from its report row (host/checkpoint.py)."""
+        nan = float("nan")
+        return cls(int(d["round"]), nan if d.get("accuracy") is None else float(d["accuracy"]),
+                   nan if d.get("loss") is None else float(d["loss"]), bool(d.get("completed", True)),
+                   seconds=float(d.get("seconds") or 0.0), aggregate_weight=int(d.get("aggregate_weight") or 0),
+                   updates=int(d.get("updates") or 0), secure=d.get("secure"), restored=dict(d))
 
     def as_dict(self) -> dict[str, Any]:
+        if self.restored is not None:
+            return dict(self.restored)
         return {"round": self.round, "accuracy": self.accuracy, "loss": self.loss, "secure": self.secure,
                 "completed": self.completed, "updates": self.updates,
                 "aggregate_weight": self.aggregate_weight, "seconds": round(self.seconds, 3),
@@ -304,9 +316,13 @@ class FedAvgRunner:
 
     def __init__(self, participants: Sequence[Participant], *, init_params: np.ndarray, model_hash: bytes,
                  evaluator: Evaluator, config: FleetConfig = FleetConfig(),
-                 aggregator: Aggregator | None = None, log: Callable[[str], None] = print) -> None:
+                 aggregator: Aggregator | None = None, log: Callable[[str], None] = print,
+                 resume: tuple[int, np.ndarray, Sequence[RoundRecord]] | None = None) -> None:
+        """``resume = (round, params, records)``: continue an interrupted run after ``round``
+        (host/checkpoint.py) instead of evaluating round 0."""
         if not participants:
             raise RoundError("no participants")
+        self._resume = resume
         self.cfg = config
         self.aggregator = aggregator or PlainAggregator()
         self.evaluator = evaluator
@@ -359,6 +375,12 @@ class FedAvgRunner:
         if not any(d.stage is not DevStage.REFUSED for d in self.state.devices):
             raise RefusedError("no participant can join: " + "; ".join(m for _, m in self.state.refused))
         self._go(Stage.EVALUATE)
+        if self._resume is not None:
+            r, params, records = self._resume
+            self.state.round = int(r)
+            self.state.params = np.asarray(params, dtype=np.float32).copy()
+            self.state.records = list(records)
+            return
         self._evaluate(RoundRecord(0, float("nan"), float("nan")), t0=time.monotonic())
 
     # -- EVALUATE -----------------------------------------------------------------------------
@@ -531,7 +553,7 @@ class FedAvgRunner:
     def run(self, on_round: Callable[[RoundRecord], None] | None = None) -> list[RoundRecord]:
         if self.state.stage is Stage.SETUP:
             self.setup()
-            if on_round:
+            if on_round and self._resume is None:
                 on_round(self.state.records[0])
         while self.state.round < self.cfg.rounds:
             rec = self.run_round()

@@ -71,6 +71,14 @@ class SecureAggregator:
         self.last_report: dict[str, Any] | None = None
         self.last_server: SecAggServer | None = None
 
+    # -- checkpoint (host/checkpoint.py): DP accounting and round ids survive a host restart ------
+    def state_dict(self) -> dict[str, Any]:
+        return {"rounds_done": self.rounds_done, "last_sa_round": self._last_sa_round}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.rounds_done = int(state.get("rounds_done", 0))
+        self._last_sa_round = max(self._last_sa_round, int(state.get("last_sa_round", 0)))
+
     # -- the Aggregator interface: a secure round takes no plain update ---------------------------
     def begin(self, round_: int, n_params: int) -> None:
         self._round, self._n = round_, n_params
