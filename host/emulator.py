@@ -37,6 +37,8 @@ from typing import Any, Iterable, Sequence
 
 from tinyfed_toolchain.firmware import load_board
 
+from .child_process import terminate
+
 QEMU = "qemu-system-arm"
 DEFAULT_BOARD = "mps2-an386"
 _LISTEN_TIMEOUT_S = 10.0
@@ -228,11 +230,7 @@ class Board:
         """Terminate QEMU (SIGTERM, then SIGKILL); returns its exit code."""
         if self.proc.poll() is None:
             try:
-                self.proc.terminate()
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=timeout)
+                terminate(self.proc, timeout)
             except ProcessLookupError:
                 pass
         self._release()
