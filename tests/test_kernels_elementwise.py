@@ -11,7 +11,17 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
-from quantized_models import assert_bit_exact, op_names, random_int8_inputs, to_int8_tflite
+from quantized_models import (
+    BCAST_SHAPES,
+    assert_bit_exact,
+    const_operand_layer,
+    lowered_params,
+    op_names,
+    ops_of,
+    patch_tflite,
+    random_int8_inputs,
+    to_int8_tflite,
+)
 
 N_SAMPLES = 48
 
@@ -24,71 +34,7 @@ def _keras() -> Any:
     return keras
 
 
-def _const_layer(kind: str, shape: tuple[int, ...], const_first: bool) -> Any:
-    """A layer adding / multiplying its input by a trainable constant of ``shape``
-    (the converter turns it into ADD / MUL with a constant, broadcast operand)."""
-    keras = _keras()
-
-    class ConstOperand(keras.layers.Layer):  # type: ignore[misc,name-defined]
-        def build(self, input_shape: Any) -> None:
-            self.c = self.add_weight(shape=shape, initializer=keras.initializers.RandomNormal(0.3, 1.0))
-
-        def call(self, x: Any) -> Any:
-            if kind == "add":
-                return self.c + x if const_first else x + self.c
-            return self.c * x if const_first else x * self.c
-
-    return ConstOperand()
-
-
-def patch_tflite(tflite: bytes, fn: Callable[[Any], None]) -> bytes:
-    """Edit a .tflite through the schema's object API (e.g. a SOFTMAX beta)."""
-    import flatbuffers
-    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
-
-    model = fb.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
-    fn(model)
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
-def _ops_of(model: Any, name: str) -> list[Any]:
-    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
-
-    code = getattr(fb.BuiltinOperator, name)
-    sg = model.subgraphs[0]
-    return [
-        o for o in sg.operators
-        if max(model.operatorCodes[o.opcodeIndex].builtinCode, model.operatorCodes[o.opcodeIndex].deprecatedBuiltinCode)
-        == code
-    ]
-
-
-def _lowered_params(tflite: bytes, op_name: str) -> list[dict[str, Any]]:
-    from tinyfed_toolchain.ops import lower_op
-    from tinyfed_toolchain.tflite_reader import read_tflite
-
-    g = read_tflite(tflite)
-    out = []
-    for op in g.ops:
-        if op.name == op_name:
-            low = lower_op(g, op)
-            assert low.params is not None
-            out.append({"params": low.params.fields, "input": g.tensor(op.inputs[0])})
-    return out
-
-
 # ---- ADD / MUL ------------------------------------------------------------------
-
-BCAST_SHAPES: list[Callable[[int, int, int], tuple[int, ...]]] = [
-    lambda h, w, c: (1, 1, 1, c),
-    lambda h, w, c: (1, h, 1, 1),
-    lambda h, w, c: (1, 1, w, c),
-    lambda h, w, c: (1, h, w, c),
-    lambda h, w, c: (1,),
-    lambda h, w, c: (c,),
-]
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -102,8 +48,8 @@ def test_add_mul_broadcast(seed: int, tmp_path: Path) -> None:
     h, w, c = (int(v) for v in rng.integers(1, 7, size=3))
     acts = [None, "relu", "relu6"]
     inp = keras.Input((h, w, c), batch_size=1)
-    a = _const_layer("add", BCAST_SHAPES[seed % 6](h, w, c), bool(seed % 2))(inp)
-    b = _const_layer("mul", BCAST_SHAPES[(seed + 3) % 6](h, w, c), not seed % 2)(a)
+    a = const_operand_layer("add", BCAST_SHAPES[seed % 6](h, w, c), bool(seed % 2))(inp)
+    b = const_operand_layer("mul", BCAST_SHAPES[(seed + 3) % 6](h, w, c), not seed % 2)(a)
     s = keras.layers.Add()([b, inp] if seed % 2 else [inp, b])
     if acts[seed % 3]:
         s = keras.layers.Activation(acts[seed % 3])(s)
@@ -137,7 +83,7 @@ def test_add_mul_rank2_scalar(tmp_path: Path) -> None:
 
 def _set_softmax_beta(beta: float) -> Callable[[Any], None]:
     def fn(model: Any) -> None:
-        ops = _ops_of(model, "SOFTMAX")
+        ops = ops_of(model, "SOFTMAX")
         assert ops
         for o in ops:
             o.builtinOptions.beta = beta
@@ -163,7 +109,7 @@ def test_softmax_scales_and_beta(seed: int, tmp_path: Path) -> None:
     shifts = []
     for k, beta in enumerate(betas):
         patched = patch_tflite(tfl, _set_softmax_beta(beta)) if beta != 1.0 else tfl
-        shifts.append(_lowered_params(patched, "SOFTMAX")[0]["params"]["input_left_shift"])
+        shifts.append(lowered_params(patched, "SOFTMAX")[0]["params"]["input_left_shift"])
         assert_bit_exact(patched, tmp_path / f"b{k}", n=N_SAMPLES, seed=seed + k)
     if seed == 1:
         assert 31 in shifts  # beta * scale * 2^26 clamped to 2^31 - 1
@@ -179,7 +125,7 @@ def test_softmax_int16_output(tmp_path: Path) -> None:
     def to_int16(model: Any) -> None:
         from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
-        (op,) = _ops_of(model, "SOFTMAX")
+        (op,) = ops_of(model, "SOFTMAX")
         t = model.subgraphs[0].tensors[op.outputs[0]]
         t.type = fb.TensorType.INT16
         t.quantization.scale = [1.0 / 65536.0]
@@ -217,7 +163,7 @@ def test_logistic_tanh(seed: int, tmp_path: Path) -> None:
     x = random_int8_inputs(tfl, N_SAMPLES, seed)
     if seed >= 2:
         # The edge case: some inputs lie outside the range radius (saturate).
-        for rec in _lowered_params(tfl, "LOGISTIC") + _lowered_params(tfl, "TANH"):
+        for rec in lowered_params(tfl, "LOGISTIC") + lowered_params(tfl, "TANH"):
             v = x.astype(np.int32) - rec["input"].zero_point
             assert np.any(np.abs(v) >= rec["params"]["input_range_radius"])
             assert np.any(np.abs(v) < rec["params"]["input_range_radius"])
@@ -240,7 +186,7 @@ def test_relu_pad_concat(seed: int, tmp_path: Path) -> None:
     pads = [[0, 0]] + [[int(a), int(b)] for a, b in rng.integers(0, 3, size=(3, 2))]
     x = keras.layers.Lambda(lambda t: tf.pad(t, pads))(inp)
     x = keras.layers.ReLU()(x)
-    b = _const_layer("add", (1, 1, 1, c), False)(inp)
+    b = const_operand_layer("add", (1, 1, 1, c), False)(inp)
     cv = float(rng.uniform(-1.0, 1.0))
     y = keras.layers.Lambda(lambda t: tf.pad(t, pads, constant_values=cv))(b)
     axis = [1, 2, 3, -1][seed]
@@ -254,6 +200,32 @@ def test_relu_pad_concat(seed: int, tmp_path: Path) -> None:
     assert_bit_exact(tfl, tmp_path, n=N_SAMPLES, seed=seed)
 
 
+# (input scale, zero point, output scale, zero point) where RELU's multiplier
+# s_in / s_out quantized from a double and from a float32 quotient (TFLM's source
+# text) gives different outputs; the tflite-micro runtime computes in double.
+RELU_PINNED = [(0.1568828672170639, -20, 0.1175464540719986, -110), (0.002891907934099436, 10, 0.0010697339894250035, -66),
+               (0.70191890001297, -120, 0.3990459144115448, -120), (0.04872638359665871, -1, 0.030994152650237083, -96)]
+
+
+def test_relu_multiplier_in_double(tmp_path: Path) -> None:
+    """Standalone RELU over all 256 input codes at RELU_PINNED quantizations."""
+    from quantized_models import code_grid_inputs, set_quantization
+
+    keras = _keras()
+    ins = [keras.Input((256,), batch_size=1) for _ in RELU_PINNED]
+    tfl = to_int8_tflite(keras.Model(ins, [keras.layers.ReLU()(x) for x in ins]), [(256,)] * len(ins), n_rep=8)
+    assert op_names(tfl) == ["RELU"] * len(ins)
+
+    def pin(model: Any) -> None:
+        sg = model.subgraphs[0]
+        for o, (s_in, zp_in, s_out, zp_out) in zip(sg.operators, RELU_PINNED):
+            set_quantization(sg.tensors[o.inputs[0]], s_in, zp_in)
+            set_quantization(sg.tensors[o.outputs[0]], s_out, zp_out)
+
+    tfl = patch_tflite(tfl, pin)
+    assert_bit_exact(tfl, tmp_path, inputs=code_grid_inputs(tfl))
+
+
 def test_pad_v2(tmp_path: Path) -> None:
     import tensorflow as tf
 
@@ -262,7 +234,7 @@ def test_pad_v2(tmp_path: Path) -> None:
     x = keras.layers.Lambda(lambda t: tf.pad(t, [[0, 0], [1, 0], [0, 2], [1, 1]], constant_values=0.5))(inp)
     tfl = to_int8_tflite(keras.Model(inp, x), [(3, 4, 5)], seed=5)
     assert op_names(tfl) == ["PADV2"]
-    (rec,) = _lowered_params(tfl, "PADV2")
+    (rec,) = lowered_params(tfl, "PADV2")
     assert rec["params"]["before"] == [0, 1, 0, 1] and rec["params"]["after"] == [0, 0, 2, 1]
     assert_bit_exact(tfl, tmp_path, n=N_SAMPLES, seed=5)
 
@@ -276,7 +248,7 @@ def test_float_io_quantize_dequantize(seed: int, tmp_path: Path) -> None:
     keras.utils.set_random_seed(seed)
     shape = (int(rng.integers(1, 5)), int(rng.integers(1, 5)), int(rng.integers(1, 7)))
     inp = keras.Input(shape, batch_size=1)
-    x = _const_layer("mul", (1, 1, 1, shape[-1]), False)(inp)
+    x = const_operand_layer("mul", (1, 1, 1, shape[-1]), False)(inp)
     x = keras.layers.Activation(["sigmoid", "tanh", "relu"][seed])(x)
     rep_scale = float(rng.uniform(0.5, 4.0))
     tfl = to_int8_tflite(
@@ -318,7 +290,7 @@ def test_refusals() -> None:
     assert "CONCATENATION" in op_names(base)
 
     def unequal_concat_input(model: Any) -> None:
-        (op,) = _ops_of(model, "CONCATENATION")
+        (op,) = ops_of(model, "CONCATENATION")
         t = model.subgraphs[0].tensors[op.inputs[0]]
         t.quantization.scale = [float(t.quantization.scale[0]) * 1.5]
 
@@ -330,7 +302,7 @@ def test_refusals() -> None:
     sm = to_int8_tflite(keras.Model(inp, keras.layers.Softmax()(inp)), [(6,)], seed=12)
 
     def softmax_zp(model: Any) -> None:
-        (op,) = _ops_of(model, "SOFTMAX")
+        (op,) = ops_of(model, "SOFTMAX")
         model.subgraphs[0].tensors[op.outputs[0]].quantization.zeroPoint = [0]
 
     bad = patch_tflite(sm, softmax_zp)
@@ -345,7 +317,7 @@ def test_refusals() -> None:
         plan_model(read_tflite(bad), bad)
 
     def logistic_zp(model: Any) -> None:
-        (op,) = _ops_of(model, "SOFTMAX")
+        (op,) = ops_of(model, "SOFTMAX")
         from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
         # Reuse the graph: turn the SOFTMAX into a LOGISTIC whose output zero point is 0.

@@ -22,7 +22,23 @@ def _interpreter(tflite: bytes, preserve_all: bool = False):  # type: ignore[no-
         if preserve_all
         else runtime.InterpreterConfig.kAllocationRecording
     )
-    return runtime.Interpreter.from_bytes(tflite, intrepreter_config=cfg)
+    return runtime.Interpreter.from_bytes(tflite, arena_size=_arena_size(tflite), intrepreter_config=cfg)
+
+
+def _arena_size(tflite: bytes) -> int:
+    """An arena the TFLM interpreter cannot outgrow.  Its default is 10x the file size,
+    too small for a model with few weights and large activations; every non-constant
+    tensor twice over (no reuse at all), plus room for TFLM's persistent buffers, is an
+    upper bound (an over-large arena only costs host memory)."""
+    from .tflite_reader import read_tflite
+
+    g = read_tflite(tflite)
+    act = sum(int(np.prod(t.shape, dtype=np.int64)) * _TYPE_BYTES.get(t.dtype, 8)
+              for t in g.tensors if not t.is_const)
+    return max(10 * len(tflite), 2 * act + 256 * 1024)
+
+
+_TYPE_BYTES = {"INT8": 1, "UINT8": 1, "INT16": 2, "INT32": 4, "FLOAT32": 4, "INT64": 8, "BOOL": 1}
 
 
 def run_tflm(tflite: bytes, inputs: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:

@@ -10,11 +10,11 @@ is the single source of op ids; :mod:`tinyfed_toolchain.cabi` reads it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Union
+from typing import Callable, Sequence, Union
 
 import numpy as np
 
-from ..tflite_reader import Graph, ModelError, Op, UnsupportedOpError
+from ..tflite_reader import Graph, ModelError, Op, Tensor, UnsupportedOpError
 
 __all__ = ["CArray", "CStruct", "Lowered", "register", "lower_op", "LOWERINGS", "supported_ops"]
 
@@ -67,7 +67,7 @@ def supported_ops() -> list[str]:
 
 def _load_all() -> None:
     # Importing the modules registers their lowerings.
-    from . import elementwise, nn  # noqa: F401
+    from . import activations, elementwise, gather, nn  # noqa: F401
 
 
 def lower_op(graph: Graph, op: Op) -> Lowered:
@@ -113,4 +113,42 @@ def fused_activation(op: Op) -> str:
     return name
 
 
-__all__ += ["require_type", "require_per_tensor", "fused_activation", "ModelError", "UnsupportedOpError"]
+MAX_DIMS = 4  # the runtime's right-aligned tensor rank (TFD_MAX_DIMS)
+
+
+def refuse(op: Op, reason: str) -> UnsupportedOpError:
+    """The error for a variant of ``op`` tinyfed (or TFLM) cannot run."""
+    return UnsupportedOpError(f"unsupported op: {op.name} (op {op.index}): {reason}")
+
+
+def dims4(op: Op, t: Tensor) -> list[int]:
+    """``t``'s shape right-aligned into the runtime's 4 dims (refused above rank 4)."""
+    if len(t.shape) > MAX_DIMS:
+        raise refuse(op, f"tensor {t.name!r} has rank {len(t.shape)} (at most {MAX_DIMS} supported)")
+    shape = [int(d) for d in t.shape]
+    return [1] * (MAX_DIMS - len(shape)) + shape
+
+
+def require_int8_io(graph: Graph, op: Op, inputs: Sequence[int]) -> None:
+    """``inputs`` and the op's output are per-tensor quantized int8 tensors."""
+    for i in [*inputs, op.outputs[0]]:
+        require_type(graph, op, i, "INT8")
+        require_per_tensor(graph, op, i)
+        if not graph.tensor(i).quantized:
+            raise refuse(op, f"int8 tensor {graph.tensor(i).name!r} has no quantization parameters")
+
+
+def check_broadcast(op: Op, a: Tensor, b: Tensor, y: Tensor) -> None:
+    """``a`` and ``b`` broadcast to ``y`` in the runtime's 4 dims (tfd/broadcast.h)."""
+    if tuple(a.shape) == tuple(b.shape) == tuple(y.shape):
+        return  # no broadcasting: any rank (the kernel loops over the flat size)
+    da, db, dy = dims4(op, a), dims4(op, b), dims4(op, y)
+    for k in range(MAX_DIMS):
+        if dy[k] != max(da[k], db[k]) or da[k] not in (1, dy[k]) or db[k] not in (1, dy[k]):
+            raise refuse(op, f"shapes {list(a.shape)} and {list(b.shape)} do not broadcast to {list(y.shape)}")
+
+
+__all__ += [
+    "require_type", "require_per_tensor", "fused_activation", "ModelError", "UnsupportedOpError",
+    "MAX_DIMS", "refuse", "dims4", "require_int8_io", "check_broadcast",
+]

@@ -1,5 +1,5 @@
-"""Lowerings for elementwise, activation and data-movement ops: ADD, MUL,
-SOFTMAX, LOGISTIC, TANH, RELU, RELU6, PAD/PADV2, CONCATENATION, QUANTIZE,
+"""Lowerings for elementwise, activation and data-movement ops: ADD, SUB, MUL,
+MAXIMUM, MINIMUM, SOFTMAX, LOGISTIC, TANH, RELU, RELU6, PAD/PADV2, CONCATENATION, QUANTIZE,
 DEQUANTIZE, RESHAPE (+ SQUEEZE / EXPAND_DIMS as reshapes).
 
 Parameters follow TFLite Micro's Prepare functions exactly (the TFLM build with
@@ -12,15 +12,26 @@ variant the runtime (or TFLM itself) cannot run is refused with an
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
 import numpy as np
 
 from ..quant_math import quantize_multiplier, INT8_MAX, INT8_MIN, activation_range, f64, tflite_round
 from ..tflite_reader import Graph, Op, Tensor
-from . import CStruct, Lowered, UnsupportedOpError, fused_activation, register, require_per_tensor, require_type
+from . import (
+    MAX_DIMS,
+    CStruct,
+    Lowered,
+    UnsupportedOpError,
+    check_broadcast,
+    dims4,
+    fused_activation,
+    refuse,
+    register,
+    require_int8_io,
+    require_per_tensor,
+    require_type,
+)
 
-MAX_DIMS = 4
 SOFTMAX_SCALED_DIFF_INTEGER_BITS = 5  # TFLM kScaledDiffIntegerBits (Q5.26 exp input)
 SIGMOID_INPUT_INTEGER_BITS = 4  # TFLM kInputIntegerBits for int8 LOGISTIC / TANH (Q4.27)
 ADD_LEFT_SHIFT_INT8 = 20
@@ -28,10 +39,6 @@ CONCAT_MAX_INPUTS = 10  # TFLM kMaxInputNum
 
 
 # ---- TFLM Prepare-time arithmetic ------------------------------------------------
-
-def _refuse(op: Op, reason: str) -> UnsupportedOpError:
-    return UnsupportedOpError(f"unsupported op: {op.name} (op {op.index}): {reason}")
-
 
 # TFLM QuantizeMultiplier (double-rounding build): the shared implementation.
 quantize_multiplier_tflm = quantize_multiplier
@@ -46,30 +53,6 @@ def calculate_input_radius(input_integer_bits: int, input_left_shift: int, total
         / float(1 << input_left_shift)
     )
     return int(math.floor(max_input_rescaled))
-
-
-def _dims4(op: Op, t: Tensor) -> list[int]:
-    if len(t.shape) > MAX_DIMS:
-        raise _refuse(op, f"tensor {t.name!r} has rank {len(t.shape)} (at most {MAX_DIMS} supported)")
-    shape = [int(d) for d in t.shape]
-    return [1] * (MAX_DIMS - len(shape)) + shape
-
-
-def _require_int8_io(graph: Graph, op: Op, inputs: Sequence[int]) -> None:
-    for i in [*inputs, op.outputs[0]]:
-        require_type(graph, op, i, "INT8")
-        require_per_tensor(graph, op, i)
-        if not graph.tensor(i).quantized:
-            raise _refuse(op, f"int8 tensor {graph.tensor(i).name!r} has no quantization parameters")
-
-
-def _check_broadcast(op: Op, a: Tensor, b: Tensor, y: Tensor) -> None:
-    if tuple(a.shape) == tuple(b.shape) == tuple(y.shape):
-        return  # no broadcasting: any rank (the kernel loops over the flat size)
-    da, db, dy = _dims4(op, a), _dims4(op, b), _dims4(op, y)
-    for k in range(MAX_DIMS):
-        if dy[k] != max(da[k], db[k]) or da[k] not in (1, dy[k]) or db[k] not in (1, dy[k]):
-            raise _refuse(op, f"shapes {list(a.shape)} and {list(b.shape)} do not broadcast to {list(y.shape)}")
 
 
 # ---- lowerings -------------------------------------------------------------------
@@ -88,35 +71,62 @@ def lower_reshape(graph: Graph, op: Op) -> Lowered:
     return Lowered("RESHAPE", [x_i], y_i, None, alias_input=x_i)
 
 
-@register("ADD")
-def lower_add(graph: Graph, op: Op) -> Lowered:
-    """TFLM ``CalculateOpDataAdd`` for int8 (left shift 20, three multipliers < 1)."""
+def _binary_operands(graph: Graph, op: Op) -> tuple[int, int, int, Tensor, Tensor, Tensor]:
+    """The two int8 inputs and the output of a broadcasting binary op, checked."""
     if len(op.inputs) != 2:
-        raise _refuse(op, f"{len(op.inputs)} inputs (expected 2)")
+        raise refuse(op, f"{len(op.inputs)} inputs (expected 2)")
     a_i, b_i = op.inputs
     y_i = op.outputs[0]
-    _require_int8_io(graph, op, [a_i, b_i])
+    require_int8_io(graph, op, [a_i, b_i])
     a, b, y = graph.tensor(a_i), graph.tensor(b_i), graph.tensor(y_i)
-    _check_broadcast(op, a, b, y)
-    twice_max_input_scale = 2.0 * f64(max(a.scale, b.scale))  # max of the float32 scales
-    real_1 = f64(a.scale) / twice_max_input_scale
-    real_2 = f64(b.scale) / twice_max_input_scale
-    real_out = twice_max_input_scale / (float(1 << ADD_LEFT_SHIFT_INT8) * f64(y.scale))
-    for what, real in (("input 1", real_1), ("input 2", real_2), ("output", real_out)):
+    check_broadcast(op, a, b, y)
+    return a_i, b_i, y_i, a, b, y
+
+
+def _binary_fields(op: Op, a: Tensor, b: Tensor, y: Tensor) -> dict[str, int]:
+    """The offset and fused-activation fields ADD, SUB and MUL params share."""
+    act_min, act_max = activation_range(fused_activation(op), y.scale, y.zero_point)
+    return {
+        "input1_offset": -a.zero_point,
+        "input2_offset": -b.zero_point,
+        "output_offset": y.zero_point,
+        "act_min": act_min,
+        "act_max": act_max,
+    }
+
+
+def add_sub_multipliers(s1: float, s2: float, s_out: float) -> tuple[float, float, float]:
+    """The three real rescale factors of TFLM's int8 ADD / SUB Prepare, in double:
+    ``twice_max = 2 * double(max(s1, s2))``, ``s1 / twice_max``, ``s2 / twice_max``,
+    ``twice_max / (2^20 * double(s_out))``.
+
+    (TFLM's source text of ``CalculateOpDataSub`` divides the float32 scales in
+    float; the tflite-micro runtime, the reference, computes SUB's factors in
+    double exactly like ADD's: tests/test_kernels_binary.py pins scales where the
+    two differ in the output.)
+    """
+    twice_max = 2.0 * f64(max(np.float32(s1), np.float32(s2)))
+    return f64(s1) / twice_max, f64(s2) / twice_max, twice_max / (float(1 << ADD_LEFT_SHIFT_INT8) * f64(s_out))
+
+
+@register("ADD", "SUB")
+def lower_add_sub(graph: Graph, op: Op) -> Lowered:
+    """TFLM ``CalculateOpDataAdd`` / ``CalculateOpDataSub`` for int8 (left shift 20,
+    three multipliers < 1, one Prepare for both).  SUB runs the same kernel
+    arithmetic with the scaled inputs subtracted (firmware/src/kernels/add.c says
+    why that is not ADD with a negated multiplier)."""
+    a_i, b_i, y_i, a, b, y = _binary_operands(graph, op)
+    reals = add_sub_multipliers(a.scale, b.scale, y.scale)
+    for what, real in zip(("input 1", "input 2", "output"), reals):
         if not 0.0 < real < 1.0:
             # TFLM's QuantizeMultiplierSmallerThanOneExp aborts on these.
-            raise _refuse(op, f"{what} rescale factor {real:.6g} is outside (0, 1) (scales "
-                              f"{a.scale:.6g}, {b.scale:.6g} -> {y.scale:.6g})")
-    m1, s1 = quantize_multiplier_tflm(real_1)
-    m2, s2 = quantize_multiplier_tflm(real_2)
-    mo, so = quantize_multiplier_tflm(real_out)
-    act_min, act_max = activation_range(fused_activation(op), y.scale, y.zero_point)
+            raise refuse(op, f"{what} rescale factor {real:.6g} is outside (0, 1) (scales "
+                             f"{a.scale:.6g}, {b.scale:.6g} -> {y.scale:.6g})")
+    (m1, s1), (m2, s2), (mo, so) = (quantize_multiplier_tflm(r) for r in reals)
     params = CStruct(
         "tfd_add_params_t",
         {
-            "input1_offset": -a.zero_point,
-            "input2_offset": -b.zero_point,
-            "output_offset": y.zero_point,
+            **_binary_fields(op, a, b, y),
             "left_shift": ADD_LEFT_SHIFT_INT8,
             "input1_mult": m1,
             "input1_shift": s1,
@@ -124,41 +134,33 @@ def lower_add(graph: Graph, op: Op) -> Lowered:
             "input2_shift": s2,
             "output_mult": mo,
             "output_shift": so,
-            "act_min": act_min,
-            "act_max": act_max,
         },
     )
-    return Lowered("ADD", [a_i, b_i], y_i, params)
+    return Lowered(op.name, [a_i, b_i], y_i, params)
 
 
 @register("MUL")
 def lower_mul(graph: Graph, op: Op) -> Lowered:
     """TFLM ``CalculateOpDataMul`` for int8: one multiplier s1 * s2 / s_out."""
-    if len(op.inputs) != 2:
-        raise _refuse(op, f"{len(op.inputs)} inputs (expected 2)")
-    a_i, b_i = op.inputs
-    y_i = op.outputs[0]
-    _require_int8_io(graph, op, [a_i, b_i])
-    a, b, y = graph.tensor(a_i), graph.tensor(b_i), graph.tensor(y_i)
-    _check_broadcast(op, a, b, y)
+    a_i, b_i, y_i, a, b, y = _binary_operands(graph, op)
     real = f64(a.scale) * f64(b.scale) / f64(y.scale)
     mult, shift = quantize_multiplier_tflm(real)
     if shift > 30:
-        raise _refuse(op, f"output rescale factor {real:.6g} is too large")
-    act_min, act_max = activation_range(fused_activation(op), y.scale, y.zero_point)
-    params = CStruct(
-        "tfd_mul_params_t",
-        {
-            "input1_offset": -a.zero_point,
-            "input2_offset": -b.zero_point,
-            "output_offset": y.zero_point,
-            "output_mult": mult,
-            "output_shift": shift,
-            "act_min": act_min,
-            "act_max": act_max,
-        },
-    )
+        raise refuse(op, f"output rescale factor {real:.6g} is too large")
+    params = CStruct("tfd_mul_params_t", {**_binary_fields(op, a, b, y), "output_mult": mult, "output_shift": shift})
     return Lowered("MUL", [a_i, b_i], y_i, params)
+
+
+@register("MAXIMUM", "MINIMUM")
+def lower_maximum_minimum(graph: Graph, op: Op) -> Lowered:
+    """TFLM MAXIMUM / MINIMUM for int8: the larger / smaller raw code, broadcast.
+
+    TFLM has no Prepare and never looks at the quantization (the converter gives
+    both inputs and the output one scale and zero point, inserting a requantizing
+    QUANTIZE where they differ); tinyfed does exactly the same.
+    """
+    a_i, b_i, y_i, _, _, _ = _binary_operands(graph, op)
+    return Lowered(op.name, [a_i, b_i], y_i, None)
 
 
 @register("SOFTMAX")
@@ -171,21 +173,21 @@ def lower_softmax(graph: Graph, op: Op) -> Lowered:
     require_per_tensor(graph, op, y_i)
     x, y = graph.tensor(x_i), graph.tensor(y_i)
     if not x.shape:
-        raise _refuse(op, "scalar input")
+        raise refuse(op, "scalar input")
     if y.dtype == "INT8":
         if y.zero_point != -128 or np.float32(y.scale) != np.float32(1.0) / np.float32(256.0):
-            raise _refuse(op, f"int8 output quantization (scale {y.scale!r}, zero point {y.zero_point}); "
+            raise refuse(op, f"int8 output quantization (scale {y.scale!r}, zero point {y.zero_point}); "
                               "TFLM requires scale 1/256 and zero point -128")
     else:
         tol = np.float32(0.001) * np.float32(1.0) / np.float32(65536.0)
         if y.zero_point != -32768 or abs(np.float32(y.scale) - np.float32(1.0) / np.float32(65536.0)) > tol:
-            raise _refuse(op, f"int16 output quantization (scale {y.scale!r}, zero point {y.zero_point}); "
+            raise refuse(op, f"int16 output quantization (scale {y.scale!r}, zero point {y.zero_point}); "
                               "TFLM requires scale 1/65536 and zero point -32768")
     beta = f64(float(getattr(op.options, "beta", 1.0))) if op.options is not None else 1.0
     real = min(beta * f64(x.scale) * float(1 << (31 - SOFTMAX_SCALED_DIFF_INTEGER_BITS)), float((1 << 31) - 1))
     if not real > 1.0:
         # TFLM's QuantizeMultiplierGreaterThanOne aborts.
-        raise _refuse(op, f"beta * input scale = {beta * f64(x.scale):.6g} is too small (TFLM requires "
+        raise refuse(op, f"beta * input scale = {beta * f64(x.scale):.6g} is too small (TFLM requires "
                           f"beta * scale * 2^26 > 1)")
     mult, left_shift = quantize_multiplier_tflm(real)
     diff_min = int(-1.0 * calculate_input_radius(SOFTMAX_SCALED_DIFF_INTEGER_BITS, left_shift))
@@ -203,7 +205,7 @@ def _sigmoid_params(graph: Graph, op: Op) -> CStruct:
     q, left_shift = math.frexp(real)
     mult = tflite_round(q * (1 << 31))
     if mult >= (1 << 31) or not 0 <= left_shift <= 62:
-        raise _refuse(op, f"input scale {x.scale!r} is out of the range TFLM handles")
+        raise refuse(op, f"input scale {x.scale!r} is out of the range TFLM handles")
     radius = calculate_input_radius(SIGMOID_INPUT_INTEGER_BITS, left_shift)
     return CStruct(
         "tfd_sigmoid_params_t",
@@ -219,10 +221,10 @@ def _sigmoid_params(graph: Graph, op: Op) -> CStruct:
 @register("LOGISTIC")
 def lower_logistic(graph: Graph, op: Op) -> Lowered:
     x_i, y_i = op.inputs[0], op.outputs[0]
-    _require_int8_io(graph, op, [x_i])
+    require_int8_io(graph, op, [x_i])
     y = graph.tensor(y_i)
     if y.zero_point != -128:
-        raise _refuse(op, f"output zero point {y.zero_point} (TFLM requires -128)")
+        raise refuse(op, f"output zero point {y.zero_point} (TFLM requires -128)")
     return Lowered("LOGISTIC", [x_i], y_i, _sigmoid_params(graph, op))
 
 
@@ -231,7 +233,7 @@ def lower_tanh(graph: Graph, op: Op) -> Lowered:
     # TFLM does not check the output quantization: it always writes scale 1/128,
     # zero point 0 codes.  We do the same (the converter emits exactly that).
     x_i, y_i = op.inputs[0], op.outputs[0]
-    _require_int8_io(graph, op, [x_i])
+    require_int8_io(graph, op, [x_i])
     return Lowered("TANH", [x_i], y_i, _sigmoid_params(graph, op))
 
 
@@ -239,13 +241,15 @@ def lower_tanh(graph: Graph, op: Op) -> Lowered:
 def lower_relu(graph: Graph, op: Op) -> Lowered:
     """TFLM ``CalculateReluOpData<int8_t>``: requantize, clamp below at the output zero point."""
     x_i, y_i = op.inputs[0], op.outputs[0]
-    _require_int8_io(graph, op, [x_i])
+    require_int8_io(graph, op, [x_i])
     x, y = graph.tensor(x_i), graph.tensor(y_i)
-    # TFLM divides the float32 scales in float, then widens to double.
-    real = float(np.float32(x.scale) / np.float32(y.scale))
+    # In double: TFLM's source text divides the float32 scales in float, but the
+    # tflite-micro runtime (the reference) does not (tests pin scales where the two
+    # differ: test_relu_multiplier_in_double).
+    real = f64(x.scale) / f64(y.scale)
     mult, shift = quantize_multiplier_tflm(real)
     if shift > 30:
-        raise _refuse(op, f"input/output scale ratio {real:.6g} is too large")
+        raise refuse(op, f"input/output scale ratio {real:.6g} is too large")
     act_min = max(INT8_MIN, y.zero_point + tflite_round(float(np.float32(0.0) / np.float32(y.scale))))
     params = CStruct(
         "tfd_requant_params_t",
@@ -265,7 +269,7 @@ def lower_relu(graph: Graph, op: Op) -> Lowered:
 def lower_relu6(graph: Graph, op: Op) -> Lowered:
     """TFLM ``Relu6Prepare`` for int8: clamp raw codes to [zp, q(6.0)], no rescaling."""
     x_i, y_i = op.inputs[0], op.outputs[0]
-    _require_int8_io(graph, op, [x_i])
+    require_int8_io(graph, op, [x_i])
     x = graph.tensor(x_i)
     six = tflite_round(float(np.float32(6.0) / np.float32(x.scale))) + x.zero_point
     six = min(INT8_MAX, max(INT8_MIN, six))
@@ -278,23 +282,23 @@ def lower_pad(graph: Graph, op: Op) -> Lowered:
     """TFLM ``PadPrepare`` for int8: constant paddings, pad with the output zero
     point (PAD) or the constant value (PADV2); codes are copied unchanged."""
     if len(op.inputs) not in (2, 3):
-        raise _refuse(op, f"{len(op.inputs)} inputs")
+        raise refuse(op, f"{len(op.inputs)} inputs")
     x_i, p_i = op.inputs[0], op.inputs[1]
     y_i = op.outputs[0]
-    _require_int8_io(graph, op, [x_i])
+    require_int8_io(graph, op, [x_i])
     x, pads, y = graph.tensor(x_i), graph.tensor(p_i), graph.tensor(y_i)
     if pads.data is None:
-        raise _refuse(op, "non-constant paddings")
+        raise refuse(op, "non-constant paddings")
     if pads.dtype != "INT32":
-        raise _refuse(op, f"{pads.dtype} paddings (TFLM reads INT32 paddings)")
+        raise refuse(op, f"{pads.dtype} paddings (TFLM reads INT32 paddings)")
     rank = len(y.shape)
     if len(x.shape) != rank or pads.num_elements != 2 * rank:
-        raise _refuse(op, f"paddings of shape {list(pads.shape)} for a rank-{rank} output")
+        raise refuse(op, f"paddings of shape {list(pads.shape)} for a rank-{rank} output")
     pd = np.asarray(pads.data, dtype=np.int64).reshape(rank, 2)
     for k in range(rank):
         if pd[k, 0] < 0 or pd[k, 1] < 0 or y.shape[k] != x.shape[k] + pd[k, 0] + pd[k, 1]:
-            raise _refuse(op, f"paddings {pd.tolist()} do not map {list(x.shape)} to {list(y.shape)}")
-    _dims4(op, y)
+            raise refuse(op, f"paddings {pd.tolist()} do not map {list(x.shape)} to {list(y.shape)}")
+    dims4(op, y)
     lead = MAX_DIMS - rank
     before = [0] * lead + [int(v) for v in pd[:, 0]]
     after = [0] * lead + [int(v) for v in pd[:, 1]]
@@ -302,9 +306,9 @@ def lower_pad(graph: Graph, op: Op) -> Lowered:
     if len(op.inputs) == 3 and op.inputs[2] >= 0:
         c = graph.tensor(op.inputs[2])
         if c.dtype != "INT8" or c.data is None or c.num_elements != 1:
-            raise _refuse(op, "constant_values must be a constant int8 scalar")
+            raise refuse(op, "constant_values must be a constant int8 scalar")
         if c.zero_point != y.zero_point or f64(c.scale) != f64(y.scale):
-            raise _refuse(op, "constant_values quantization differs from the output's (TFLM requires equal)")
+            raise refuse(op, "constant_values quantization differs from the output's (TFLM requires equal)")
         pad_value = int(np.asarray(c.data).reshape(-1)[0])
     params = CStruct("tfd_pad_params_t", {"before": before, "after": after, "pad_value": pad_value})
     return Lowered("PAD", [x_i], y_i, params)
@@ -318,19 +322,19 @@ def lower_concatenation(graph: Graph, op: Op) -> Lowered:
     ins = [i for i in op.inputs if i >= 0]
     y_i = op.outputs[0]
     if not 1 <= len(ins) <= CONCAT_MAX_INPUTS:
-        raise _refuse(op, f"{len(ins)} inputs (TFLM supports 1..{CONCAT_MAX_INPUTS})")
-    _require_int8_io(graph, op, ins)
+        raise refuse(op, f"{len(ins)} inputs (TFLM supports 1..{CONCAT_MAX_INPUTS})")
+    require_int8_io(graph, op, ins)
     if fused_activation(op) != "NONE":
-        raise _refuse(op, "a fused activation (TFLM requires NONE)")
+        raise refuse(op, "a fused activation (TFLM requires NONE)")
     y = graph.tensor(y_i)
     rank = len(y.shape)
-    _dims4(op, y)
+    dims4(op, y)
     for i in ins:
         t = graph.tensor(i)
         if len(t.shape) != rank:
-            raise _refuse(op, f"input {t.name!r} has rank {len(t.shape)}, output rank {rank}")
+            raise refuse(op, f"input {t.name!r} has rank {len(t.shape)}, output rank {rank}")
         if f64(t.scale) != f64(y.scale) or t.zero_point != y.zero_point:
-            raise _refuse(
+            raise refuse(
                 op,
                 f"input {t.name!r} is quantized (scale {t.scale!r}, zero point {t.zero_point}) unlike the "
                 f"output (scale {y.scale!r}, zero point {y.zero_point}); TFLM requires them equal",
@@ -339,16 +343,16 @@ def lower_concatenation(graph: Graph, op: Op) -> Lowered:
     if axis < 0:
         axis += rank
     if not 0 <= axis < rank:
-        raise _refuse(op, f"axis {axis} for rank {rank}")
+        raise refuse(op, f"axis {axis} for rank {rank}")
     total = 0
     for i in ins:
         t = graph.tensor(i)
         for k in range(rank):
             if k != axis and t.shape[k] != y.shape[k]:
-                raise _refuse(op, f"input shape {list(t.shape)} does not match output {list(y.shape)}")
+                raise refuse(op, f"input shape {list(t.shape)} does not match output {list(y.shape)}")
         total += t.shape[axis]
     if total != y.shape[axis]:
-        raise _refuse(op, f"inputs add up to {total} along axis {axis}, output has {y.shape[axis]}")
+        raise refuse(op, f"inputs add up to {total} along axis {axis}, output has {y.shape[axis]}")
     params = CStruct("tfd_concat_params_t", {"axis": axis + MAX_DIMS - rank})
     return Lowered("CONCATENATION", ins, y_i, params)
 
@@ -363,7 +367,7 @@ def lower_quantize(graph: Graph, op: Op) -> Lowered:
     require_per_tensor(graph, op, y_i)
     x, y = graph.tensor(x_i), graph.tensor(y_i)
     if not y.quantized:
-        raise _refuse(op, "output without quantization parameters")
+        raise refuse(op, "output without quantization parameters")
     fields: dict[str, int | float] = {
         "output_scale": float(np.float32(y.scale)),
         "output_offset": y.zero_point,
@@ -375,10 +379,10 @@ def lower_quantize(graph: Graph, op: Op) -> Lowered:
         require_per_tensor(graph, op, x_i)
         mult, shift = quantize_multiplier_tflm(f64(x.scale) / f64(y.scale))
         if shift > 30:
-            raise _refuse(op, f"rescale factor {f64(x.scale) / f64(y.scale):.6g} is too large")
+            raise refuse(op, f"rescale factor {f64(x.scale) / f64(y.scale):.6g} is too large")
         fields.update(input_offset=x.zero_point, mult=mult, shift=shift)
     elif not y.scale > 0.0:
-        raise _refuse(op, f"output scale {y.scale!r}")
+        raise refuse(op, f"output scale {y.scale!r}")
     return Lowered("QUANTIZE", [x_i], y_i, CStruct("tfd_quantize_params_t", dict(fields)))
 
 
@@ -391,6 +395,6 @@ def lower_dequantize(graph: Graph, op: Op) -> Lowered:
     require_per_tensor(graph, op, x_i)
     x = graph.tensor(x_i)
     if not x.quantized:
-        raise _refuse(op, "input without quantization parameters")
+        raise refuse(op, "input without quantization parameters")
     params = CStruct("tfd_dequantize_params_t", {"scale": float(np.float32(x.scale)), "zero_point": x.zero_point})
     return Lowered("DEQUANTIZE", [x_i], y_i, params)

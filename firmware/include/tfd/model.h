@@ -5,7 +5,9 @@
  * precomputed, and a static memory plan (arena offsets).  The runtime
  * (tfd/runtime.h) walks the layer list and calls one reference kernel per op.
  *
- * Bump TFD_MODEL_ABI whenever a struct below changes; generated files carry
+ * Bump TFD_MODEL_ABI whenever a struct below or the op list changes (4: SUB,
+ * LEAKY_RELU, HARD_SWISH, MAXIMUM, MINIMUM, STRIDED_SLICE,
+ * RESIZE_NEAREST_NEIGHBOR added as ops 18..24); generated files carry
  *   #if TFD_MODEL_ABI != <n>  #error regenerate  #endif
  */
 #ifndef TFD_MODEL_H
@@ -13,7 +15,7 @@
 
 #include <stdint.h>
 
-#define TFD_MODEL_ABI 3
+#define TFD_MODEL_ABI 4
 #define TFD_MAX_DIMS 4
 #define TFD_MODEL_HASH_BYTES 16
 
@@ -37,7 +39,14 @@
     X(PAD, 14, pad)                             \
     X(CONCATENATION, 15, concatenation)         \
     X(QUANTIZE, 16, quantize)                   \
-    X(DEQUANTIZE, 17, dequantize)
+    X(DEQUANTIZE, 17, dequantize)               \
+    X(SUB, 18, sub)                             \
+    X(LEAKY_RELU, 19, leaky_relu)               \
+    X(HARD_SWISH, 20, hard_swish)               \
+    X(MAXIMUM, 21, maximum)                     \
+    X(MINIMUM, 22, minimum)                     \
+    X(STRIDED_SLICE, 23, strided_slice)         \
+    X(RESIZE_NEAREST_NEIGHBOR, 24, resize_nearest_neighbor)
 
 typedef enum {
 #define TFD_OP_ENUM_(name, id, fn) TFD_OP_##name = id,

@@ -1,16 +1,19 @@
 /* Parameter structs for the elementwise / activation / data-movement kernels:
- * ADD, MUL, SOFTMAX, LOGISTIC, TANH, RELU, RELU6, PAD, CONCATENATION,
- * QUANTIZE, DEQUANTIZE, RESHAPE.  Filled in by toolchain/ops/elementwise.py
- * with TFLite-Micro semantics (Prepare-time math done by the toolchain);
- * multipliers are Q31 with TFLM's shift convention (positive = left). */
+ * ADD, SUB, MUL, SOFTMAX, LOGISTIC, TANH, RELU, RELU6, LEAKY_RELU, HARD_SWISH,
+ * PAD, CONCATENATION, QUANTIZE, DEQUANTIZE, RESHAPE, STRIDED_SLICE,
+ * RESIZE_NEAREST_NEIGHBOR (MAXIMUM and MINIMUM take none).  Filled in by
+ * toolchain/ops/{elementwise,activations,gather}.py with TFLite-Micro semantics
+ * (Prepare-time math done by the toolchain); multipliers are Q31 with TFLM's
+ * shift convention (positive = left) unless a field says otherwise. */
 #ifndef TFD_PARAMS_ELEMENTWISE_H
 #define TFD_PARAMS_ELEMENTWISE_H
 
 #include <stdint.h>
 
-/* ADD (int8, with 4-D broadcasting).  TFLM semantics: both inputs are
- * shifted left by `left_shift` (20), scaled to a common scale with
- * input{1,2}_mult/shift (<= 0), summed, then scaled to the output. */
+/* ADD and SUB (int8, with 4-D broadcasting).  TFLM semantics: both inputs
+ * are shifted left by `left_shift` (20), scaled to a common scale with
+ * input{1,2}_mult/shift (<= 0), added (ADD) or subtracted (SUB: input 1 minus
+ * input 2), then scaled to the output. */
 typedef struct {
     int32_t input1_offset, input2_offset; /* -input zero points */
     int32_t output_offset;                /* output zero point */
@@ -64,6 +67,31 @@ typedef struct {
     int32_t lo, hi;
 } tfd_clamp_params_t;
 
+/* LEAKY_RELU (int8): v = in - input_offset;
+ * out = clamp(output_offset + (v >= 0 ? MBQM(v, mult_identity, shift_identity)
+ *                                     : sign * MBQM(v, mult_alpha, shift_alpha)))
+ * where mult_alpha = |TFLM's alpha multiplier| and sign = -1 if alpha < 0. */
+typedef struct {
+    int32_t input_offset;    /* input zero point */
+    int32_t output_offset;   /* output zero point */
+    int32_t mult_identity, shift_identity;
+    int32_t mult_alpha, shift_alpha;
+    int32_t alpha_negative;  /* 1: negate the scaled negative branch */
+} tfd_leaky_relu_params_t;
+
+/* HARD_SWISH (int8), TFLM's 16-bit fixed-point recipe: the multipliers are Q15
+ * (QuantizeMultiplier rounded to 16 bits); output_exponent in [-31, 0] is a
+ * rounding right shift, reluish_exponent in [-31, 31] a shift either way
+ * (int16 semantics: see firmware/src/kernels/hard_swish.c). */
+typedef struct {
+    int32_t input_zero_point;
+    int32_t output_zero_point;
+    int32_t output_mult_q15;      /* input_scale / 128 / output_scale */
+    int32_t output_exponent;
+    int32_t reluish_mult_q15;     /* (input_scale / 128) / (3 / 32768) */
+    int32_t reluish_exponent;
+} tfd_hard_swish_params_t;
+
 /* QUANTIZE to int8.  From float32: out = clamp(round(in / output_scale) + output_offset)
  * (round half away from zero, float32 division).  From int8 (requantize):
  * out = clamp(output_offset + MBQM(in - input_offset, mult, shift)). */
@@ -91,5 +119,22 @@ typedef struct {
 typedef struct {
     int32_t axis;
 } tfd_concat_params_t;
+
+/* STRIDED_SLICE (int8), resolved at generation time to the right-aligned 4-D
+ * input: output element (i0..i3) = input[begin[d] + i[d] * stride[d]] for
+ * 0 <= i[d] < count[d] (shrunk axes have count 1; strides may be negative). */
+typedef struct {
+    int32_t begin[4];
+    int32_t stride[4];
+    int32_t count[4];
+} tfd_strided_slice_params_t;
+
+/* RESIZE_NEAREST_NEIGHBOR (int8, NHWC): the source row / column of every
+ * output row / column, computed at generation time with TFLM's float32
+ * GetNearestNeighbor (align_corners, half_pixel_centers). */
+typedef struct {
+    const int16_t *in_y;     /* [output height] */
+    const int16_t *in_x;     /* [output width] */
+} tfd_resize_nn_params_t;
 
 #endif /* TFD_PARAMS_ELEMENTWISE_H */

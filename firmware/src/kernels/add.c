@@ -1,58 +1,76 @@
-/* ADD, int8 with 4-D broadcasting and fused activation (TFLite Micro
+/* ADD and SUB, int8 with 4-D broadcasting and fused activation (TFLite Micro
  * reference semantics: both inputs shifted left by 20 bits, each rescaled to
- * a common scale with a multiplier < 1, summed, rescaled to the output). */
+ * a common scale with a multiplier < 1, added or subtracted, rescaled to the
+ * output).
+ *
+ * SUB is not ADD with input 2's multiplier negated: the rounding of
+ * MultiplyByQuantizedMultiplierSmallerThanOneExp is not odd-symmetric
+ * (SaturatingRoundingDoublingHighMul rounds negative ties toward zero), so
+ * TFLM's scaled1 - scaled2 differs from scaled1 + MBQM(x2, -m2) on ties.  The
+ * two ops share this arithmetic, the parameter struct and the toolchain's
+ * Prepare math; only the sign of the combination differs. */
 #include <stddef.h>
 
-#include "tfd/broadcast.h"
+#include "elementwise.h"
 #include "tfd/kernels.h"
 #include "tfd/qmath.h"
-#include "tfd/runtime.h"
 
-static inline int8_t add_one(const tfd_add_params_t *p, int32_t x1, int32_t x2)
+/* Input code rescaled to the common scale (Q20 shifted, multiplier < 1). */
+static inline int32_t add_scaled(int32_t x, int32_t offset, int32_t left_shift, int32_t mult,
+                                 int32_t shift)
 {
-    const int32_t a = (int32_t)((uint32_t)(x1 + p->input1_offset) << p->left_shift);
-    const int32_t b = (int32_t)((uint32_t)(x2 + p->input2_offset) << p->left_shift);
-    const int32_t sa = tfd_mbqm_small(a, p->input1_mult, p->input1_shift);
-    const int32_t sb = tfd_mbqm_small(b, p->input2_mult, p->input2_shift);
-    const int32_t out = tfd_mbqm_small(sa + sb, p->output_mult, p->output_shift) + p->output_offset;
+    return tfd_mbqm_small((int32_t)((uint32_t)(x + offset) << left_shift), mult, shift);
+}
+
+static inline int8_t add_out(const tfd_add_params_t *p, int32_t raw)
+{
+    const int32_t out = tfd_mbqm_small(raw, p->output_mult, p->output_shift) + p->output_offset;
     return (int8_t)tfd_clamp_i32(out, p->act_min, p->act_max);
 }
 
-tfd_status_t tfd_eval_add(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
+/* One row of ADD (subtract = 0) or SUB (subtract = 1); inlined into both
+ * row functions with a constant `subtract`. */
+static inline void add_sub_row(const tfd_add_params_t *p, const int8_t *x1, int32_t s1, const int8_t *x2,
+                               int32_t s2, int8_t *y, int32_t n, int subtract)
 {
-    TFD_ENSURE(l->n_inputs == 2 && l->params != NULL, TFD_ERR_BAD_MODEL);
+    for (int32_t i = 0; i < n; ++i) {
+        const int32_t a = add_scaled(x1[i * s1], p->input1_offset, p->left_shift, p->input1_mult, p->input1_shift);
+        const int32_t b = add_scaled(x2[i * s2], p->input2_offset, p->left_shift, p->input2_mult, p->input2_shift);
+        y[i] = add_out(p, subtract ? a - b : a + b);
+    }
+}
+
+static void add_row(const void *p, const int8_t *x1, int32_t s1, const int8_t *x2, int32_t s2, int8_t *y,
+                    int32_t n)
+{
+    add_sub_row((const tfd_add_params_t *)p, x1, s1, x2, s2, y, n, 0);
+}
+
+static void sub_row(const void *p, const int8_t *x1, int32_t s1, const int8_t *x2, int32_t s2, int8_t *y,
+                    int32_t n)
+{
+    add_sub_row((const tfd_add_params_t *)p, x1, s1, x2, s2, y, n, 1);
+}
+
+TFD_CHECK_RESULT static tfd_status_t check_params(const tfd_layer_t *l)
+{
+    TFD_ENSURE(l->params != NULL, TFD_ERR_BAD_MODEL);
     const tfd_add_params_t *p = (const tfd_add_params_t *)l->params;
-    const tfd_tensor_t *t1 = TFD_IN_T(m, l, 0);
-    const tfd_tensor_t *t2 = TFD_IN_T(m, l, 1);
-    const tfd_tensor_t *to = TFD_OUT_T(m, l);
-    TFD_ENSURE(t1->type == TFD_TYPE_INT8 && t2->type == TFD_TYPE_INT8 && to->type == TFD_TYPE_INT8,
-               TFD_ERR_UNSUPPORTED_TYPE);
     TFD_ENSURE(p->left_shift >= 0 && p->left_shift <= 23 && p->input1_shift <= 0 &&
                    p->input2_shift <= 0 && p->output_shift <= 0 && p->input1_shift >= -31 &&
                    p->input2_shift >= -31 && p->output_shift >= -31,
                TFD_ERR_BAD_MODEL);
-    tfd_bcast4_t b;
-    TFD_TRY(tfd_bcast4_init(&b, t1, t2, to));
-
-    const int8_t *x1 = (const int8_t *)TFD_IN(m, l, arena, 0);
-    const int8_t *x2 = (const int8_t *)TFD_IN(m, l, arena, 1);
-    int8_t *y = (int8_t *)TFD_OUT(m, l, arena);
-
-    if (b.same_shape) {
-        const int32_t n = tfd_tensor_elems(to);
-        for (int32_t i = 0; i < n; ++i) y[i] = add_one(p, x1[i], x2[i]);
-        return TFD_OK;
-    }
-    for (int32_t i0 = 0; i0 < b.dims[0]; ++i0) {
-        for (int32_t i1 = 0; i1 < b.dims[1]; ++i1) {
-            for (int32_t i2 = 0; i2 < b.dims[2]; ++i2) {
-                const int8_t *r1 = x1 + i0 * b.stride1[0] + i1 * b.stride1[1] + i2 * b.stride1[2];
-                const int8_t *r2 = x2 + i0 * b.stride2[0] + i1 * b.stride2[1] + i2 * b.stride2[2];
-                for (int32_t i3 = 0; i3 < b.dims[3]; ++i3) {
-                    *y++ = add_one(p, r1[i3 * b.stride1[3]], r2[i3 * b.stride2[3]]);
-                }
-            }
-        }
-    }
     return TFD_OK;
+}
+
+tfd_status_t tfd_eval_add(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
+{
+    TFD_TRY(check_params(l));
+    return tfd_eval_binary_i8(m, l, arena, add_row);
+}
+
+tfd_status_t tfd_eval_sub(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
+{
+    TFD_TRY(check_params(l));
+    return tfd_eval_binary_i8(m, l, arena, sub_row);
 }
