@@ -33,11 +33,18 @@ from tinyfed_toolchain.paths import BUILD  # noqa: E402
 
 
 def ensure_model(dataset: str) -> Path:
-    out = BUILD / "bench" / dataset
-    if not (out / "model_c" / "model_data.c").exists() or not (out / "test_x_int8.npy").exists():
-        from tinyfed_toolchain.build import BuildOptions, run_build
+    """The dataset's student, built once into build/bench/<dataset>; tables emitted for an
+    older model ABI are re-emitted from the kept model.tflite (no retraining)."""
+    from tinyfed_toolchain.build import BuildOptions, run_build
+    from tinyfed_toolchain.cabi import model_abi
 
+    out = BUILD / "bench" / dataset
+    header = out / "model_c" / "model_data.h"
+    if not header.exists() or not (out / "test_x_int8.npy").exists():
         run_build(BuildOptions(dataset=dataset, out_dir=out, devices=0, images=False))
+    elif f"#if TFD_MODEL_ABI != {model_abi()}\n" not in header.read_text():
+        run_build(BuildOptions(dataset=dataset, tflite=out / "model.tflite", out_dir=out, devices=0,
+                               images=False))
     return out
 
 
