@@ -68,3 +68,17 @@ def make_digits_setup(root: Path, *, devices: int = 3, pretrain: int = 120, hidd
               for x, y in parts]
     return FlSetup(model_dir, bytes(plan.model_hash), tp.n_params, shards,
                    (q(ds.x_test), ds.y_test.astype(np.uint8)), tflite)
+
+
+def make_digits_build(root: Path, *, devices: int = 3, per_device: int = 100, images: bool = False,
+                      head_init: str = "reset-head", **build_options: object) -> Path:
+    """A `tinyfed build --tflite` of a small digits student (make_digits_setup) into root/b:
+    model tables, training plan, one shard per device (and images with ``images=True``)."""
+    from tinyfed_toolchain.build import BuildOptions, run_build
+
+    setup = make_digits_setup(root / "setup", devices=devices, per_device=per_device)
+    (root / "m.tflite").write_bytes(setup.tflite)
+    run_build(BuildOptions(tflite=root / "m.tflite", dataset="digits", out_dir=root / "b", devices=devices,
+                           images=images, head_init=head_init, **build_options),  # type: ignore[arg-type]
+              log=lambda s: None)
+    return root / "b"

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fl_setup import make_digits_setup
+from fl_setup import make_digits_build
 from tinyfed_host.checkpoint import Checkpoint, CheckpointError
 from tinyfed_host.experiment import FlBuild
 from tinyfed_host.fl_client import TrainConfig
@@ -45,14 +45,7 @@ FLEET = FleetConfig(rounds=4, train=CFG, parallel=False, final_broadcast=False)
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tinyfed_toolchain.build import BuildOptions, run_build
-
-    root = tmp_path_factory.mktemp("resume")
-    setup = make_digits_setup(root / "setup", devices=3, per_device=100)
-    (root / "m.tflite").write_bytes(setup.tflite)
-    run_build(BuildOptions(tflite=root / "m.tflite", dataset="digits", out_dir=root / "b", devices=3, images=False,
-                           head_init="reset-head"), log=lambda s: None)
-    return root / "b"
+    return make_digits_build(tmp_path_factory.mktemp("resume"))
 
 
 class Killed(VirtualParticipant):
@@ -143,13 +136,8 @@ qemu = pytest.mark.skipif(not (shutil.which("qemu-system-arm") and shutil.which(
 @pytest.mark.qemu
 def test_fleet_killed_mid_round_resumes_on_the_same_boards(tmp_path: Path) -> None:
     from tinyfed_host.emulator import start_boards
-    from tinyfed_toolchain.build import BuildOptions, run_build
 
-    setup = make_digits_setup(tmp_path / "setup", devices=3, per_device=60)
-    (tmp_path / "m.tflite").write_bytes(setup.tflite)
-    out = tmp_path / "b"
-    run_build(BuildOptions(tflite=tmp_path / "m.tflite", dataset="digits", out_dir=out, devices=3,
-                           secure_only=True), log=lambda s: None)
+    out = make_digits_build(tmp_path, per_device=60, images=True, head_init="pretrained", secure_only=True)
     build = FlBuild.load(out)
     boards = start_boards(3, "mps2-an386", build.images, log_dir=tmp_path / "qemu")
     state = tmp_path / "fleet_state.json"

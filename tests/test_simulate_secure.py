@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fl_setup import make_digits_setup
+from fl_setup import make_digits_build
 from tinyfed_host.experiment import FlBuild
 from tinyfed_host.fl_client import ENC_F32, TrainConfig
 from tinyfed_host.rounds import DevStage, FedAvgRunner, FleetConfig
@@ -35,14 +35,7 @@ CLIP = 10.0
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tinyfed_toolchain.build import BuildOptions, run_build
-
-    root = tmp_path_factory.mktemp("sim_secure")
-    setup = make_digits_setup(root / "setup", devices=3, per_device=120)
-    (root / "m.tflite").write_bytes(setup.tflite)
-    run_build(BuildOptions(tflite=root / "m.tflite", dataset="digits", out_dir=root / "b", devices=3, images=False,
-                           head_init="reset-head"), log=lambda s: None)
-    return root / "b"
+    return make_digits_build(tmp_path_factory.mktemp("sim_secure"), per_device=120)
 
 
 class Recording(VirtualParticipant):
