@@ -308,8 +308,12 @@ def _emit_training(plan: Any, model_dir: Path, name: str, opts: BuildOptions,
     except (TrainPlanError, UnsupportedOpError) as exc:
         if opts.train_scheme != "auto":
             raise
-        log(f"no on-device training for this model: {exc}")
-        return None
+        try:  # auto: the last layer alone when the last two cannot train (an op without a backward)
+            tp = build_train_plan(plan, training_selection(plan, "last1"))
+            log(f"training: the last two layers cannot train here ({exc}); training the last layer")
+        except (TrainPlanError, UnsupportedOpError):
+            log(f"no on-device training for this model: {exc}")
+            return None
     if opts.head_init == "reset-head":
         tp = reset_head(tp, opts.seed)
     tinfo = emit_train(tp, model_dir, name=name)

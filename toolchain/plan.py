@@ -15,6 +15,7 @@ from typing import Iterable
 
 from .cabi import TYPE_SIZES
 from .ops import Lowered, lower_op
+from .shape_ops import drop_shape_arithmetic
 from .tflite_reader import Graph, ModelError, UnsupportedOpError
 
 ALIGN = 16
@@ -68,7 +69,9 @@ def first_fit(size: int, taken: Iterable[tuple[int, int]], align: int = ALIGN) -
 
 
 def plan_model(graph: Graph, tflite_bytes: bytes) -> Plan:
-    """Lower every op and place every activation tensor in the arena."""
+    """Lower every op and place every activation tensor in the arena (after dropping the
+    shape arithmetic of a dynamic batch: shape_ops.py)."""
+    graph = drop_shape_arithmetic(graph)
     layers = [lower_op(graph, op) for op in graph.ops]
     n_layers = len(layers)
 
