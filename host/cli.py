@@ -46,6 +46,17 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """Where on-device training starts and what the toolchain pretrains on (build, demo)."""
+    p.add_argument("--head-init", default="pretrained", choices=["pretrained", "reset-head"],
+                   help="on-device training starts from the student pretrained on the public split "
+                        "(default), or with the classifier re-initialised (learned federatedly on the "
+                        "devices' data)")
+    p.add_argument("--public-fraction", type=float, default=0.15,
+                   help="share of the training split the toolchain pretrains on (server-side data); "
+                        "the devices' private shards come from the rest (default 0.15)")
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -89,12 +100,7 @@ def _build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--train-scheme", default="auto",
                    help="what trains on the devices: auto (last 2 layers) | lastK | bias | loraR | none")
-    b.add_argument("--head-init", default="pretrained", choices=["pretrained", "reset-head"],
-                   help="on-device training starts from the pretrained student, or with the classifier "
-                        "re-initialised (learned federatedly on the devices' data)")
-    b.add_argument("--public-fraction", type=float, default=0.15,
-                   help="share of the training split the toolchain pretrains on (server-side data); "
-                        "device shards come from the rest (default 0.15)")
+    add_model_options(b)
     b.add_argument("--no-images", action="store_true", help="stop after the emitted C (no firmware images)")
     b.add_argument("--quick", action="store_true", help="few training epochs (smoke runs)")
     b.add_argument("--test-images", action="store_true",

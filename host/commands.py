@@ -311,6 +311,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from .cli import add_model_options
     e = sub.add_parser("emulate", help="start N emulated boards, print one serial URL per line")
     e.add_argument("--boards", type=int, default=4)
     e.add_argument("--board", default="mps2-an386", help="mps2-an386 (M4F) | mps2-an500 (M7) | mps2-an505 (M33)")
@@ -355,12 +356,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     d.add_argument("--board", default="mps2-an386")
     d.add_argument("--build", default=None, help="build folder (default build/demo-<dataset>)")
     d.add_argument("--quick", action="store_true", help="fewer training epochs in the build, fewer rounds")
-    d.add_argument("--head-init", default="pretrained", choices=["pretrained", "reset-head"],
-                   help="where on-device training starts: the student pretrained on the public split "
-                        "(default), or a re-initialised classifier learned federatedly")
-    d.add_argument("--public-fraction", type=float, default=0.15,
-                   help="share of the training split the toolchain pretrains on; the devices' private "
-                        "shards come from the rest (default 0.15)")
+    add_model_options(d)
     d.add_argument("--train-scheme", default="auto", help="what trains on the devices: auto | lastK | bias | loraR")
     d.add_argument("--icount", type=int, default=6,
                    help="run QEMU with -icount shift=N so boards report instructions per sample "

@@ -31,6 +31,17 @@ def _fleet(n: int, p: int = 64, seed: int = 0, scale: float = 0.05):
     return ups, ws, enc
 
 
+def _endpoints(ups, ws, enc, die_before=None) -> list[LocalEndpoint]:
+    """Python reference clients 1..n holding the updates (encodings kept for checks);
+    ``die_before``: {client id: stage} at which that client drops."""
+    eps = []
+    for i, (x, w) in enumerate(zip(ups, ws), start=1):
+        c = SecAggClient(i, enc, keep_encoding=True)
+        c.set_update(x, w)
+        eps.append(LocalEndpoint(c, die_before=(die_before or {}).get(i)))
+    return eps
+
+
 def _plain_sum(eps: list[LocalEndpoint], ids) -> np.ndarray:
     acc = np.zeros(0, dtype=np.uint64)
     for e in eps:
@@ -122,11 +133,7 @@ def test_too_few_survivors_abort_cleanly_before_any_share_is_asked() -> None:
     assert "aborted after MASKED_INPUT" in str(err.value)
     # run it by hand to inspect the server: nothing asked in UNMASK, no result
     g = harary_graph([1, 2, 3, 4, 5], 4, seed=0)
-    eps = []
-    for i, (x, w) in enumerate(zip(ups, ws), start=1):
-        c = SecAggClient(i, enc, keep_encoding=True)
-        c.set_update(x, w)
-        eps.append(LocalEndpoint(c, die_before="MASKED_INPUT" if i in (2, 3) else None))
+    eps = _endpoints(ups, ws, enc, die_before={2: "MASKED_INPUT", 3: "MASKED_INPUT"})
     srv = SecAggServer(g, 4, 1, ups[0].size + 1)
     with pytest.raises(SecAggAbort):
         srv.run(eps)
@@ -186,11 +193,7 @@ def test_unmask_asking_both_shares_of_one_client_is_refused() -> None:
             return super()._call(stage, ep, payload)
 
     g = harary_graph([1, 2, 3, 4], 3, seed=0)
-    eps = []
-    for i, (x, w) in enumerate(zip(ups, ws), start=1):
-        c = SecAggClient(i, enc, keep_encoding=True)
-        c.set_update(x, w)
-        eps.append(LocalEndpoint(c))
+    eps = _endpoints(ups, ws, enc)
     srv = Evil(g, 2, 1, 9)
     with pytest.raises(SecAggAbort):
         srv.run(eps)
@@ -212,11 +215,7 @@ def test_tampered_share_is_detected() -> None:
             return super()._call(stage, ep, payload)
 
     g = harary_graph([1, 2, 3, 4], 3, seed=0)
-    eps = []
-    for i, (x, w) in enumerate(zip(ups, ws), start=1):
-        c = SecAggClient(i, enc, keep_encoding=True)
-        c.set_update(x, w)
-        eps.append(LocalEndpoint(c))
+    eps = _endpoints(ups, ws, enc)
     srv = Flip(g, 2, 1, 9)
     srv.run(eps)  # client 1 refuses to open the tampered share in UNMASK: it drops, the rest suffice
     assert [u for u, _ in srv.stats["UNMASK"].dropped] == [1]
