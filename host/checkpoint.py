@@ -34,6 +34,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .report import json_clean
 from .rounds import FleetConfig, RoundRecord
 
 CHECKPOINT_VERSION = 1
@@ -75,7 +76,7 @@ class Checkpoint:
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "w") as f:
-                json.dump(_finite(doc), f)
+                json.dump(json_clean(doc), f)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
@@ -117,7 +118,7 @@ class Checkpoint:
                                   f"{model_hash.hex()}")
         if self.params.size != n_params:
             raise CheckpointError(f"{path}: {self.params.size} parameters, the model trains {n_params}")
-        if _finite(self.options) != _finite(json.loads(json.dumps(options))):
+        if json_clean(self.options) != json_clean(json.loads(json.dumps(options))):
             diff = sorted(k for k in set(self.options["fleet"]) | set(options["fleet"])
                           if self.options["fleet"].get(k) != json.loads(json.dumps(options["fleet"])).get(k))
             if self.options.get("aggregator") != options.get("aggregator"):
@@ -131,19 +132,8 @@ class Checkpoint:
 def new_checkpoint(kind: str, model_hash: bytes, options: dict[str, Any], round_: int, params: np.ndarray,
                    records: Sequence[RoundRecord], aggregator_state: dict[str, Any]) -> Checkpoint:
     return Checkpoint(kind, bytes(model_hash), json.loads(json.dumps(options)), int(round_),
-                      np.asarray(params, dtype=np.float32).copy(), [_finite(r.as_dict()) for r in records],
+                      np.asarray(params, dtype=np.float32).copy(), [json_clean(r.as_dict()) for r in records],
                       dict(aggregator_state))
-
-
-def _finite(v: Any) -> Any:
-    """JSON has no NaN / inf: None (as the report does)."""
-    if isinstance(v, float) and not np.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_finite(x) for x in v]
-    return v
 
 
 __all__ = ["Checkpoint", "CheckpointError", "CHECKPOINT_VERSION", "new_checkpoint", "run_options"]

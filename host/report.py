@@ -65,21 +65,21 @@ def build_report(kind: str, *, model: dict[str, Any], config: dict[str, Any], pa
     }
 
 
-def _clean(v: Any) -> Any:
+def json_clean(v: Any) -> Any:
     """NaN / inf are not JSON: write them as null."""
     if isinstance(v, float) and not math.isfinite(v):
         return None
     if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
+        return {k: json_clean(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
+        return [json_clean(x) for x in v]
     return v
 
 
 def write_report(path: Path, report: dict[str, Any]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_clean(report), indent=2, default=str) + "\n")
+    path.write_text(json.dumps(json_clean(report), indent=2, default=str) + "\n")
     return path
 
 
@@ -107,4 +107,4 @@ def format_table(records: Sequence[RoundRecord]) -> str:
     return "\n".join([table_header(), *(table_row(r) for r in records)])
 
 
-__all__ = ["build_report", "write_report", "summarize", "format_table", "table_header", "table_row"]
+__all__ = ["build_report", "write_report", "json_clean", "summarize", "format_table", "table_header", "table_row"]
