@@ -36,7 +36,7 @@ if str(REPO_ROOT) not in sys.path:  # runnable as a script from a checkout
     sys.path.insert(0, str(REPO_ROOT))
 
 from tinyfed_host.emulator import run_to_exit  # noqa: E402
-from tinyfed_toolchain.firmware import build_image  # noqa: E402
+from tinyfed_toolchain.image.firmware import build_image  # noqa: E402
 
 DEFAULT_SHIFT = 6
 BUILD_DIR = REPO_ROOT / "build" / "bench"
@@ -147,8 +147,16 @@ def write_smoke_model(out_dir: Path, depth: int = 64, hidden: int = 32, classes:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
+    def values(n: int, salt: int) -> list[int]:
+        return [((i * 37 + salt * 11) % 255) - 127 for i in range(n)]
+
     def table(n: int, salt: int) -> str:
-        return ", ".join(str(((i * 37 + salt * 11) % 255) - 127) for i in range(n))
+        return ", ".join(map(str, values(n, salt)))
+
+    def acc_init(rows: int, cols: int, w_salt: int, b_salt: int, input_offset: int) -> str:
+        """bias + input_offset * sum(filter row) (tfd_fc_params_t.acc_init)."""
+        w, b = values(rows * cols, w_salt), values(rows, b_salt)
+        return ", ".join(str(b[r] + input_offset * sum(w[r * cols:(r + 1) * cols])) for r in range(rows))
 
     arena = ((depth + hidden + classes + 15) // 16) * 16
     header = f"""/* smoke-test model written by bench/icount.py write_smoke_model -- not a real model */
@@ -162,6 +170,7 @@ def write_smoke_model(out_dir: Path, depth: int = 64, hidden: int = 32, classes:
 #define TFD_MODEL_INPUT_ZERO_POINT -3
 #define TFD_MODEL_OUTPUT_ELEMS {classes}
 #define TFD_MODEL_OUTPUT_BYTES {classes}
+#define TFD_MODEL_NUM_LAYERS 2
 extern const tfd_model_t tfd_model;
 #endif
 """
@@ -169,16 +178,20 @@ extern const tfd_model_t tfd_model;
 #include <stddef.h>
 #include <stdint.h>
 #include "model_data.h"
+#include "tfd/kernels.h"
 static const int8_t w1[{hidden * depth}] = {{{table(hidden * depth, 1)}}};
 static const int32_t b1[{hidden}] = {{{table(hidden, 2)}}};
 static const int8_t w2[{classes * hidden}] = {{{table(classes * hidden, 3)}}};
 static const int32_t b2[{classes}] = {{{table(classes, 4)}}};
 static const int32_t mult1[1] = {{1500000000}}, shift1[1] = {{-8}};
 static const int32_t mult2[1] = {{1400000000}}, shift2[1] = {{-7}};
+static const int32_t init1[{hidden}] = {{{acc_init(hidden, depth, 1, 2, 3)}}};
+static const int32_t init2[{classes}] = {{{acc_init(classes, hidden, 3, 4, 128)}}};
 static const tfd_fc_params_t p1 = {{.input_offset = 3, .filter_offset = 0, .output_offset = -128,
-    .act_min = -128, .act_max = 127, .n_mult = 1, .mult = mult1, .shift = shift1}};
+    .act_min = -128, .act_max = 127, .n_mult = 1, .mult = mult1, .shift = shift1, .acc_init = init1}};
 static const tfd_fc_params_t p2 = {{.input_offset = 128, .filter_offset = 0, .output_offset = 5,
-    .act_min = -128, .act_max = 127, .n_mult = 1, .mult = mult2, .shift = shift2}};
+    .act_min = -128, .act_max = 127, .n_mult = 1, .mult = mult2, .shift = shift2, .acc_init = init2}};
+static const tfd_kernel_fn kernels[TFD_OP_COUNT] = {{[TFD_OP_FULLY_CONNECTED] = tfd_eval_fully_connected}};
 static const int16_t in1[3] = {{0, 1, 2}}, in2[3] = {{3, 4, 5}};
 static const tfd_tensor_t tensors[7] = {{
     {{.data = NULL, .arena_offset = 0, .bytes = {depth}, .dims = {{1, 1, 1, {depth}}}, .rank = 2, .type = TFD_TYPE_INT8, .zero_point = -3, .scale = 0.02f}},
@@ -198,7 +211,7 @@ const tfd_model_t tfd_model = {{
     .abi = TFD_MODEL_ABI, .name = "smoke", .hash = {{0}},
     .tensors = tensors, .n_tensors = 7, .layers = layers, .n_layers = 2,
     .inputs = model_inputs, .n_inputs = 1, .outputs = model_outputs, .n_outputs = 1,
-    .arena_bytes = TFD_MODEL_ARENA_BYTES,
+    .arena_bytes = TFD_MODEL_ARENA_BYTES, .kernels = kernels,
 }};
 """
     (out_dir / "model_data.h").write_text(header)

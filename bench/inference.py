@@ -28,15 +28,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from icount import DEFAULT_SHIFT, bench_infer  # noqa: E402
 
-from tinyfed_toolchain.emit_c import banner  # noqa: E402
-from tinyfed_toolchain.paths import BUILD  # noqa: E402
+from tinyfed_toolchain.compile.emit_c import banner  # noqa: E402
+from tinyfed_toolchain.facts.paths import BUILD  # noqa: E402
 
 
 def ensure_model(dataset: str) -> Path:
     """The dataset's student, built once into build/bench/<dataset>; tables emitted for an
     older model ABI are re-emitted from the kept model.tflite (no retraining)."""
     from tinyfed_toolchain.build import BuildOptions, run_build
-    from tinyfed_toolchain.cabi import model_abi
+    from tinyfed_toolchain.facts.c_headers import model_abi
 
     out = BUILD / "bench" / dataset
     header = out / "model_c" / "model_data.h"
@@ -67,11 +67,11 @@ def write_inputs(out: Path, n: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", nargs="+", default=["digits", "basicmotions"])
-    ap.add_argument("--boards", nargs="+", default=["mps2-an386", "mps2-an500", "mps2-an505"])
+    ap.add_argument("--boards", nargs="+", default=["mps2-an386", "mps2-an500", "mps2-an505", "mps3-an547", "stm32f405"])
     ap.add_argument("--runs", type=int, default=8)
     a = ap.parse_args(argv)
 
-    from tinyfed_toolchain.tflm import tflm_arena
+    from tinyfed_toolchain.compile.tflm import tflm_arena
 
     print(f"instructions per inference under QEMU -icount shift={DEFAULT_SHIFT} (instruction counts, not cycles)")
     print(f"{'model':<14} {'board':<12} {'insns/inf':>10} {'arena B':>8} {'TFLM arena B':>13} "

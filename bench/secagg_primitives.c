@@ -30,7 +30,7 @@
 #define ROUND 9u
 
 static float g_x[N_PARAMS];
-static uint32_t g_words[N_PARAMS + 1];
+static uint32_t g_words[TFD_SA_WORDS(N_PARAMS)];
 static uint32_t g_lcg = 12345u;
 
 static uint32_t lcg(void)
@@ -71,6 +71,7 @@ static uint8_t rand_t5[32 * 4];
 static tfd_sa_peer_t peers[N_PEERS];
 static const uint32_t peer_ids[N_PEERS] = {2, 9, 40, 41};
 static const tfd_sa_encoding_t enc = {.clip = 1.0f, .frac_bits = 24, .weight_max = 1000};
+static const tfd_sa_summed_t k_summed = {.weight = 250};
 
 static int vectors(void)
 {
@@ -109,11 +110,34 @@ static int vectors(void)
     uint8_t f = 0;
     CHECK(tfd_sa_choose_fraction_bits(&f, 100, enc.clip), "choose f");
     tfd_board_log_u64("vec_frac_bits", f);
-    CHECK(tfd_sa_encode(g_words, g_x, N_PARAMS, &enc, 250, noise, ROUND), "encode");
+    CHECK(tfd_sa_encode(g_words, g_x, N_PARAMS, &enc, &k_summed, noise, ROUND), "encode");
     log_digest("vec_encode", g_words, sizeof g_words);
-    CHECK(tfd_sa_add_self_mask(g_words, N_PARAMS + 1, 0, seed, ROUND), "self mask");
-    CHECK(tfd_sa_add_pair_masks(g_words, N_PARAMS + 1, 0, 7, sk_a, pk_a, peers, N_PEERS, ROUND), "pair masks");
+    CHECK(tfd_sa_add_self_mask(g_words, TFD_SA_WORDS(N_PARAMS), 0, seed, ROUND), "self mask");
+    CHECK(tfd_sa_add_pair_masks(g_words, TFD_SA_WORDS(N_PARAMS), 0, 7, sk_a, pk_a, peers, N_PEERS, ROUND), "pair masks");
     log_digest("vec_masked", g_words, sizeof g_words);
+
+    /* device identity (tfd/identity.h): Monocypher 4's EdDSA (Ed25519 curve, BLAKE2b-512) --
+     * the key pair of a seed, the signature of a 32-byte statement digest (what tinyfed signs)
+     * and of a longer message; the device must accept its own and refuse a flipped bit */
+    uint8_t ed_seed[32], ed_sk[64], ed_pk[32], ed_sig[64], ed_msg[100];
+    fill(ed_seed, sizeof ed_seed, 20);
+    fill(ed_msg, sizeof ed_msg, 21);
+    crypto_eddsa_key_pair(ed_sk, ed_pk, ed_seed); /* wipes ed_seed */
+    log_hex("vec_eddsa_pk", ed_pk, sizeof ed_pk);
+    crypto_eddsa_sign(ed_sig, ed_sk, ed_msg, 32);
+    log_hex("vec_eddsa_sig32", ed_sig, sizeof ed_sig);
+    if (crypto_eddsa_check(ed_sig, ed_pk, ed_msg, 32) != 0)
+        return tfd_bench_fail("own signature refused", TFD_ERR_INTERNAL);
+    ed_msg[7] ^= 1u;
+    if (crypto_eddsa_check(ed_sig, ed_pk, ed_msg, 32) == 0)
+        return tfd_bench_fail("signature of another message accepted", TFD_ERR_INTERNAL);
+    ed_msg[7] ^= 1u;
+    crypto_eddsa_sign(ed_sig, ed_sk, ed_msg, sizeof ed_msg);
+    log_hex("vec_eddsa_sig100", ed_sig, sizeof ed_sig);
+    ed_sig[40] ^= 0x20u;
+    if (crypto_eddsa_check(ed_sig, ed_pk, ed_msg, sizeof ed_msg) == 0)
+        return tfd_bench_fail("a flipped signature bit was accepted", TFD_ERR_INTERNAL);
+    crypto_wipe(ed_sk, sizeof ed_sk);
     return 0;
 }
 
@@ -190,24 +214,24 @@ static int bench(void)
         CHECK(so, "open");
 
         start();
-        const tfd_status_t se = tfd_sa_encode(g_words, g_x, N_PARAMS, &enc, 250, noise, ROUND);
+        const tfd_status_t se = tfd_sa_encode(g_words, g_x, N_PARAMS, &enc, &k_summed, noise, ROUND);
         stop(&encode);
         CHECK(se, "encode");
         start();
-        const tfd_status_t sm = tfd_sa_add_self_mask(g_words, N_PARAMS + 1, 0, seed, ROUND);
+        const tfd_status_t sm = tfd_sa_add_self_mask(g_words, TFD_SA_WORDS(N_PARAMS), 0, seed, ROUND);
         stop(&self_mask);
         CHECK(sm, "self mask");
         start();
-        tfd_sa_prg_add(g_words, N_PARAMS + 1, pair_keys[0], 0, 0);
+        tfd_sa_prg_add(g_words, TFD_SA_WORDS(N_PARAMS), pair_keys[0], 0, 0);
         stop(&pair_mask);
 
         /* what a device does per round once the pair keys exist: encode,
          * self mask, one PRG per neighbour */
         start();
-        tfd_status_t sx = tfd_sa_encode(g_words, g_x, N_PARAMS, &enc, 250, noise, ROUND);
-        if (sx == TFD_OK) sx = tfd_sa_add_self_mask(g_words, N_PARAMS + 1, 0, seed, ROUND);
+        tfd_status_t sx = tfd_sa_encode(g_words, g_x, N_PARAMS, &enc, &k_summed, noise, ROUND);
+        if (sx == TFD_OK) sx = tfd_sa_add_self_mask(g_words, TFD_SA_WORDS(N_PARAMS), 0, seed, ROUND);
         for (unsigned p = 0; p < N_PEERS; ++p)
-            tfd_sa_prg_add(g_words, N_PARAMS + 1, pair_keys[p], 0, tfd_sa_pair_sign(7, peers[p].id) < 0);
+            tfd_sa_prg_add(g_words, TFD_SA_WORDS(N_PARAMS), pair_keys[p], 0, tfd_sa_pair_sign(7, peers[p].id) < 0);
         stop(&masked);
         CHECK(sx, "masked input");
     }

@@ -34,8 +34,10 @@ from tinyfed_host.emulator import run_to_exit  # noqa: E402
 from tinyfed_host.secagg import encoding as E  # noqa: E402
 from tinyfed_host.secagg import primitives as P  # noqa: E402
 from tinyfed_host.secagg import shamir as S  # noqa: E402
-from tinyfed_toolchain.firmware import ImageInfo, build_image  # noqa: E402
-from tinyfed_toolchain.paths import FIRMWARE  # noqa: E402
+from tinyfed_toolchain.image import eddsa  # noqa: E402
+from tinyfed_toolchain.image.firmware import ImageInfo, build_image  # noqa: E402
+from tinyfed_toolchain.facts.paths import FIRMWARE  # noqa: E402
+from tinyfed_toolchain.facts.manifests import secagg_sources  # noqa: E402
 
 APP = REPO_ROOT / "bench" / "secagg_primitives.c"
 BUILD_DIR = REPO_ROOT / "build" / "bench" / "secagg"
@@ -88,6 +90,8 @@ def expected_vectors() -> dict[str, str]:
     shares = S.split(secret, 5, 10, rand_t5)
     enc = E.Encoding(1.0, 24, 1000)
     x = _update()
+    ed_sk, ed_pk = eddsa.keypair(_fill(32, 20))
+    ed_msg = _fill(100, 21)
     return {
         "vec_pk_a": pk_a.hex(),
         "vec_agree": P.agree(sk_a, pk_a, pk_b, P.LABEL_PAIR_MASK, ROUND).hex(),
@@ -98,13 +102,18 @@ def expected_vectors() -> dict[str, str]:
         "vec_seal": P.seal_share(key, nonce, 3, 8, ROUND, secret).hex(),
         "vec_frac_bits": str(E.choose_fraction_bits(100, 1.0)),
         "vec_encode": _digest(E.encode(x, enc, 250, noise, ROUND).astype("<u4").tobytes()),
-        "vec_masked": _digest(P.masked_input(x, enc, 250, noise, ROUND, 7, seed, sk_a, pk_a, peers)
+        "vec_masked": _digest(E.masked_input(x, enc, 250, noise, ROUND, 7, seed, sk_a, pk_a, peers)
                               .astype("<u4").tobytes()),
+        # device identity: EdDSA (Monocypher's, BLAKE2b) of the build machine (toolchain/image/eddsa.py);
+        # tests/test_secagg_vectors.py also checks these bytes against an independent pure-Python EdDSA
+        "vec_eddsa_pk": ed_pk.hex(),
+        "vec_eddsa_sig32": eddsa.sign(ed_sk, ed_msg[:32]).hex(),
+        "vec_eddsa_sig100": eddsa.sign(ed_sk, ed_msg).hex(),
     }
 
 
 def build(board: str = "mps2-an386", reps: int = 3) -> ImageInfo:
-    sources = sorted((FIRMWARE / "src" / "secagg").glob("*.c")) + [FIRMWARE / "src" / "runtime" / "status.c"]
+    sources = secagg_sources() + [FIRMWARE / "src" / "runtime" / "status.c"]
     return build_image(board, None, BUILD_DIR / board, app=APP, runtime=False, extra_sources=sources,
                        defines={"TFD_SA_BENCH_REPS": reps}, name="secagg_bench", quiet=True)
 

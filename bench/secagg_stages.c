@@ -42,7 +42,8 @@
  * Log (key=value, semihosting): <round>_<stage>_insns / _stack / _req /
  * _reply for round in {nodrop, drop}, stage in {advertise, share_keys,
  * masked_prepare, masked_stream, unmask}; <round>_encoder_init_insns (the
- * part of masked_prepare that grows with n: tfd_sa_encoder_init on the same
+ * part of masked_prepare that grows with n: tfd_sa_encoder_init + the in-place
+ * tfd_sa_encode_chunk on the same
  * update, timed apart); sizeof_client, max_neighbours,
  * chunk_words, k, t, n_params, frac_bits, flash_used, ram_used,
  * secagg_stages=ok.  Run: python bench/secagg_stages.py.
@@ -57,6 +58,7 @@
 #include "monocypher.h"
 #include "stack_mark.h"
 #include "tfd/port.h"
+#include "tfd/fleet_maker.h" /* a throwaway fleet for the k + 1 clients */
 #include "tfd/secagg.h"
 #include "tfd/secagg_client.h"
 
@@ -73,11 +75,10 @@
 #define TFD_SAS_CHUNK 16 /* masked words per tfd_sa_client_masked_read (fl_device.c reads 16) */
 #endif
 
-#if TFD_SAS_K < 1 || TFD_SAS_K > TFD_SA_CLIENT_MAX_NEIGHBOURS
-#error "TFD_SAS_K must be 1..TFD_SA_CLIENT_MAX_NEIGHBOURS"
-#endif
-#if TFD_SAS_T < 2 || TFD_SAS_T > TFD_SAS_K
-#error "TFD_SAS_T must be 2..TFD_SAS_K (a round with one dropout needs K survivors >= t)"
+_Static_assert(TFD_SAS_K >= 1 && TFD_SAS_K <= TFD_SA_CLIENT_MAX_NEIGHBOURS,
+               "TFD_SAS_K must be 1..TFD_SA_CLIENT_MAX_NEIGHBOURS (wire.def SA_MAX_NEIGHBOURS)");
+#if TFD_SAS_T < 2 || TFD_SAS_T > TFD_SAS_K || 2 * TFD_SAS_T <= TFD_SAS_K + 1
+#error "TFD_SAS_T must be 2..TFD_SAS_K (a round with one dropout needs K survivors >= t) and a strict majority of the K + 1 holders (device policy)"
 #endif
 #if TFD_SAS_N_PARAMS < 1 || TFD_SAS_CHUNK < 1
 #error "TFD_SAS_N_PARAMS and TFD_SAS_CHUNK must be positive"
@@ -87,7 +88,8 @@
 #define T ((unsigned)TFD_SAS_T)
 #define NC (K + 1u)                    /* clients */
 #define NP ((uint32_t)TFD_SAS_N_PARAMS) /* parameters */
-#define NW (NP + 1u)                   /* masked words (update || weight) */
+#define NW TFD_SA_WORDS(NP)            /* masked words (update || the TFD_SUMMED scalars) */
+#define WEIGHT_WORD (NP + (uint32_t)TFD_SA_SUMMED_weight)
 #define CHUNK ((uint32_t)TFD_SAS_CHUNK)
 #define MEASURED (K / 2u)              /* index of the measured client */
 #define DROPPED K                      /* index of the client that drops in round 2 */
@@ -95,18 +97,15 @@
 #define WEIGHT_MAX 1000u
 #define PAINT_MARGIN 16u
 
-/* body sizes (host/secagg/messages.py) */
-#define ADV_REQ_BYTES (12u + 4u * K)
-#define SK_REQ_BYTES (6u + 68u * K)
+/* bodies are built and read through the wire table (tfd/wire.def TFD_BODY), as the host does */
 #define SK_REPLY_BYTES TFD_SA_SHARE_KEYS_REPLY_BYTES(K)
-#define MI_REQ_BYTES (6u + 112u * K)
-#define UN_REQ_MAX (8u + 4u * (K + 1u))
-#define UN_REPLY_MAX TFD_SA_UNMASK_REPLY_BYTES(K + 1u)
-#define MAX2(a, b) ((a) > (b) ? (a) : (b))
-#define REQ_MAX MAX2(MAX2(ADV_REQ_BYTES, SK_REQ_BYTES), MAX2(MI_REQ_BYTES, UN_REQ_MAX))
-#define REPLY_MAX MAX2(TFD_SA_ADVERTISE_REPLY_BYTES, UN_REPLY_MAX)
+#define REQ_MAX TFD_WIRE_SA_BODY_MAX
+#define REPLY_MAX TFD_WIRE_SA_BODY_MAX
 
 static tfd_sa_client_t g_cl[NC];
+static tfd_identity_t g_ident[NC];
+static uint8_t g_rec[NC][TFD_ID_RECORD_BYTES(NC)];
+static uint8_t g_adv_sig[NC][64], g_surv_sig[NC][64];
 static uint32_t g_id[NC];
 static uint32_t g_weight[NC];
 static uint8_t g_share_pk[NC][32], g_mask_pk[NC][32];
@@ -127,29 +126,6 @@ static tfd_status_t bench_random(uint8_t *out, size_t len)
     return tfd_port_random(out, len);
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
-static void put16(uint8_t *p, unsigned v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static unsigned get16(const uint8_t *p)
-{
-    return (unsigned)p[0] | (unsigned)p[1] << 8;
-}
 
 
 /* ---- the update of client u in a round: a stateless hash, so the check can regenerate it ---- */
@@ -169,9 +145,14 @@ static float update_value(unsigned u, uint32_t round, uint32_t i)
     return (float)((int32_t)(h >> 8) - (int32_t)(1 << 23)) * 0x1p-30f; /* |x| < 2^-7 */
 }
 
+static void make_update_into(float *x, unsigned u, uint32_t round)
+{
+    for (uint32_t i = 0; i < NP; ++i) x[i] = update_value(u, round, i);
+}
+
 static void make_update(unsigned u, uint32_t round)
 {
-    for (uint32_t i = 0; i < NP; ++i) g_x[i] = update_value(u, round, i);
+    make_update_into(g_x, u, round);
 }
 
 /* g_u * 2^f of tfd/secagg.h, computed here independently of encode.c */
@@ -195,6 +176,8 @@ typedef struct {
     uintptr_t sp;
     uint64_t t0;
 } probe_t;
+
+static probe_t g_identity_init, g_sign, g_verify; /* identity costs, timed apart */
 
 /* Inlined into the measuring function so tfd_stack_pointer() is its sp. */
 #define STACK_BEGIN(p)                     \
@@ -247,7 +230,7 @@ static void report(const char *round, const char *stage, const probe_t *p)
 }
 
 typedef struct {
-    probe_t advertise, share_keys, masked_prepare, masked_stream, unmask;
+    probe_t advertise, share_keys, masked_prepare, masked_stream, survivors, unmask;
     probe_t encoder_init; /* not a stage: the O(n) part of masked_prepare, timed apart */
 } stages_t;
 
@@ -255,27 +238,31 @@ typedef struct {
 static int stage_advertise(uint32_t round, probe_t *p)
 {
     for (unsigned u = 0; u < NC; ++u) {
-        uint8_t *q = g_req;
-        put32(q, round);
-        put32(q + 4, g_id[u]);
-        put16(q + 8, T);
-        put16(q + 10, K);
-        q += 12;
+        tfd_body_SA_ADVERTISE_REQ_t b;
+        memset(&b, 0, sizeof b);
+        b.round = round;
+        b.self_id = g_id[u];
+        b.threshold = (uint16_t)T;
+        b.neighbours_count = K;
+        size_t len = 0;
+        CHECK(TFD_BODY_ENCODE(SA_ADVERTISE_REQ, &b, g_req, sizeof g_req, &len), "ADVERTISE_KEYS body");
+        unsigned e = 0;
         for (unsigned v = 0; v < NC; ++v) {
             if (v == u) continue;
-            put32(q, g_id[v]);
-            q += 4;
+            const tfd_rec_SA_ID_t id = {.id = g_id[v]};
+            CHECK(tfd_body_SA_ADVERTISE_REQ_put_neighbours(g_req, sizeof g_req, &b, e++, &id), "neighbour");
         }
-        const size_t len = (size_t)(q - g_req);
         size_t out_len = 0;
         tfd_status_t st;
         STAGE_CALL(u, p, len, out_len,
                    tfd_sa_client_advertise(&g_cl[u], g_req, len, g_reply, sizeof g_reply, &out_len));
         CHECK(st, "ADVERTISE_KEYS");
-        ENSURE(out_len == TFD_SA_ADVERTISE_REPLY_BYTES && get32(g_reply) == round && get32(g_reply + 4) == g_id[u],
-               "ADVERTISE_KEYS reply: length / round / id");
-        memcpy(g_share_pk[u], g_reply + 8, 32);
-        memcpy(g_mask_pk[u], g_reply + 40, 32);
+        tfd_body_SA_ADVERTISE_REPLY_t r;
+        CHECK(TFD_BODY_DECODE(SA_ADVERTISE_REPLY, g_reply, out_len, &r), "ADVERTISE_KEYS reply body");
+        ENSURE(r.round == round && r.self_id == g_id[u], "ADVERTISE_KEYS reply: round / id");
+        memcpy(g_share_pk[u], r.share_pk, 32);
+        memcpy(g_mask_pk[u], r.mask_pk, 32);
+        memcpy(g_adv_sig[u], r.sig, 64);
         ENSURE(!tfd_sa_equal32(g_share_pk[u], g_mask_pk[u]), "ADVERTISE_KEYS reply: one key twice");
     }
     return 0;
@@ -284,44 +271,57 @@ static int stage_advertise(uint32_t round, probe_t *p)
 static int stage_share_keys(uint32_t round, probe_t *p)
 {
     for (unsigned u = 0; u < NC; ++u) {
-        uint8_t *q = g_req;
-        put32(q, round);
-        put16(q + 4, K);
-        q += 6;
+        tfd_body_SA_SHARE_KEYS_REQ_t b;
+        memset(&b, 0, sizeof b);
+        b.round = round;
+        b.keys_count = K;
+        size_t len = 0;
+        CHECK(TFD_BODY_ENCODE(SA_SHARE_KEYS_REQ, &b, g_req, sizeof g_req, &len), "SHARE_KEYS body");
+        unsigned e = 0;
         for (unsigned v = 0; v < NC; ++v) {
             if (v == u) continue;
-            put32(q, g_id[v]);
-            memcpy(q + 4, g_share_pk[v], 32);
-            memcpy(q + 36, g_mask_pk[v], 32);
-            q += 68;
+            tfd_rec_SA_PEER_KEYS_t k;
+            memset(&k, 0, sizeof k);
+            k.id = g_id[v];
+            memcpy(k.share_pk, g_share_pk[v], 32);
+            memcpy(k.mask_pk, g_mask_pk[v], 32);
+            k.n_nb = K; /* everyone is everyone's neighbour */
+            unsigned q = 0;
+            for (unsigned w = 0; w < NC; ++w) {
+                if (w != v) k.nb[q++] = g_id[w];
+            }
+            memcpy(k.sig, g_adv_sig[v], 64);
+            CHECK(tfd_body_SA_SHARE_KEYS_REQ_put_keys(g_req, sizeof g_req, &b, e++, &k), "peer keys");
         }
-        const size_t len = (size_t)(q - g_req);
         size_t out_len = 0;
         tfd_status_t st;
         STAGE_CALL(u, p, len, out_len,
                    tfd_sa_client_share_keys(&g_cl[u], g_req, len, g_sk_reply[u], sizeof g_sk_reply[u], &out_len));
         CHECK(st, "SHARE_KEYS");
-        const uint8_t *r = g_sk_reply[u];
-        ENSURE(out_len == SK_REPLY_BYTES && get32(r) == round && get32(r + 4) == g_id[u] && get16(r + 8) == K,
+        tfd_body_SA_SHARE_KEYS_REPLY_t r;
+        CHECK(TFD_BODY_DECODE(SA_SHARE_KEYS_REPLY, g_sk_reply[u], out_len, &r), "SHARE_KEYS reply body");
+        ENSURE(out_len == SK_REPLY_BYTES && r.round == round && r.sender == g_id[u] && r.shares_count == K,
                "SHARE_KEYS reply: length / round / sender / count");
-        unsigned e = 0;
+        e = 0;
         for (unsigned v = 0; v < NC; ++v) { /* one sealed share per neighbour, in id order */
             if (v == u) continue;
-            ENSURE(get32(r + 10 + 108u * e) == g_id[v], "SHARE_KEYS reply: receivers");
-            ++e;
+            tfd_rec_SA_SEALED_OUT_t x;
+            CHECK(tfd_body_SA_SHARE_KEYS_REPLY_shares(&r, e++, &x), "sealed share");
+            ENSURE(x.receiver == g_id[v], "SHARE_KEYS reply: receivers");
         }
     }
     return 0;
 }
 
 /* the sealed share client `from` made for client `to`, from from's SHARE_KEYS reply */
-static const uint8_t *sealed_for(unsigned from, unsigned to)
+static int sealed_for(unsigned from, unsigned to, tfd_rec_SA_SEALED_OUT_t *x)
 {
-    for (unsigned e = 0; e < K; ++e) {
-        const uint8_t *x = g_sk_reply[from] + 10 + 108u * e;
-        if (get32(x) == g_id[to]) return x;
+    tfd_body_SA_SHARE_KEYS_REPLY_t r;
+    if (TFD_BODY_DECODE(SA_SHARE_KEYS_REPLY, g_sk_reply[from], SK_REPLY_BYTES, &r) != TFD_OK) return 0;
+    for (unsigned e = 0; e < r.shares_count; ++e) {
+        if (tfd_body_SA_SHARE_KEYS_REPLY_shares(&r, e, x) == TFD_OK && x->receiver == g_id[to]) return 1;
     }
-    return NULL;
+    return 0;
 }
 
 static int stage_masked_input(uint32_t round, int dropped, probe_t *prep, probe_t *stream, probe_t *enc_init)
@@ -330,33 +330,41 @@ static int stage_masked_input(uint32_t round, int dropped, probe_t *prep, probe_
     memset(g_sum_plain, 0, sizeof g_sum_plain);
     for (unsigned u = 0; u < NC; ++u) {
         if ((int)u == dropped) continue; /* gone after SHARE_KEYS: its shares still reach the others */
-        uint8_t *q = g_req;
-        put32(q, round);
-        put16(q + 4, K);
-        q += 6;
+        tfd_body_SA_MASKED_INPUT_REQ_t b;
+        memset(&b, 0, sizeof b);
+        b.round = round;
+        b.shares_count = K;
+        size_t len = 0;
+        CHECK(TFD_BODY_ENCODE(SA_MASKED_INPUT_REQ, &b, g_req, sizeof g_req, &len), "MASKED_INPUT body");
+        unsigned e = 0;
         for (unsigned v = 0; v < NC; ++v) {
             if (v == u) continue;
-            const uint8_t *x = sealed_for(v, u);
-            ENSURE(x != NULL, "no sealed share for a neighbour");
-            put32(q, g_id[v]);                                          /* sender */
-            memcpy(q + 4, x, 4 + TFD_SA_NONCE_BYTES + TFD_SA_SEALED_BYTES); /* receiver, nonce, sealed */
-            q += 112;
+            tfd_rec_SA_SEALED_OUT_t x;
+            ENSURE(sealed_for(v, u, &x), "no sealed share for a neighbour");
+            tfd_rec_SA_SEALED_IN_t in;
+            in.sender = g_id[v];
+            in.receiver = x.receiver;
+            memcpy(in.nonce, x.nonce, sizeof in.nonce);
+            memcpy(in.sealed, x.sealed, sizeof in.sealed);
+            CHECK(tfd_body_SA_MASKED_INPUT_REQ_put_shares(g_req, sizeof g_req, &b, e++, &in), "sealed share in");
         }
-        const size_t len = (size_t)(q - g_req);
         make_update(u, round);
+        tfd_sa_summed_t summed;
+        memset(&summed, 0, sizeof summed);
+        summed.weight = g_weight[u];
         uint32_t n_words = 0;
         tfd_status_t st;
         const int measured = u == MEASURED;
         if (measured) {
             STACK_BEGIN(*prep);
             TIME_BEGIN(*prep);
-            st = tfd_sa_client_masked_input(&g_cl[u], g_req, len, g_x, NP, g_weight[u], &n_words);
+            st = tfd_sa_client_masked_input(&g_cl[u], g_req, len, g_x, NP, &summed, &n_words);
             TIME_END(*prep);
             STACK_END(*prep);
             prep->req = (uint32_t)len;
             prep->reply = 0;
         } else {
-            st = tfd_sa_client_masked_input(&g_cl[u], g_req, len, g_x, NP, g_weight[u], &n_words);
+            st = tfd_sa_client_masked_input(&g_cl[u], g_req, len, g_x, NP, &summed, &n_words);
         }
         CHECK(st, "MASKED_INPUT");
         ENSURE(n_words == NW, "MASKED_INPUT: word count");
@@ -365,11 +373,15 @@ static int stage_masked_input(uint32_t round, int dropped, probe_t *prep, probe_
              * own with the same update and encoding: the rest is the k agreements */
             static tfd_sa_encoder_t e;
             static const uint8_t noise_key[32] = {1};
+            static float copy[NP];
+            make_update_into(copy, u, round);
+            /* the O(n) part of prepare on a copy: norm pass + the in-place encoding */
             TIME_BEGIN(*enc_init);
-            st = tfd_sa_encoder_init(&e, g_x, NP, &g_cl[u].enc, g_weight[u], noise_key, round);
+            st = tfd_sa_encoder_init(&e, copy, NP, &g_cl[u].enc, &summed, noise_key, round);
+            if (st == TFD_OK) st = tfd_sa_encode_chunk(&e, (uint32_t *)(void *)copy, 0, NP);
             TIME_END(*enc_init);
             tfd_sa_encoder_wipe(&e);
-            CHECK(st, "encoder init");
+            CHECK(st, "encoder init + encode");
         }
 
         /* the reply body: u32 round || NW masked words, made CHUNK words at a time */
@@ -385,24 +397,58 @@ static int stage_masked_input(uint32_t round, int dropped, probe_t *prep, probe_
                 st = tfd_sa_client_masked_read(&g_cl[u], o, g_chunk, cnt);
             }
             CHECK(st, "masked read");
-            /* the words it masked (harness access to the encoder, not part of the protocol) */
-            CHECK(tfd_sa_encode_chunk(&g_cl[u].encoder, g_plain_chunk, o, cnt), "encode chunk");
+            /* the words it masked (harness access to the client's encoded words, not part of the protocol) */
+            for (uint32_t i = 0; i < cnt; ++i) {
+                const uint32_t at = o + i;
+                if (at < NP) memcpy(&g_plain_chunk[i], (const uint8_t *)g_x + 4u * at, 4);
+                else g_plain_chunk[i] = ((const uint32_t *)(const void *)&summed)[at - NP];
+            }
             for (uint32_t i = 0; i < cnt; ++i) {
                 g_sum_masked[o + i] += g_chunk[i];
                 g_sum_plain[o + i] += g_plain_chunk[i];
                 equal += g_chunk[i] == g_plain_chunk[i];
             }
-            if (o + cnt == NW) ENSURE(g_plain_chunk[cnt - 1] == g_weight[u], "plain weight word");
+            if (o <= WEIGHT_WORD && WEIGHT_WORD < o + cnt)
+                ENSURE(g_plain_chunk[WEIGHT_WORD - o] == g_weight[u], "plain weight word");
         }
         if (measured) {
             STACK_END(*stream);
             stream->req = 0;
-            stream->reply = 4u + 4u * NW;
+            stream->reply = (uint32_t)TFD_WIRE_FIXED_SA_MASKED_INPUT_REPLY + (uint32_t)TFD_WIRE_FIXED_SA_WORD * NW;
             ENSURE(equal <= 2, "masked words equal the plain encoding");
         }
     }
     crypto_wipe(g_chunk, sizeof g_chunk);
     crypto_wipe(g_plain_chunk, sizeof g_plain_chunk);
+    return 0;
+}
+
+/* SURVIVORS: the survivor set (everyone but the dropped client), signed by each survivor */
+static int stage_survivors(uint32_t round, int dropped, probe_t *p)
+{
+    uint8_t bm[(NC + 7u) / 8u];
+    memset(bm, 0, sizeof bm);
+    for (unsigned u = 0; u < NC; ++u) {
+        if ((int)u != dropped) bm[u / 8u] |= (uint8_t)(1u << (u % 8u)); /* manifest order = g_id order */
+    }
+    tfd_body_SA_SURVIVORS_REQ_t b;
+    memset(&b, 0, sizeof b);
+    b.round = round;
+    b.bitmap = bm;
+    b.bitmap_count = sizeof bm;
+    size_t len = 0;
+    CHECK(TFD_BODY_ENCODE(SA_SURVIVORS_REQ, &b, g_req, sizeof g_req, &len), "SURVIVORS body");
+    for (unsigned u = 0; u < NC; ++u) {
+        if ((int)u == dropped) continue;
+        size_t out_len = 0;
+        tfd_status_t st;
+        STAGE_CALL(u, p, len, out_len, tfd_sa_client_survivors(&g_cl[u], g_req, len, g_reply, sizeof g_reply, &out_len));
+        CHECK(st, "SURVIVORS");
+        tfd_body_SA_SURVIVORS_REPLY_t r;
+        CHECK(TFD_BODY_DECODE(SA_SURVIVORS_REPLY, g_reply, out_len, &r), "SURVIVORS reply body");
+        ENSURE(r.round == round && r.self_id == g_id[u], "SURVIVORS reply: round / id");
+        memcpy(g_surv_sig[u], r.sig, 64);
+    }
     return 0;
 }
 
@@ -413,44 +459,48 @@ static int stage_unmask(uint32_t round, int dropped, probe_t *p)
     const unsigned nd = dropped >= 0 ? 1u : 0u, ns = NC - nd;
     for (unsigned u = 0; u < NC; ++u) {
         if ((int)u == dropped) continue;
-        uint8_t *q = g_req;
-        put32(q, round);
-        put16(q + 4, nd);
-        put16(q + 6, ns);
-        q += 8;
-        if (dropped >= 0) {
-            put32(q, g_id[dropped]);
-            q += 4;
+        /* the other survivors' signatures of the survivor set */
+        tfd_body_SA_UNMASK_REQ_t b;
+        memset(&b, 0, sizeof b);
+        b.round = round;
+        b.sigs_count = ns - 1u;
+        size_t len = 0;
+        CHECK(TFD_BODY_ENCODE(SA_UNMASK_REQ, &b, g_req, sizeof g_req, &len), "UNMASK body");
+        unsigned e = 0;
+        for (unsigned v = 0; v < NC; ++v) {
+            if ((int)v == dropped || v == u) continue;
+            tfd_rec_SA_SIGNATURE_t g;
+            g.signer = g_id[v];
+            memcpy(g.sig, g_surv_sig[v], 64);
+            CHECK(tfd_body_SA_UNMASK_REQ_put_sigs(g_req, sizeof g_req, &b, e++, &g), "signature");
         }
-        for (unsigned v = 0; v < NC; ++v) { /* the survivors, u itself included (its own b-share) */
-            if ((int)v == dropped) continue;
-            put32(q, g_id[v]);
-            q += 4;
-        }
-        const size_t len = (size_t)(q - g_req);
         size_t out_len = 0;
         tfd_status_t st;
         STAGE_CALL(u, p, len, out_len,
                    tfd_sa_client_unmask(&g_cl[u], g_req, len, g_reply, sizeof g_reply, &out_len));
         CHECK(st, "UNMASK");
         ENSURE(g_cl[u].stage == TFD_SA_CLIENT_DONE, "UNMASK: client not DONE");
-        ENSURE(out_len == TFD_SA_UNMASK_REPLY_BYTES(nd + ns) && get32(g_reply) == round &&
-                   get32(g_reply + 4) == g_id[u] && get16(g_reply + 8) == nd + ns,
-               "UNMASK reply: length / round / holder / count");
-        for (unsigned e = 0; e < nd + ns; ++e) {
-            const uint8_t *x = g_reply + 10 + 37u * e;
+        tfd_body_SA_UNMASK_REPLY_t r;
+        CHECK(TFD_BODY_DECODE(SA_UNMASK_REPLY, g_reply, out_len, &r), "UNMASK reply body");
+        ENSURE(out_len == TFD_SA_UNMASK_REPLY_BYTES(NC) && r.round == round && r.holder == g_id[u] &&
+                   r.shares_count == NC,
+               "UNMASK reply: length / round / holder / count (own b + every neighbour held)");
+        for (unsigned i = 0; i < r.shares_count; ++i) {
+            tfd_rec_SA_SHARE_t x;
+            CHECK(tfd_body_SA_UNMASK_REPLY_shares(&r, i, &x), "UNMASK reply: share");
             unsigned owner = NC;
-            for (unsigned v = 0; v < NC; ++v) owner = g_id[v] == get32(x) ? v : owner;
+            for (unsigned v = 0; v < NC; ++v) owner = g_id[v] == x.owner ? v : owner;
             ENSURE(owner < NC, "UNMASK reply: unknown owner");
             if ((int)owner == dropped) {
-                ENSURE(x[4] == TFD_SA_SHARE_KIND_S && !g_have_s[u], "UNMASK reply: s-share kind");
-                memcpy(g_ssh[u], x + 5, 32);
+                ENSURE(x.kind == TFD_SA_SHARE_KIND_S && !g_have_s[u], "UNMASK reply: s-share kind");
+                memcpy(g_ssh[u], x.share, 32);
                 g_have_s[u] = 1;
             } else {
-                ENSURE(x[4] == TFD_SA_SHARE_KIND_B && !g_have_b[owner][u], "UNMASK reply: b-share kind");
-                memcpy(g_bsh[owner][u], x + 5, 32);
+                ENSURE(x.kind == TFD_SA_SHARE_KIND_B && !g_have_b[owner][u], "UNMASK reply: b-share kind");
+                memcpy(g_bsh[owner][u], x.share, 32);
                 g_have_b[owner][u] = 1;
             }
+            crypto_wipe(&x, sizeof x);
         }
     }
     crypto_wipe(g_reply, sizeof g_reply);
@@ -513,7 +563,7 @@ static int check_aggregate(uint32_t round, int dropped, unsigned frac_bits)
         wsum += g_weight[u];
         ++n_live;
     }
-    ENSURE(g_sum_plain[NP] == wsum, "weight word != sum of weights");
+    ENSURE(g_sum_plain[WEIGHT_WORD] == wsum, "weight word != sum of weights");
     for (uint32_t i = 0; i < NP; ++i) {
         double want = 0.0;
         for (unsigned u = 0; u < NC; ++u) {
@@ -530,6 +580,7 @@ static int run_round(uint32_t round, int dropped, stages_t *s)
     int rc = stage_advertise(round, &s->advertise);
     if (rc == 0) rc = stage_share_keys(round, &s->share_keys);
     if (rc == 0) rc = stage_masked_input(round, dropped, &s->masked_prepare, &s->masked_stream, &s->encoder_init);
+    if (rc == 0) rc = stage_survivors(round, dropped, &s->survivors);
     if (rc == 0) rc = stage_unmask(round, dropped, &s->unmask);
     return rc;
 }
@@ -540,6 +591,7 @@ static void report_round(const char *tag, const stages_t *s)
     report(tag, "share_keys", &s->share_keys);
     report(tag, "masked_prepare", &s->masked_prepare);
     report(tag, "masked_stream", &s->masked_stream);
+    report(tag, "survivors", &s->survivors);
     report(tag, "unmask", &s->unmask);
     char key[40] = "";
     strncat(key, tag, 16);
@@ -561,7 +613,33 @@ int main(void)
     for (unsigned u = 0; u < NC; ++u) {
         g_id[u] = 3u * u + 1u;
         g_weight[u] = 10u + 7u * u;
-        CHECK(tfd_sa_client_init(&g_cl[u], g_id[u], &enc, bench_random), "client init");
+    }
+    /* identities: a fleet of these ids (fleet key and device keys made here, as the toolchain
+     * makes them), each record checked -- its fleet signature included -- as a device does at boot */
+    static const uint8_t fleet_seed[32] = {0x5e, 0xc0};
+    for (unsigned u = 0; u < NC; ++u) {
+        size_t rl = 0;
+        CHECK(tfd_fleet_record(g_rec[u], sizeof g_rec[u], &rl, g_id, NC, u, fleet_seed, 2), "fleet record");
+        if (u == MEASURED) {
+            TIME_BEGIN(g_identity_init);
+            CHECK(tfd_identity_init(&g_ident[u], g_rec[u], rl), "identity");
+            TIME_END(g_identity_init);
+        } else {
+            CHECK(tfd_identity_init(&g_ident[u], g_rec[u], rl), "identity");
+        }
+        CHECK(tfd_sa_client_init(&g_cl[u], &g_ident[u], &enc, bench_random), "client init");
+    }
+    /* one signature and one verification alone, on a 32-byte digest (what every statement is) */
+    {
+        static const uint8_t digest[32] = {1, 2, 3};
+        uint8_t sig[64];
+        TIME_BEGIN(g_sign);
+        tfd_identity_sign(&g_ident[MEASURED], sig, digest);
+        TIME_END(g_sign);
+        TIME_BEGIN(g_verify);
+        const tfd_status_t vs = tfd_identity_verify(&g_ident[0], g_id[MEASURED], sig, digest);
+        TIME_END(g_verify);
+        CHECK(vs, "verify");
     }
 
     static stages_t nodrop, drop;
@@ -581,6 +659,11 @@ int main(void)
     tfd_board_log_u64("frac_bits", frac_bits);
     tfd_board_log_u64("chunk_words", CHUNK);
     tfd_board_log_u64("sizeof_client", sizeof(tfd_sa_client_t));
+    tfd_board_log_u64("sizeof_identity", sizeof(tfd_identity_t));
+    tfd_board_log_u64("identity_record_bytes", TFD_ID_RECORD_BYTES(NC));
+    tfd_board_log_u64("identity_init_insns", tfd_bench_clocks_to_insns(g_identity_init.clocks));
+    tfd_board_log_u64("sign_insns", tfd_bench_clocks_to_insns(g_sign.clocks));
+    tfd_board_log_u64("verify_insns", tfd_bench_clocks_to_insns(g_verify.clocks));
     tfd_board_log_u64("max_neighbours", TFD_SA_CLIENT_MAX_NEIGHBOURS);
     tfd_board_log_u64("icount_shift", (uint64_t)(int64_t)tfd_bench_icount_shift());
     tfd_board_memory_t mem;

@@ -36,8 +36,9 @@ if str(REPO_ROOT) not in sys.path:  # runnable as a script from a checkout
     sys.path.insert(0, str(REPO_ROOT))
 
 from tinyfed_host.emulator import run_to_exit  # noqa: E402
-from tinyfed_toolchain.firmware import BuildError, ImageInfo, LinkOverflowError, build_image  # noqa: E402
-from tinyfed_toolchain.paths import FIRMWARE  # noqa: E402
+from tinyfed_toolchain.image.firmware import BuildError, ImageInfo, LinkOverflowError, build_image  # noqa: E402
+from tinyfed_toolchain.facts.paths import FIRMWARE  # noqa: E402
+from tinyfed_toolchain.facts.manifests import native, secagg_sources  # noqa: E402
 
 APP = REPO_ROOT / "bench" / "secagg_stages.c"
 BUILD_DIR = REPO_ROOT / "build" / "bench" / "secagg_stages"
@@ -49,6 +50,7 @@ STAGES = [  # (log key, label)
     ("share_keys", "SHARE_KEYS"),
     ("masked_prepare", "MASKED_INPUT: prepare"),
     ("masked_stream", "MASKED_INPUT: stream vector"),
+    ("survivors", "SURVIVORS"),
     ("unmask", "UNMASK"),
 ]
 ROUNDS = {"drop": "one neighbour dropped before MASKED_INPUT", "nodrop": "no dropout"}
@@ -74,6 +76,9 @@ class Config:
             raise ValueError(f"--neighbours must be 1..{MAX_NEIGHBOURS} (TFD_SA_CLIENT_MAX_NEIGHBOURS)")
         if not 2 <= self.threshold <= self.neighbours:
             raise ValueError("--threshold must be 2..neighbours (the dropout round leaves k survivors)")
+        if not 2 * self.threshold > self.neighbours + 1:
+            raise ValueError(f"--threshold must be a strict majority of the {self.neighbours + 1} holders "
+                             f"(device policy: >= {(self.neighbours + 1) // 2 + 1})")
         if self.params < 1 or self.chunk < 1:
             raise ValueError("--params and --chunk must be positive")
 
@@ -108,7 +113,7 @@ def parse_kv(text: str) -> dict[str, str]:
 def build(cfg: Config, app: Path = APP, build_dir: Path = BUILD_DIR) -> ImageInfo:
     """Cross-compile the bench image for ``cfg`` into ``build_dir / cfg.tag``."""
     cfg.validate()
-    sources = sorted((FIRMWARE / "src" / "secagg").glob("*.c")) + [FIRMWARE / "src" / "runtime" / "status.c"]
+    sources = secagg_sources() + [FIRMWARE / "src" / "runtime" / "status.c", native("fleet_maker")]
     defines = {"TFD_SAS_K": cfg.neighbours, "TFD_SAS_T": cfg.threshold, "TFD_SAS_N_PARAMS": cfg.params,
                "TFD_SAS_CHUNK": cfg.chunk}
     try:
@@ -150,9 +155,11 @@ def stages(kv: dict[str, str], rnd: str = "drop") -> list[Stage]:
 class MaskedCost:
     """MASKED_INPUT of the dropout round split into a fixed and a per-parameter part.
 
-    ``norm_per_param`` comes from ``tfd_sa_encoder_init`` timed apart on the same
-    update (the O(n) part of prepare), ``stream_per_word`` from the streamed
-    reads; ``fixed`` = prepare minus that encoder init (the agreements)."""
+    ``norm_per_param`` comes from ``tfd_sa_encoder_init`` + the in-place encoding
+    timed apart on the same update (the O(n) part of prepare: norm pass,
+    clip/weight scaling and stochastic rounding, once), ``stream_per_word`` from
+    the streamed reads (self mask and pair masks only); ``fixed`` = prepare minus
+    that (the agreements)."""
 
     fixed: int
     norm_per_param: float
@@ -196,7 +203,7 @@ def client_sram(kv: dict[str, str]) -> ClientSram:
 
 def _sa_body_max() -> int | None:
     try:
-        from tinyfed_host.wire import parse_wire_def
+        from tinyfed_toolchain.facts.wire_table import parse_wire_def
         return int(parse_wire_def().consts["SA_BODY_MAX"])
     except Exception:  # noqa: BLE001 - an informative line only
         return None
@@ -226,8 +233,8 @@ def print_report(cfg: Config, kv: dict[str, str], info: ImageInfo, shift: int) -
     d = {s.key: s for s in stages(kv, "drop")}
     cost = masked_cost(kv)
     print(f"\nMASKED_INPUT = {cost.fixed:,} insns fixed ({kv['k']} X25519 agreements, KDFs, share bookkeeping) "
-          f"+ {cost.per_param:,.1f} insns per parameter (norm pass {cost.norm_per_param:,.1f} + encode, self mask "
-          f"and {kv['k']} pair masks {cost.stream_per_word:,.1f} per word); whole stage / n = "
+          f"+ {cost.per_param:,.1f} insns per parameter (norm pass + encoding, once, {cost.norm_per_param:,.1f} + "
+          f"self mask and {kv['k']} pair masks {cost.stream_per_word:,.1f} per word); whole stage / n = "
           f"{(d['masked_prepare'].insns + d['masked_stream'].insns) / n:,.1f}")
     sram = client_sram(kv)
     print(f"client SRAM: sizeof(tfd_sa_client_t) {sram.state:,} B (TFD_SA_CLIENT_MAX_NEIGHBOURS="
@@ -239,6 +246,11 @@ def print_report(cfg: Config, kv: dict[str, str], info: ImageInfo, shift: int) -
         fits = "fit" if max(sram.request, sram.reply) <= body_max else "DO NOT fit"
         print(f"  (firmware/src/fl/fl_device.c stages bodies in 2 x SA_BODY_MAX = {2 * body_max:,} B; "
               f"these bodies {fits})")
+    if "sign_insns" in kv:  # device identity (issue 13): each timed apart from the stages
+        print(f"identity: record check at boot {int(kv['identity_init_insns']):,} insns (length, order, fleet "
+              f"signature over a {int(kv['identity_record_bytes']):,} B record, key pair from the seed); one "
+              f"signature {int(kv['sign_insns']):,}, one verification {int(kv['verify_insns']):,}; "
+              f"sizeof(tfd_identity_t) {int(kv['sizeof_identity']):,} B (the record stays in flash)")
     print(f"bench image (all {int(kv['k']) + 1} clients + check buffers): {info.statement()}"
           + (f" [--ram-kb {cfg.ram_kb}]" if cfg.ram_kb else ""))
 

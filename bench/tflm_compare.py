@@ -65,20 +65,22 @@ from typing import Any, Iterator, Sequence
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # runnable as a script from a checkout
     sys.path.insert(0, str(REPO_ROOT))
+if str(REPO_ROOT / "bench") not in sys.path:  # bench_models, inference
+    sys.path.insert(0, str(REPO_ROOT / "bench"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
 from tinyfed_host.emulator import run_to_exit  # noqa: E402
-from tinyfed_toolchain.firmware import (  # noqa: E402
+from tinyfed_toolchain.image.firmware import (  # noqa: E402
     COMMON_LDFLAGS,
     BuildError,
     ImageInfo,
     build_image,
-    load_board,
     measure,
     plan_build,
 )
+from tinyfed_toolchain.facts.boards import load_board  # noqa: E402
 
 PORT_DIR = REPO_ROOT / "bench" / "tflm_port"
 BUILD_DIR = REPO_ROOT / "build" / "bench-tflm"
@@ -149,7 +151,9 @@ def _required_flatbuffers(src: Path) -> tuple[int, int, int] | None:
     return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
 
 
-def _tflm_commit(src: Path) -> str:
+def _tree_commit(src: Path, core: Sequence[Path]) -> str:
+    """The checkout's commit (12 hex digits), or a hash of the ``core`` sources
+    for an export without .git."""
     try:
         top = subprocess.run(["git", "-C", str(src), "rev-parse", "--show-toplevel"],
                              capture_output=True, text=True, timeout=10)
@@ -162,9 +166,13 @@ def _tflm_commit(src: Path) -> str:
         pass
     # a `git archive` export has no .git: identify the tree by its core sources
     h = hashlib.sha256()
-    for p in sorted((src / "tensorflow/lite/micro").glob("*.cc")):
+    for p in sorted(core):
         h.update(p.read_bytes())
     return "tree-" + h.hexdigest()[:12]
+
+
+def _tflm_commit(src: Path) -> str:
+    return _tree_commit(src, list((src / "tensorflow/lite/micro").glob("*.cc")))
 
 
 def locate_tflm(src: Path | None, flatbuffers: Path | None = None, gemmlowp: Path | None = None,
@@ -235,6 +243,42 @@ def locate_tflm(src: Path | None, flatbuffers: Path | None = None, gemmlowp: Pat
                     commit=_tflm_commit(src))
 
 
+@dataclass(frozen=True)
+class CmsisNnTree:
+    """A CMSIS-NN checkout (``Include/arm_nnfunctions.h``, ``Source/**/*.c``)."""
+
+    src: Path
+    commit: str
+
+    def include_flags(self) -> list[str]:
+        return [f"-I{self.src}", f"-I{self.src / 'Include'}"]
+
+    def sources(self) -> list[Path]:
+        """The C sources TFLM's ``ext_libs/cmsis_nn.inc`` compiles (int only:
+        no ``*_f16.c``, ``*_f32.c``, ``arm_nntables_flt.c``)."""
+        return sorted(p for p in (self.src / "Source").rglob("*.c")
+                      if not p.name.endswith(("_f16.c", "_f32.c")) and p.name != "arm_nntables_flt.c")
+
+
+#: What TFLM's Makefile adds for OPTIMIZED_KERNEL_DIR=cmsis_nn (ADDITIONAL_DEFINES
+#: and ext_libs/cmsis_nn.inc, integer kernels only).
+CMSIS_NN_DEFINES: tuple[str, ...] = (
+    "-DCMSIS_NN", "-DKERNELS_OPTIMIZED_FOR_SPEED", "-DARM_NN_ENABLE_F16=0", "-DARM_NN_ENABLE_F32=0",
+)
+
+
+def locate_cmsis_nn(src: Path | None) -> CmsisNnTree | None:
+    """Check a CMSIS-NN checkout (None: the bench runs without the CMSIS-NN column)."""
+    if src is None:
+        return None
+    src = Path(src).expanduser().resolve()
+    if not (src / "Include/arm_nnfunctions.h").is_file() or not (src / "Source").is_dir():
+        raise BenchError(f"--cmsis-nn-src {src} is not a CMSIS-NN checkout (no Include/arm_nnfunctions.h); "
+                         "TFLM pins the commit in tensorflow/lite/micro/tools/make/ext_libs/"
+                         "cmsis_nn_download.sh (ZIP_PREFIX_NN)")
+    return CmsisNnTree(src=src, commit=_tree_commit(src, list((src / "Source").rglob("*.c"))))
+
+
 # --------------------------------------------------------------------------
 # ops: builtin name -> resolver method -> kernel sources
 
@@ -271,9 +315,11 @@ def model_ops(tflite: bytes) -> list[str]:
     return [codes[op.opcodeIndex] for op in model.subgraphs[0].operators or []]
 
 
-def kernel_sources(tree: TflmTree, regs: Sequence[str]) -> list[Path]:
+def kernel_sources(tree: TflmTree, regs: Sequence[str], optimized_dir: str | None = None) -> list[Path]:
     """The kernel .cc files defining ``regs`` (``Register_X()``), their
-    ``*_common.cc`` siblings and kernel_util.cc."""
+    ``*_common.cc`` siblings and kernel_util.cc.  With ``optimized_dir``
+    (``"cmsis_nn"``) a file of the same name in ``kernels/<optimized_dir>/``
+    replaces the reference one, as TFLM's Makefile does (specialize_files.py)."""
     kdir = tree.src / "tensorflow/lite/micro/kernels"
     files = sorted(p for p in kdir.glob("*.cc") if not p.name.endswith("_test.cc"))
     texts = {p: p.read_text(errors="replace") for p in files}
@@ -284,7 +330,8 @@ def kernel_sources(tree: TflmTree, regs: Sequence[str]) -> list[Path]:
         if not hits:
             raise BenchError(f"no TFLM kernel file defines {reg}() in {kdir}")
         for p in hits:
-            out.append(p)
+            special = kdir / optimized_dir / p.name if optimized_dir else None
+            out.append(special if special is not None and special.is_file() else p)
             common = p.with_name(p.stem + "_common.cc")
             if common.is_file():
                 out.append(common)
@@ -382,11 +429,15 @@ class TflmBuildConfig:
 class TflmImage:
     """The TFLM bench image of one model: ``prepare()`` compiles TFLM, the
     board support and our glue once; ``link(arena_bytes)`` then only compiles
-    the generated arena file and links."""
+    the generated arena file and links.  With ``cmsis`` the model's kernels
+    are TFLM's CMSIS-NN ones (``kernels/cmsis_nn/*.cc`` over CMSIS-NN's C
+    sources, compiled for the board's core) where TFLM has them, as
+    ``make OPTIMIZED_KERNEL_DIR=cmsis_nn`` builds them."""
 
     def __init__(self, tree: TflmTree, cfg: TflmBuildConfig, tflite: bytes, name: str, ops: Sequence[str],
-                 inputs_header: Path, out_dir: Path) -> None:
+                 inputs_header: Path, out_dir: Path, cmsis: CmsisNnTree | None = None) -> None:
         self.tree, self.cfg, self.tflite, self.name = tree, cfg, tflite, name
+        self.cmsis = cmsis
         self.ops = list(dict.fromkeys(ops))
         self.inputs_header = inputs_header
         self.out_dir = out_dir
@@ -398,7 +449,8 @@ class TflmImage:
 
     def _head(self, opt: str, extra: Sequence[str] = ()) -> list[str]:
         b = load_board(self.cfg.board)
-        return [_cross("g++"), *b.cpu_flags, opt, *TFLM_CXXFLAGS, *self.tree.include_flags(), *extra]
+        cmsis = [*CMSIS_NN_DEFINES, *self.cmsis.include_flags()] if self.cmsis else []
+        return [_cross("g++"), *b.cpu_flags, opt, *TFLM_CXXFLAGS, *cmsis, *self.tree.include_flags(), *extra]
 
     def prepare(self) -> None:
         table = resolver_ops(self.tree)
@@ -407,7 +459,7 @@ class TflmImage:
             raise BenchError(f"{self.name}: MicroMutableOpResolver has no Add method for {', '.join(missing)}")
         uniq = [table[op] for op in self.ops]
         in_bytes, out_bytes = _io_bytes(self.tflite)
-        _write_if_changed(self.gen / "tflm_bench_model.h", (
+        write_if_changed(self.gen / "tflm_bench_model.h", (
             "/* generated by bench/tflm_compare.py -- do not edit */\n"
             "#ifndef TFB_TFLM_BENCH_MODEL_H\n#define TFB_TFLM_BENCH_MODEL_H\n"
             f"#define TFB_MODEL_NAME \"{self.name}\"\n"
@@ -418,15 +470,25 @@ class TflmImage:
             f"#define TFB_MODEL_TFLITE_BYTES {len(self.tflite)}u\n#endif\n"))
         t = self.tflite
         body = ",\n".join(", ".join(f"0x{b:02x}" for b in t[i:i + 16]) for i in range(0, len(t), 16))
-        _write_if_changed(self.gen / "tflm_model_data.cc", (
+        write_if_changed(self.gen / "tflm_model_data.cc", (
             "// generated by bench/tflm_compare.py -- do not edit\n"
             "#include \"tflm_bench_model.h\"\n"
             f"alignas(16) const unsigned char tfb_model_tflite[{len(t)}] = {{\n{body}\n}};\n"))
 
         core = [(self._head(self.cfg.core_opt), p) for p in core_sources(self.tree)]
         kernels = [(self._head(self.cfg.kernel_opt), p)
-                   for p in kernel_sources(self.tree, [u.register for u in uniq])]
+                   for p in kernel_sources(self.tree, [u.register for u in uniq],
+                                           "cmsis_nn" if self.cmsis else None)]
         lib_objs = compile_many(core + kernels, self.cache, f"TFLM sources (TFLM {self.tree.commit})")
+        if self.cmsis is not None:
+            # CMSIS-NN's C with TFLM's C flags for third-party kernels (same
+            # optimisation as TFLM's kernels here); --gc-sections keeps what is called.
+            b = load_board(self.cfg.board)
+            head = [_cross("gcc"), *b.cpu_flags, self.cfg.kernel_opt, "-std=c11", "-fno-unwind-tables",
+                    "-fno-asynchronous-unwind-tables", "-ffunction-sections", "-fdata-sections",
+                    "-fmessage-length=0", *CMSIS_NN_DEFINES, *self.cmsis.include_flags()]
+            lib_objs += compile_many([(head, p) for p in self.cmsis.sources()], self.cache,
+                                     f"CMSIS-NN sources (CMSIS-NN {self.cmsis.commit})")
 
         # Our glue: C with the board's build plan (the same flags as tinyfed's
         # images), C++ with TFLM's flags plus the board's defines.
@@ -452,7 +514,7 @@ class TflmImage:
             self.prepare()
         assert self.plan is not None and self.lib is not None
         arena_c = self.gen / "tflm_arena.c"
-        _write_if_changed(arena_c, (
+        write_if_changed(arena_c, (
             "/* generated by bench/tflm_compare.py -- do not edit: the TFLM tensor arena */\n"
             "#include <stddef.h>\n#include <stdint.h>\n"
             f"__attribute__((aligned(16))) uint8_t tfb_arena[{arena_bytes}];\n"
@@ -513,7 +575,7 @@ def write_inputs_header(x: np.ndarray, path: Path) -> Path:
     """``bench_inputs.h`` as bench_infer.c reads it (also included by the TFLM image)."""
     rows = x.reshape(x.shape[0], -1)
     body = ",\n".join("    {" + ", ".join(str(int(v)) for v in r) + "}" for r in rows)
-    _write_if_changed(path, (
+    write_if_changed(path, (
         "/* generated by bench/tflm_compare.py -- do not edit: the bench inputs of both images */\n"
         "#ifndef TFD_BENCH_INPUTS_H\n#define TFD_BENCH_INPUTS_H\n#include <stdint.h>\n"
         f"#define TFD_BENCH_N_INPUTS {rows.shape[0]}\n"
@@ -536,7 +598,7 @@ def default_models(log_fn: Any = log) -> list[Path]:
     log_fn("  no build/model*/model.tflite: building two representative int8 students "
            f"(untrained, timing only) into {out.relative_to(REPO_ROOT)}")
     from tests.quantized_models import to_int8_tflite
-    from tinyfed_toolchain.models import build_student
+    from tinyfed_toolchain.ml.models import build_student
 
     import keras
 
@@ -643,8 +705,13 @@ class Side:
     flash_used: int | None = None
     ram_used: int | None = None
     checksum: int | None = None
+    match_host: bool | None = None  # outputs == the host tflite-micro runtime's, every run
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: The runtimes a result compares, in table order: key -> label.
+SIDES = {"tinyfed": "tinyfed", "tflm": "TFLM ref", "cmsis_nn": "TFLM+CMSIS-NN"}
 
 
 @dataclass
@@ -656,49 +723,44 @@ class Result:
     tinyfed: Side
     tflm: Side
     host_checksum: int
-    tflm_bytes_match_host: bool | None = None  # TFLM image's output bytes == host tflite-micro's
-    tinyfed_match_host: bool | None = None  # tinyfed checksum == checksum of host tflite-micro's bytes
-    tinyfed_match_tflm: bool | None = None  # tinyfed checksum == TFLM image's checksum
+    cmsis_nn: Side | None = None  # None: run without --cmsis-nn-src
+
+    def sides(self) -> dict[str, Side]:
+        out = {"tinyfed": self.tinyfed, "tflm": self.tflm}
+        if self.cmsis_nn is not None:
+            out["cmsis_nn"] = self.cmsis_nn
+        return out
 
     @property
     def outputs(self) -> str:
-        checks = {"TFLM image vs host": self.tflm_bytes_match_host, "tinyfed vs host": self.tinyfed_match_host,
-                  "tinyfed vs TFLM image": self.tinyfed_match_tflm}
+        """``identical`` when every runtime that ran gave the host tflite-micro
+        runtime's output bytes on every run (TFLM images: the bytes; tinyfed:
+        their checksum), else which differ."""
+        checks = {SIDES[k]: sd.match_host for k, sd in self.sides().items()}
         if all(v is None for v in checks.values()):
             return "n/a"
         bad = [k for k, v in checks.items() if v is False]
         return "DIFFER: " + ", ".join(bad) if bad else "identical"
 
-    @property
-    def ratio(self) -> float | None:
-        a, b = self.tinyfed.insns_mean, self.tflm.insns_mean
+    def ratio_to(self, key: str) -> float | None:
+        other = self.sides().get(key)
+        a, b = self.tinyfed.insns_mean, other.insns_mean if other else None
         return a / b if a and b else None
 
+    @property
+    def ratio(self) -> float | None:
+        return self.ratio_to("tflm")
 
-def bench_model(path: Path, tree: TflmTree, cfg: TflmBuildConfig, shift: int, seed: int,
-                timeout: float) -> Result:
-    tflite = path.read_bytes()
-    name = path.stem if path.stem != "model" else path.parent.name
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-    ops = model_ops(tflite)
-    work = BUILD_DIR / name
-    x = bench_inputs(tflite, cfg.runs, seed)
 
-    # the golden reference: the host tflite-micro runtime
-    from tinyfed_toolchain.tflm import run_tflm
-
-    host_out = run_tflm(tflite, x)[0]
-    host_bytes = [np.ascontiguousarray(host_out[i]).tobytes() for i in range(cfg.runs)]
-    res = Result(model=name, path=str(path), ops=ops, runs=cfg.runs, tinyfed=Side(), tflm=Side(),
-                 host_checksum=checksum([host_bytes[i % len(host_bytes)] for i in range(cfg.runs)]))
-
-    # (a) tinyfed
+def bench_tinyfed(name: str, tflite: bytes, x: np.ndarray, work: Path, cfg: TflmBuildConfig, shift: int,
+                  timeout: float, host_checksum: int) -> tuple[Side, Path]:
+    """tinyfed's bench_infer image of the model; returns (figures, bench_inputs.h)."""
     model_dir = work / "tinyfed" / "model_c"
     inputs_h = write_inputs_header(x, model_dir / "bench_inputs.h")
     try:
-        from tinyfed_toolchain.emit_c import emit_model
-        from tinyfed_toolchain.plan import plan_model
-        from tinyfed_toolchain.tflite_reader import read_tflite
+        from tinyfed_toolchain.compile.emit_c import emit_model
+        from tinyfed_toolchain.compile.plan import plan_model
+        from tinyfed_toolchain.compile.tflite_reader import read_tflite
 
         plan = plan_model(read_tflite(tflite), tflite)
         emit_model(plan, model_dir, name=name)
@@ -706,19 +768,23 @@ def bench_model(path: Path, tree: TflmTree, cfg: TflmBuildConfig, shift: int, se
         info = build_image(cfg.board, model_dir, work / "tinyfed", app="bench_infer",
                            defines={"TFD_BENCH_RUNS": cfg.runs}, quiet=True, name="bench_infer")
         kv = run_image(info.elf, cfg.board, shift, timeout, cfg.runs)
-        res.tinyfed = Side(insns_mean=int(kv["insns_mean"]), insns_min=int(kv["insns_min"]),
-                           insns_max=int(kv["insns_max"]), arena_bytes=plan.arena_bytes,
-                           flash_used=info.flash_used, ram_used=info.ram_used,
-                           checksum=int(kv["output_checksum"]))
+        side = Side(insns_mean=int(kv["insns_mean"]), insns_min=int(kv["insns_min"]),
+                    insns_max=int(kv["insns_max"]), arena_bytes=plan.arena_bytes,
+                    flash_used=info.flash_used, ram_used=info.ram_used,
+                    checksum=int(kv["output_checksum"]))
+        side.match_host = side.checksum == host_checksum
     except Exception as exc:  # an unsupported op must not hide the TFLM figures
-        res.tinyfed = Side(error=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:160]}")
-        log(f"[{name}] tinyfed failed: {res.tinyfed.error}")
+        side = Side(error=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:160]}")
+        log(f"[{name}] tinyfed failed: {side.error}")
+    return side, inputs_h
 
-    # (b) TFLM: a run with a large arena gives arena_used_bytes(); then the
-    # smallest arena that works, whose image gives the SRAM figure.
+
+def bench_tflm(img: TflmImage, cfg: TflmBuildConfig, shift: int, timeout: float,
+               host_bytes: Sequence[bytes]) -> Side:
+    """One TFLM image: a run with a large arena gives arena_used_bytes(); then
+    the smallest arena that works, whose image gives the SRAM figure."""
+    name = img.name
     try:
-        log(f"[{name}] TFLM: building the reference-kernel image ({', '.join(dict.fromkeys(ops))})")
-        img = TflmImage(tree, cfg, tflite, name, ops, inputs_h, work / "tflm")
         info = img.link(cfg.arena_bytes)
         kv = run_image(info.elf, cfg.board, shift, timeout, cfg.runs)
         used = int(kv["arena_used_bytes"])
@@ -727,22 +793,51 @@ def bench_model(path: Path, tree: TflmTree, cfg: TflmBuildConfig, shift: int, se
             raise BenchError(f"{name}: the TFLM image with a {min_arena} B arena behaved differently "
                              f"from the one with {cfg.arena_bytes} B")
         tflm_bytes = [bytes.fromhex(kv2[f"out{i}"]) for i in range(cfg.runs)]
-        res.tflm = Side(insns_mean=int(kv2["insns_mean"]), insns_min=int(kv2["insns_min"]),
-                        insns_max=int(kv2["insns_max"]), arena_bytes=used, flash_used=info.flash_used,
-                        ram_used=info.ram_used, checksum=int(kv2["output_checksum"]),
-                        extra={"setup_insns": int(kv2["setup_insns"]), "arena_min": min_arena,
-                               "tflite_bytes": len(tflite),
-                               "insns_mean_large_arena": int(kv["insns_mean"])})
-        if checksum(tflm_bytes) != res.tflm.checksum:
+        side = Side(insns_mean=int(kv2["insns_mean"]), insns_min=int(kv2["insns_min"]),
+                    insns_max=int(kv2["insns_max"]), arena_bytes=used, flash_used=info.flash_used,
+                    ram_used=info.ram_used, checksum=int(kv2["output_checksum"]),
+                    extra={"setup_insns": int(kv2["setup_insns"]), "arena_min": min_arena,
+                           "tflite_bytes": len(img.tflite),
+                           "insns_mean_large_arena": int(kv["insns_mean"])})
+        if checksum(tflm_bytes) != side.checksum:
             raise BenchError(f"{name}: the TFLM image's checksum disagrees with its own output bytes")
-        res.tflm_bytes_match_host = tflm_bytes == host_bytes
+        side.match_host = tflm_bytes == list(host_bytes)
+        if not side.match_host:
+            diff = [max(abs(int(a) - int(b)) for a, b in zip(np.frombuffer(t, np.int8), np.frombuffer(h, np.int8)))
+                    for t, h in zip(tflm_bytes, host_bytes)]
+            side.extra["max_abs_diff_vs_host"] = max(diff)
     except Exception as exc:
-        res.tflm = Side(error=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}")
+        side = Side(error=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}")
         log(f"[{name}] TFLM failed: {exc}")
-    if res.tinyfed.checksum is not None:
-        res.tinyfed_match_host = res.tinyfed.checksum == res.host_checksum
-        if res.tflm.checksum is not None:
-            res.tinyfed_match_tflm = res.tinyfed.checksum == res.tflm.checksum
+    return side
+
+
+def bench_model(path: Path, tree: TflmTree, cfg: TflmBuildConfig, shift: int, seed: int,
+                timeout: float, cmsis: CmsisNnTree | None = None) -> Result:
+    tflite = path.read_bytes()
+    name = path.stem if path.stem != "model" else path.parent.name
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    ops = model_ops(tflite)
+    work = BUILD_DIR / name
+    x = bench_inputs(tflite, cfg.runs, seed)
+
+    # the golden reference: the host tflite-micro runtime
+    from tinyfed_toolchain.compile.tflm import run_tflm
+
+    host_out = run_tflm(tflite, x)[0]
+    host_bytes = [np.ascontiguousarray(host_out[i]).tobytes() for i in range(cfg.runs)]
+    host_checksum = checksum([host_bytes[i % len(host_bytes)] for i in range(cfg.runs)])
+    tinyfed, inputs_h = bench_tinyfed(name, tflite, x, work, cfg, shift, timeout, host_checksum)
+    res = Result(model=name, path=str(path), ops=ops, runs=cfg.runs, tinyfed=tinyfed, tflm=Side(),
+                 host_checksum=host_checksum)
+    op_list = ", ".join(dict.fromkeys(ops))
+    log(f"[{name}] TFLM: building the reference-kernel image ({op_list})")
+    res.tflm = bench_tflm(TflmImage(tree, cfg, tflite, name, ops, inputs_h, work / "tflm"),
+                          cfg, shift, timeout, host_bytes)
+    if cmsis is not None:
+        log(f"[{name}] TFLM+CMSIS-NN: building the image ({op_list})")
+        res.cmsis_nn = bench_tflm(TflmImage(tree, cfg, tflite, name, ops, inputs_h, work / "tflm_cmsis_nn",
+                                            cmsis=cmsis), cfg, shift, timeout, host_bytes)
     return res
 
 
@@ -754,34 +849,58 @@ def _fmt(v: int | None) -> str:
     return f"{v:,}" if v is not None else "n/a"
 
 
-def table(results: Sequence[Result], board: str, shift: int, cfg: TflmBuildConfig, tree: TflmTree) -> str:
-    cols = ["model", "ops", "tinyfed insn/inf", "TFLM insn/inf", "ratio", "tinyfed arena", "TFLM arena used",
-            "TFLM arena min", "tinyfed flash", "TFLM flash", "outputs"]
+def _geomean(values: Sequence[float]) -> float | None:
+    return float(np.exp(np.mean(np.log(values)))) if values else None
+
+
+def table(results: Sequence[Result], board: str, shift: int, cfg: TflmBuildConfig, tree: TflmTree,
+          cmsis: CmsisNnTree | None = None) -> str:
+    keys = [k for k in SIDES if k != "cmsis_nn" or cmsis is not None]
+    cols = ["model", "ops", "tinyfed insn/inf"]
+    for k in keys[1:]:
+        cols += [f"{SIDES[k]} insn/inf", f"tinyfed/{SIDES[k]}"]
+    cols += [f"arena {' / '.join(SIDES[k] for k in keys)}", f"flash {' / '.join(SIDES[k] for k in keys)}",
+             "outputs"]
     rows = []
     for r in results:
-        rows.append([r.model, ",".join(_short(o) for o in r.ops), _fmt(r.tinyfed.insns_mean),
-                     _fmt(r.tflm.insns_mean), f"{r.ratio:.2f}" if r.ratio else "n/a",
-                     _fmt(r.tinyfed.arena_bytes), _fmt(r.tflm.arena_bytes), _fmt(r.tflm.extra.get("arena_min")),
-                     _fmt(r.tinyfed.flash_used), _fmt(r.tflm.flash_used), r.outputs])
+        sides = r.sides()
+        row = [r.model, ",".join(_short(o) for o in r.ops), _fmt(r.tinyfed.insns_mean)]
+        for k in keys[1:]:
+            ratio = r.ratio_to(k)
+            row += [_fmt(sides[k].insns_mean if k in sides else None), f"{ratio:.2f}x" if ratio else "n/a"]
+        row += [" / ".join(_fmt(sides[k].arena_bytes if k in sides else None) for k in keys),
+                " / ".join(_fmt(sides[k].flash_used if k in sides else None) for k in keys), r.outputs]
+        rows.append(row)
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
-    lines = [f"tinyfed vs TFLM reference kernels on {board}: INSTRUCTIONS per inference under QEMU "
+    kernels = "reference kernels" + (f" and with CMSIS-NN {cmsis.commit}" if cmsis else "")
+    lines = [f"tinyfed vs TFLM ({kernels}) on {board}: INSTRUCTIONS per inference under QEMU "
              f"-icount shift={shift} (not cycles), mean of {cfg.runs} runs on the same {cfg.runs} random int8 inputs",
-             f"TFLM {tree.commit} built with core {cfg.core_opt}, kernels {cfg.kernel_opt}; tinyfed -Os. "
-             "Arena: tinyfed's plan; TFLM's arena_used_bytes() and the smallest arena AllocateTensors accepts. "
-             "Flash: whole image (same board support).",
+             f"TFLM {tree.commit} built with core {cfg.core_opt}, kernels {cfg.kernel_opt}"
+             + (f" (CMSIS-NN C {cfg.kernel_opt})" if cmsis else "") + "; tinyfed -Os. "
+             "Arena: tinyfed's plan; TFLM's arena_used_bytes() (the smallest arena AllocateTensors accepts "
+             "is listed below). Flash: whole image (same board support).",
              "  ".join(c.ljust(w) for c, w in zip(cols, widths)),
              "  ".join("-" * w for w in widths)]
     for row in rows:
         lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+    for k in keys[1:]:
+        ratios = [x for x in (r.ratio_to(k) for r in results) if x]
+        if ratios:
+            lines.append(f"tinyfed / {SIDES[k]} instructions: geometric mean {_geomean(ratios):.3f}x, "
+                         f"max {max(ratios):.3f}x, min {min(ratios):.3f}x over {len(ratios)} models")
     for r in results:
-        for side, sd in (("tinyfed", r.tinyfed), ("TFLM", r.tflm)):
+        for k, sd in r.sides().items():
             if sd.error:
-                lines.append(f"  {r.model}: {side} failed: {sd.error}")
-        if r.tflm.extra:
-            lines.append(f"  {r.model}: TFLM setup (GetModel + AllocateTensors) {r.tflm.extra['setup_insns']:,} "
-                         f"instructions, once; its .tflite is {r.tflm.extra['tflite_bytes']:,} B of its flash; "
-                         f"image SRAM (16 KiB stack + data + arena): TFLM {_fmt(r.tflm.ram_used)} B with the "
-                         f"minimal arena, tinyfed {_fmt(r.tinyfed.ram_used)} B")
+                lines.append(f"  {r.model}: {SIDES[k]} failed: {sd.error}")
+            if "max_abs_diff_vs_host" in sd.extra:
+                lines.append(f"  {r.model}: {SIDES[k]} outputs differ from the host tflite-micro runtime by up "
+                             f"to {sd.extra['max_abs_diff_vs_host']}")
+            if k != "tinyfed" and sd.extra:
+                lines.append(f"  {r.model}: {SIDES[k]} setup (GetModel + AllocateTensors) "
+                             f"{sd.extra['setup_insns']:,} instructions, once; smallest arena "
+                             f"{_fmt(sd.extra.get('arena_min'))} B; its .tflite is {sd.extra['tflite_bytes']:,} B "
+                             f"of its flash; image SRAM (16 KiB stack + data + arena) {_fmt(sd.ram_used)} B "
+                             f"with the smallest arena (tinyfed {_fmt(r.tinyfed.ram_used)} B)")
     return "\n".join(lines)
 
 
@@ -811,7 +930,7 @@ def _bench_lock() -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _write_if_changed(path: Path, text: str) -> None:
+def write_if_changed(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_file() and path.read_text() == text:
         return
@@ -832,9 +951,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("models", nargs="*", type=Path, help="int8 .tflite files (default: see --help text)")
     p.add_argument("--tflm-src", type=Path, default=os.environ.get("TFLM_SRC") or None,
                    help="a tflite-micro checkout (or $TFLM_SRC)")
+    p.add_argument("--cmsis-nn-src", type=Path, default=os.environ.get("CMSIS_NN_SRC") or None,
+                   help="a CMSIS-NN checkout (or $CMSIS_NN_SRC): adds TFLM built with CMSIS-NN")
     p.add_argument("--flatbuffers-include", type=Path)
     p.add_argument("--gemmlowp-include", type=Path)
     p.add_argument("--ruy-include", type=Path)
+    p.add_argument("--suite", choices=("default", "representative"), default="default",
+                   help="without MODELs: 'default' = build/model*/model.tflite or two untrained students; "
+                        "'representative' = the trained digits and BasicMotions students + bench/bench_models.py")
     p.add_argument("--board", default="mps2-an386")
     p.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="inferences per image (distinct inputs)")
     p.add_argument("--shift", type=int, default=DEFAULT_SHIFT, help="QEMU -icount shift")
@@ -854,24 +978,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         tree = locate_tflm(a.tflm_src, a.flatbuffers_include, a.gemmlowp_include, a.ruy_include)
         log(f"TFLM {tree.src} ({tree.commit}); flatbuffers {tree.flatbuffers_include}; "
             f"gemmlowp {tree.gemmlowp_include}; ruy {tree.ruy_include}")
+        cmsis = locate_cmsis_nn(a.cmsis_nn_src)
+        if cmsis is not None:
+            log(f"CMSIS-NN {cmsis.src} ({cmsis.commit})")
         check_cross_cxx(a.board)
         cfg = TflmBuildConfig(a.board, a.tflm_core_opt, a.tflm_kernel_opt, a.runs, a.arena_kb * 1024)
-        models = a.models or default_models()
+        if a.models:
+            models = a.models
+        elif a.suite == "representative":
+            from bench_models import representative_models, student_models
+
+            models = student_models() + representative_models()
+        else:
+            models = default_models()
         for m in models:
             if not m.is_file():
                 raise BenchError(f"model {m} does not exist")
         with _bench_lock():
-            results = [bench_model(m, tree, cfg, a.shift, a.seed, a.timeout) for m in models]
+            results = [bench_model(m, tree, cfg, a.shift, a.seed, a.timeout, cmsis) for m in models]
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(table(results, a.board, a.shift, cfg, tree))
+    print(table(results, a.board, a.shift, cfg, tree, cmsis))
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps({
-            "board": a.board, "shift": a.shift, "tflm_commit": tree.commit, "config": asdict(cfg),
-            "results": [{**asdict(r), "ratio": r.ratio, "outputs": r.outputs} for r in results]}, indent=2) + "\n")
-    bad = [r for r in results if r.tinyfed.error or r.tflm.error or r.outputs.startswith("DIFFER")]
+            "board": a.board, "shift": a.shift, "tflm_commit": tree.commit,
+            "cmsis_nn_commit": cmsis.commit if cmsis else None, "config": asdict(cfg),
+            "results": [{**asdict(r), "ratio": r.ratio, "ratio_cmsis_nn": r.ratio_to("cmsis_nn"),
+                         "outputs": r.outputs} for r in results]}, indent=2) + "\n")
+    bad = [r for r in results if any(sd.error for sd in r.sides().values()) or r.outputs.startswith("DIFFER")]
     return 1 if bad else 0
 
 

@@ -40,19 +40,13 @@ for p in (HERE, REPO / "tests", REPO):
 
 from icount import BUILD_DIR, DEFAULT_SHIFT, bench_infer, parse_kv, run_counted  # noqa: E402
 
-from tinyfed_toolchain.emit_c import banner, emit_model  # noqa: E402
-from tinyfed_toolchain.emit_train import emit_train  # noqa: E402
-from tinyfed_toolchain.firmware import build_image  # noqa: E402
-from tinyfed_toolchain.plan import Plan, plan_model  # noqa: E402
-from tinyfed_toolchain.tflite_reader import read_tflite  # noqa: E402
-from tinyfed_toolchain.train_plan import (  # noqa: E402
-    Selection,
-    TrainPlan,
-    build_train_plan,
-    select_biases,
-    select_last_k,
-    select_lora,
-)
+from tinyfed_toolchain.compile.emit_c import banner, emit_model  # noqa: E402
+from tinyfed_toolchain.training.emit import emit_train  # noqa: E402
+from tinyfed_toolchain.image.firmware import build_image  # noqa: E402
+from tinyfed_toolchain.compile.plan import Plan, plan_model  # noqa: E402
+from tinyfed_toolchain.compile.tflite_reader import read_tflite  # noqa: E402
+from tinyfed_toolchain.training.plan import Selection, TrainPlan, build_train_plan  # noqa: E402
+from tinyfed_toolchain.training.schemes import select_biases, select_last_k, select_lora  # noqa: E402
 
 
 def write_bench_train_data(model_dir: Path, x: np.ndarray, y: np.ndarray) -> Path:
@@ -119,8 +113,8 @@ def default_student(tflite: Path | None) -> tuple[bytes, np.ndarray, np.ndarray]
         st = DigitsStudent()
         x, y = st.shard(400)
         return st.tflite, x, y
-    from tinyfed_toolchain.build import quantize_inputs
-    from tinyfed_toolchain.data import load_dataset
+    from tinyfed_toolchain.ml.quantize import quantize_inputs
+    from tinyfed_toolchain.ml.data import load_dataset
 
     tfl = Path(tflite).read_bytes()
     g = read_tflite(tfl)
@@ -140,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tflite", type=Path, default=None)
     a = ap.parse_args(argv)
 
-    from tinyfed_toolchain.train_sparse import select_sparse
+    from tinyfed_toolchain.training.sparse import select_sparse
 
     tfl, x_all, y_all = default_student(a.tflite)
     mp = plan_model(read_tflite(tfl), tfl)

@@ -5,7 +5,7 @@
 qemu: one emulated mps2-an386 running the protocol-only image
 (firmware/src/app/proto_link.c); the raw link rate is measured on the same
 emulated UART with the boards' echo self-test image (64 KiB each way at once).
-loopback: the host-compiled C protocol (firmware/host/proto_loopback.c) over
+loopback: the host-compiled C protocol (firmware/native/proto_loopback.c) over
 TCP on 127.0.0.1 (no raw-rate reference: the socket is not the bottleneck).
 
 Prints, per direction and pipelining window: payload KiB/s, wire bytes per
@@ -25,9 +25,10 @@ import time
 from pathlib import Path
 
 from tinyfed_host.framing import encode_frame
-from tinyfed_host.loopback import proto_sources, start_loopback
+from tinyfed_host.loopback import start_loopback
+from tinyfed_toolchain.facts.manifests import proto_sources
 from tinyfed_host.protocol import ClientOptions, DeviceClient, pattern_bytes
-from tinyfed_host.wire import WIRE
+from tinyfed_toolchain.facts.wire_table import WIRE
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "build" / "wire_bench"
@@ -51,7 +52,7 @@ def raw_echo_rate(size: int) -> float:
     import serial
 
     from tinyfed_host.emulator import Emulator
-    from tinyfed_toolchain.firmware import build_image
+    from tinyfed_toolchain.image.firmware import build_image
 
     elf = build_image("mps2-an386", None, OUT / "uart_echo", app=ROOT / "boards" / "selftest" / "uart_echo.c",
                       runtime=False, quiet=True).elf
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             run(dev.url, a.size, windows, None)
         return 0
     from tinyfed_host.emulator import start_boards
-    from tinyfed_toolchain.firmware import build_image
+    from tinyfed_toolchain.image.firmware import build_image
 
     raw = raw_echo_rate(a.size)
     print(f"\ntarget: QEMU mps2-an386, raw UART echo {raw:.1f} KiB/s each way ({a.size} B)")

@@ -7,19 +7,25 @@ atomically (a temporary file in the same folder, fsync, ``os.replace``):
     version      CHECKPOINT_VERSION
     kind         "fleet" | "simulate" | "demo"
     model_hash   the global model's hash (a checkpoint of another model is refused)
-    options      what must not change across a resume: the FleetConfig without
-                 ``rounds`` (which may grow) and the aggregator's name
-    round        the last completed round
+    options      what must not change across a resume: the FleetConfig (strategy
+                 included) without ``updates`` (which may grow) and the
+                 aggregation's name
+    round        the last completed aggregation step
+    model_version  the model version after it
+    time_s       the run's clock then (virtual seconds in simulation)
     params       the global parameters after it (float32 little endian, base64)
-    records      the rounds' report rows (RoundRecord.as_dict)
-    aggregator   the aggregator's own state (SecAgg+: DP rounds accounted, last
+    records      the steps' report rows (RoundRecord.as_dict)
+    aggregator   the aggregation's own state (SecAgg+: DP rounds accounted, last
                  SecAgg round id), restored with ``load_state``
+    strategy     the strategy's state (FTTE: running drift and variance)
 
 On resume the runner says HELLO to every participant as usual (a device may be
-anywhere in the round it was in: the next PARAMS restarts it), skips round 0's
-evaluation and continues with round ``round + 1`` from ``params``.  The round
-seeds depend on the round number only, so a resumed plain run reproduces the
-uninterrupted one exactly (tests/test_resume.py).
+anywhere in the step it was in: the next PARAMS restarts it), skips step 0's
+evaluation and continues with step ``round + 1`` from ``params``.  Updates in
+flight or buffered when the host died are lost; every device starts again on
+the checkpointed version.  The step seeds depend on the step number only, so
+a resumed synchronous plain run reproduces the uninterrupted one exactly
+(tests/test_resume.py).
 """
 
 from __future__ import annotations
@@ -34,20 +40,23 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from tinyfed_toolchain.facts.errors import TinyfedError
+
 from .report import json_clean
 from .rounds import FleetConfig, RoundRecord
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(TinyfedError, RuntimeError):
     """The checkpoint is missing, unreadable or belongs to another run."""
 
 
 def run_options(cfg: FleetConfig, aggregator_name: str) -> dict[str, Any]:
-    """What a resumed run must share with the interrupted one (``rounds`` may grow)."""
+    """What a resumed run must share with the interrupted one (``updates`` may grow)."""
     d = asdict(cfg)
-    d.pop("rounds")
+    d.pop("updates")
+    d.pop("target_accuracy")
     return {"fleet": d, "aggregator": aggregator_name}
 
 
@@ -57,9 +66,12 @@ class Checkpoint:
     model_hash: bytes
     options: dict[str, Any]
     round: int
+    version: int
     params: np.ndarray
     records: list[dict[str, Any]]
     aggregator: dict[str, Any]
+    strategy: dict[str, Any]
+    time_s: float
 
     def restored_records(self) -> list[RoundRecord]:
         return [RoundRecord.from_dict(r) for r in self.records]
@@ -70,9 +82,10 @@ class Checkpoint:
         path.parent.mkdir(parents=True, exist_ok=True)
         p = np.ascontiguousarray(self.params, dtype="<f4")
         doc = {"version": CHECKPOINT_VERSION, "kind": self.kind, "model_hash": self.model_hash.hex(),
-               "options": self.options, "round": self.round, "n_params": int(p.size),
+               "options": self.options, "round": self.round, "model_version": self.version, "time_s": self.time_s,
+               "n_params": int(p.size),
                "params": base64.b64encode(p.tobytes()).decode("ascii"),
-               "records": self.records, "aggregator": self.aggregator}
+               "records": self.records, "aggregator": self.aggregator, "strategy": self.strategy}
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "w") as f:
@@ -104,7 +117,8 @@ class Checkpoint:
             if params.size != int(doc["n_params"]) or not np.all(np.isfinite(params)):
                 raise CheckpointError(f"{path}: corrupt parameters")
             return cls(str(doc["kind"]), bytes.fromhex(doc["model_hash"]), dict(doc["options"]),
-                       int(doc["round"]), params, list(doc["records"]), dict(doc.get("aggregator") or {}))
+                       int(doc["round"]), int(doc["model_version"]), params, list(doc["records"]),
+                       dict(doc.get("aggregator") or {}), dict(doc.get("strategy") or {}), float(doc["time_s"]))
         except CheckpointError:
             raise
         except (KeyError, TypeError, ValueError) as exc:
@@ -126,14 +140,15 @@ class Checkpoint:
             raise CheckpointError(f"{path}: the interrupted run used other options ({', '.join(diff)}): "
                                   f"resume with the same options, or start a new run without --resume")
         if rounds < self.round:
-            raise CheckpointError(f"{path}: {self.round} rounds already done, --rounds {rounds} is fewer")
+            raise CheckpointError(f"{path}: {self.round} steps already done, --updates {rounds} is fewer")
 
 
-def new_checkpoint(kind: str, model_hash: bytes, options: dict[str, Any], round_: int, params: np.ndarray,
-                   records: Sequence[RoundRecord], aggregator_state: dict[str, Any]) -> Checkpoint:
-    return Checkpoint(kind, bytes(model_hash), json.loads(json.dumps(options)), int(round_),
+def new_checkpoint(kind: str, model_hash: bytes, options: dict[str, Any], round_: int, version: int,
+                   params: np.ndarray, records: Sequence[RoundRecord], aggregator_state: dict[str, Any],
+                   strategy_state: dict[str, Any], time_s: float) -> Checkpoint:
+    return Checkpoint(kind, bytes(model_hash), json.loads(json.dumps(options)), int(round_), int(version),
                       np.asarray(params, dtype=np.float32).copy(), [json_clean(r.as_dict()) for r in records],
-                      dict(aggregator_state))
+                      dict(aggregator_state), json_clean(dict(strategy_state)), float(time_s))
 
 
 __all__ = ["Checkpoint", "CheckpointError", "CHECKPOINT_VERSION", "new_checkpoint", "run_options"]

@@ -1,7 +1,7 @@
 """Child processes that stand in for a device (host-compiled C devices): read
 the line a child announces itself with, and stop it politely, then firmly.
 
-Used by :mod:`tinyfed_host.hostdevice` and :mod:`tinyfed_host.loopback`.
+Used by :mod:`tinyfed_host.native_device` and :mod:`tinyfed_host.loopback`.
 """
 
 from __future__ import annotations

@@ -35,7 +35,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Iterable, Sequence
 
-from tinyfed_toolchain.firmware import load_board
+from tinyfed_toolchain.facts.errors import DeviceFailure, InputError
+from tinyfed_toolchain.image.firmware import load_board
 
 from .child_process import terminate
 
@@ -45,8 +46,12 @@ _LISTEN_TIMEOUT_S = 10.0
 _PORT_RETRIES = 8
 
 
-class EmulatorError(RuntimeError):
+class EmulatorError(DeviceFailure, RuntimeError):
     """QEMU could not be started or did not behave."""
+
+
+class EmulatorTimeout(EmulatorError, TimeoutError):
+    """The guest did not exit in time (the message carries its output so far)."""
 
 
 # --------------------------------------------------------------------------
@@ -117,7 +122,7 @@ def _semihosting_config(args: Sequence[str], chardev: str | None) -> str:
         parts.append(f"chardev={chardev}")
     for arg in args:
         if " " in arg:
-            raise ValueError(f"semihosting argument {arg!r} must not contain spaces")
+            raise InputError(f"semihosting argument {arg!r} must not contain spaces")
         parts.append("arg=" + arg.replace(",", ",,"))
     return ",".join(parts)
 
@@ -130,11 +135,15 @@ def qemu_argv(
     semihosting_args: Sequence[str] = (),
     icount_shift: int | None = None,
     semihosting_log: Path | None = None,
+    icount_align: bool = False,
 ) -> list[str]:
     """The qemu-system-arm command line for one board.
 
     ``semihosting_log``: file that receives the firmware's semihosting console
-    output (else QEMU picks stdout or stderr depending on the serial setup)."""
+    output (else QEMU picks stdout or stderr depending on the serial setup).
+    ``icount_align``: with ``icount_shift``, hold the guest to real time
+    (``align=on,sleep=on``): it then executes at most 10^9 / 2^shift
+    instructions per second of wall time, a board of that speed."""
     spec = load_board(board)
     qemu = spec.spec.get("qemu")
     if not qemu:
@@ -156,7 +165,7 @@ def qemu_argv(
     argv += ["-semihosting-config",
              _semihosting_config(["firmware", *semihosting_args], chardev)]
     if icount_shift is not None:
-        argv += ["-icount", f"shift={int(icount_shift)}"]
+        argv += ["-icount", f"shift={int(icount_shift)}" + (",align=on,sleep=on" if icount_align else "")]
     return argv
 
 
@@ -226,6 +235,31 @@ class Board:
         except FileNotFoundError:
             return ""
 
+    def exit_reason(self) -> str:
+        """Why QEMU is gone, in words (call once it has exited): the firmware's exit
+        status or the signal that killed it, and the last thing it or QEMU said."""
+        code = self.proc.poll()
+        if code is None:
+            return "still running"
+        if code < 0:
+            try:
+                why = f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                why = f"killed by signal {-code}"
+        else:
+            why = f"exited with status {code}"
+        last = ""
+        for path in (self.log_path, self.err_path):  # the firmware's last words, else QEMU's
+            try:
+                lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines()
+                         if ln.strip() and "waiting for connection" not in ln]
+            except OSError:
+                continue
+            if lines:
+                last = lines[-1][:160]
+                break
+        return why + (f" (last output: {last})" if last else "")
+
     def stop(self, timeout: float = 3.0) -> int | None:
         """Terminate QEMU (SIGTERM, then SIGKILL); returns its exit code."""
         if self.proc.poll() is None:
@@ -271,9 +305,11 @@ def launch(
     storage: Path | None = None,
     extra_args: Sequence[str] = (),
     log_dir: Path | None = None,
+    icount_align: bool = False,
 ) -> Board:
     """Start one board with its UART on a free TCP port; returns when QEMU
-    listens (the guest starts when the host connects to ``board.url``)."""
+    listens (the guest starts when the host connects to ``board.url``).
+    ``icount_align``: see :func:`qemu_argv` (a board held to a real speed)."""
     _install_cleanup()
     elf = Path(elf)
     if not elf.is_file():
@@ -287,7 +323,7 @@ def launch(
         err_path = log_dir / f"board{index}.qemu.err"
         argv = qemu_argv(board, elf, serial=f"tcp:127.0.0.1:{port},server=on,wait=on",
                          semihosting_args=semi, icount_shift=icount_shift,
-                         semihosting_log=log_path)
+                         semihosting_log=log_path, icount_align=icount_align)
         out = open(log_dir / f"board{index}.qemu.out", "wb")
         err = open(err_path, "wb")
         proc = subprocess.Popen(
@@ -309,6 +345,47 @@ def launch(
     raise EmulatorError(f"no free TCP port after {_PORT_RETRIES} attempts")
 
 
+def supervise(boards: Sequence[Board], should_stop: Any, report: Any, *, poll: float = 0.2) -> list[Board]:
+    """Watch ``boards`` until ``should_stop()`` is true or none is left running; each
+    board that exits on its own is reported once, as it goes (``report(line)``).
+    Returns the boards that died."""
+    alive = list(boards)
+    dead: list[Board] = []
+    while alive and not should_stop():
+        for b in list(alive):
+            if not b.running():
+                alive.remove(b)
+                dead.append(b)
+                left = f"{len(alive)} of {len(boards)} still running" if alive else "no board left"
+                report(f"board {b.index} ({b.url}, QEMU pid {b.pid}) {b.exit_reason()}; {left}")
+        if alive:
+            time.sleep(poll)
+    return dead
+
+
+def _log2_slowdown(s: int) -> int:
+    """log2 of a board slowdown, which must be a power of two from 1 to 1024 (an icount shift step)."""
+    s = int(s)
+    if s < 1 or s > 1024 or s & (s - 1):
+        raise InputError(f"board slowdown {s}: a power of two from 1 to 1024 (QEMU -icount shift steps)")
+    return s.bit_length() - 1
+
+
+def parse_slowdowns(text: str, n: int) -> list[int]:
+    """``"1,1,4,8"`` -> one slowdown per board (a single value applies to all ``n``)."""
+    try:
+        vals = [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"--slowdown {text!r}: comma-separated powers of two, one per board") from None
+    if len(vals) == 1:
+        vals *= n
+    if len(vals) != n:
+        raise InputError(f"--slowdown {text!r}: {len(vals)} values for {n} boards")
+    for v in vals:
+        _log2_slowdown(v)
+    return vals
+
+
 def start_boards(
     n: int,
     board: str = DEFAULT_BOARD,
@@ -318,12 +395,19 @@ def start_boards(
     storage_dir: Path | None = None,
     seeds: Sequence[bytes] | None = None,
     log_dir: Path | None = None,
+    slowdowns: Sequence[int] | None = None,
 ) -> list[Board]:
     """Start ``n`` boards.  ``images``: one ELF for all, or one per board.
 
     ``storage_dir``: if given, board i's persistent storage is backed by
-    ``storage_dir/board<i>.storage`` (survives restarts).  On any failure the
-    boards already started are stopped before the error propagates.
+    ``storage_dir/board<i>.storage`` (survives restarts).  ``slowdowns``: one
+    power of two per board; board i then runs under ``-icount
+    shift=icount + log2(slowdown_i),align=on``: held to real time at
+    10^9 / 2^shift instructions per second (shift 6: 15.6 M), so a board with
+    slowdown 8 computes 8 times slower than one with slowdown 1 -- unequal
+    boards (``icount`` defaults to 6 then; each board reports instructions
+    with its own shift).  On any failure the boards already started are
+    stopped before the error propagates.
     """
     if isinstance(images, (str, Path)):
         image_list = [Path(images)] * n
@@ -332,18 +416,23 @@ def start_boards(
         if len(image_list) == 1:
             image_list *= n
     if len(image_list) != n:
-        raise ValueError(f"{len(image_list)} images for {n} boards")
+        raise InputError(f"{len(image_list)} images for {n} boards")
     if seeds is not None and len(seeds) != n:
-        raise ValueError(f"{len(seeds)} seeds for {n} boards")
+        raise InputError(f"{len(seeds)} seeds for {n} boards")
+    shifts: list[int | None] = [icount] * n
+    if slowdowns is not None:
+        shifts = [(6 if icount is None else int(icount)) + _log2_slowdown(s) for s in slowdowns]
+        if len(shifts) != n:
+            raise InputError(f"{len(shifts)} slowdowns for {n} boards")
     started: list[Board] = []
     try:
         for i, elf in enumerate(image_list):
             storage = Path(storage_dir) / f"board{i}.storage" if storage_dir else None
             if storage is not None:
                 storage.parent.mkdir(parents=True, exist_ok=True)
-            started.append(launch(board, elf, index=i, icount_shift=icount,
+            started.append(launch(board, elf, index=i, icount_shift=shifts[i],
                                   seed=seeds[i] if seeds else None, storage=storage,
-                                  log_dir=log_dir))
+                                  log_dir=log_dir, icount_align=slowdowns is not None))
     except BaseException:
         for b in started:
             b.stop()
@@ -431,7 +520,7 @@ def run_to_exit(
                 code = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 b.stop()
-                raise TimeoutError(
+                raise EmulatorTimeout(
                     f"{elf} did not exit within {timeout} s; output so far:\n" + b.log()
                 ) from None
             finally:

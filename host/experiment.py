@@ -4,7 +4,7 @@
 * the initial parameters (``plan->init_params``, through the host engine);
 * the held-out split (``test_x_int8.npy`` / ``test_y.npy``) to evaluate the
   global parameters with the same C code the devices run
-  (:class:`tinyfed_toolchain.train_host.HostTrainer`);
+  (:class:`tinyfed_toolchain.training.native_trainer.NativeTrainer`);
 * the host copy of the device shards (``devices/devK/shard.npz``), written by
   the build that generated them, for ``tinyfed simulate`` and the centralised
   baseline (fine-tuning the same parameters on the union of the shards).
@@ -21,12 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from tinyfed_toolchain.train_host import HostTrainer, TrainConfig
+from tinyfed_toolchain.image.provision import load_manifest
+from tinyfed_toolchain.facts.errors import TinyfedError
+from tinyfed_toolchain.facts.train_config import TrainConfig
+from tinyfed_toolchain.training.native_trainer import NativeTrainer
 
 from .rounds import Evaluator
 
 
-class BuildMissing(FileNotFoundError):
+class BuildMissing(TinyfedError, FileNotFoundError):
     """The build folder lacks something a federated run needs."""
 
 
@@ -41,6 +44,8 @@ class FlBuild:
     shards: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     images: list[Path] = field(default_factory=list)
     train_info: dict[str, Any] = field(default_factory=dict)
+    train_dir: Path | None = None  # the training plan (train_data.c), when not beside the model tables
+    options: dict[str, Any] = field(default_factory=dict)  # the build's options (build_report.json)
 
     @classmethod
     def load(cls, out_dir: Path) -> "FlBuild":
@@ -66,11 +71,34 @@ class FlBuild:
                 images.append(d / "firmware.elf")
         tinfo = json.loads((model_dir / "train_info.json").read_text()) if (model_dir / "train_info.json").is_file() else {}
         x = np.load(tx)
+        try:
+            opts = dict(json.loads((out / "build_report.json").read_text()).get("options") or {})
+        except (OSError, ValueError):
+            opts = {}
         return cls(out, model_dir, str(info.get("name", "")), bytes.fromhex(info["hash"]),
-                   x.reshape(len(x), -1), np.load(ty).astype(np.uint8), shards, images, tinfo)
+                   x.reshape(len(x), -1), np.load(ty).astype(np.uint8), shards, images, tinfo, None, opts)
 
-    def trainer(self) -> HostTrainer:
-        return HostTrainer(self.model_dir)
+    @property
+    def manifest(self) -> Any:
+        """The fleet manifest the build's images pin (``<build>/fleet/manifest.json``), or None."""
+        path = self.out_dir / "fleet" / "manifest.json"
+        return load_manifest(path) if path.is_file() else None
+
+    @property
+    def plan_dir(self) -> Path:
+        return self.train_dir or self.model_dir
+
+    @property
+    def board(self) -> str:
+        return str(self.options.get("board") or "mps2-an386")
+
+    def trainer(self) -> NativeTrainer:
+        return NativeTrainer(self.model_dir, self.train_dir)
+
+    def train_mem_bytes(self) -> int | None:
+        """The devices' training memory (TFD_TRAIN_MEM_BYTES of the plan)."""
+        mem = (self.train_info.get("memory") or {}).get("mem_bytes")
+        return int(mem) if mem is not None else None
 
     def init_params(self) -> np.ndarray:
         return self.trainer().params()
@@ -81,10 +109,10 @@ class FlBuild:
     def model_json(self) -> dict[str, Any]:
         return {"name": self.model_name, "hash": self.model_hash.hex(),
                 "n_params": self.train_info.get("n_params"), "scheme": self.train_info.get("scheme"),
-                "train_mem_bytes": (self.train_info.get("memory") or {}).get("mem_bytes")}
+                "train_mem_bytes": self.train_mem_bytes()}
 
 
-def make_evaluator(trainer: HostTrainer, x: np.ndarray, y: np.ndarray) -> Evaluator:
+def make_evaluator(trainer: NativeTrainer, x: np.ndarray, y: np.ndarray) -> Evaluator:
     """evaluate(params) -> (accuracy, mean cross-entropy) on (x, y), with the device's C code."""
 
     def evaluate(params: np.ndarray) -> tuple[float, float]:
@@ -96,15 +124,15 @@ def make_evaluator(trainer: HostTrainer, x: np.ndarray, y: np.ndarray) -> Evalua
 
 
 def centralised(model_dir: Path, shards: list[tuple[np.ndarray, np.ndarray]], test: tuple[np.ndarray, np.ndarray],
-                cfg: TrainConfig, rounds: int) -> dict[str, Any]:
+                cfg: TrainConfig, rounds: int, train_dir: Path | None = None) -> dict[str, Any]:
     """Centralised fine-tuning of the same parameters on the union of the shards,
     with the federated run's epoch budget: ``rounds`` x ``cfg.epochs`` epochs, in
     ``rounds`` chunks (the curve is evaluated after each chunk).  Same
     optimizer, learning rate, batch and engine as the devices."""
-    tr = HostTrainer(model_dir)
+    tr = NativeTrainer(model_dir, train_dir)
     x = np.concatenate([s[0].reshape(len(s[0]), -1) for s in shards])
     y = np.concatenate([s[1] for s in shards]).astype(np.uint8)
-    ev = make_evaluator(HostTrainer(model_dir), *test)
+    ev = make_evaluator(NativeTrainer(model_dir, train_dir), *test)
     init = tr.params()
     curve = [ev(init)]
     tr.set_params(init)

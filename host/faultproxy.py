@@ -27,6 +27,14 @@ class FaultSpec:
     d2h: bool = True  # apply to device -> host bytes
     max_faults: int | None = None  # stop injecting after this many (None: never)
 
+    @classmethod
+    def from_ber(cls, ber: float, *, drop: float = 0.0, inject: float = 0.0) -> "FaultSpec":
+        """A link with bit error rate ``ber``: each byte is hit with probability
+        1 - (1 - ber)^8 (one bit flipped: two flips in one byte are ~28 ber^2, negligible)."""
+        if not 0.0 <= ber < 1.0:
+            raise ValueError(f"bit error rate {ber} not in [0, 1)")
+        return cls(flip=1.0 - (1.0 - ber) ** 8, drop=drop, inject=inject)
+
 
 @dataclass
 class FaultCounters:

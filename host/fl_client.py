@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from tinyfed_toolchain.train_host import SCHEDULES, TrainConfig
+from tinyfed_toolchain.facts.train_config import TrainConfig
 
 from .protocol import DeviceClient, ProtocolError
-from .wire import WIRE
+from tinyfed_toolchain.facts.wire_table import WIRE
 
 ENC_F32 = WIRE.const("ENC_F32")
 PARAMS_PERSIST = WIRE.const("PARAMS_PERSIST")
@@ -32,9 +32,6 @@ CAP_TRAINING = WIRE.const("CAP_TRAINING")
 CAP_PERSIST = WIRE.const("CAP_PERSIST")
 CAP_TEST_MESSAGES = WIRE.const("CAP_TEST_MESSAGES")
 CAP_SECURE_ONLY = WIRE.const("CAP_SECURE_ONLY")
-
-LR_SCHEDULES = SCHEDULES
-
 
 def encode_f32(vec: np.ndarray) -> bytes:
     """A vector in the ENC_F32 encoding."""
@@ -50,10 +47,9 @@ def decode_f32(data: bytes, n: int) -> np.ndarray:
 
 def train_fields(cfg: TrainConfig, round_: int) -> dict[str, Any]:
     """The TRAIN message's fields for ``cfg`` (the same options as the host engine's)."""
-    sched = LR_SCHEDULES[cfg.schedule] if isinstance(cfg.schedule, str) else int(cfg.schedule)
     return {"round": round_, "epochs": cfg.epochs, "batch": cfg.batch, "lr": cfg.lr,
             "momentum": cfg.momentum, "weight_decay": cfg.weight_decay,
-            "seed": cfg.seed & 0xFFFFFFFF, "schedule": sched, "max_samples": cfg.max_samples}
+            "seed": cfg.seed & 0xFFFFFFFF, "schedule": cfg.schedule_id, "max_samples": cfg.max_samples}
 
 
 @dataclass(frozen=True)
@@ -170,5 +166,5 @@ def fetch_update(dev: DeviceClient, round_: int, *, encoding: int = ENC_F32, dev
                   norm=float(u["norm"]), clip=float(u["clip"]))
 
 
-__all__ = ["TrainConfig", "TrainResult", "Update", "send_params", "train", "fetch_update", "train_fields",
-           "encode_f32", "decode_f32", "ENC_F32", "CAP_TRAINING", "CAP_PERSIST", "LR_SCHEDULES"]
+__all__ = ["TrainResult", "Update", "send_params", "train", "fetch_update", "train_fields",
+           "encode_f32", "decode_f32", "ENC_F32", "CAP_TRAINING", "CAP_PERSIST"]

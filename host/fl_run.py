@@ -1,6 +1,7 @@
 """One federated run from start to report, shared by ``tinyfed fleet``,
-``tinyfed simulate`` and ``tinyfed demo``: rounds (printed as a table as
-they complete), the centralised baseline, the JSON report and the PNG plot."""
+``tinyfed simulate`` and ``tinyfed demo``: aggregation steps (printed as a
+table as they complete), the centralised baseline, the JSON report and the
+PNG plot, and a checkpoint after every step (``--resume``)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from tinyfed_toolchain.facts.errors import OptionsError
+
+from .aggregation import as_aggregation
 from .checkpoint import Checkpoint, new_checkpoint, run_options
+from .clock import VirtualClock, WallClock
 from .experiment import FlBuild, centralised
-from .fedavg import Aggregator, PlainAggregator
 from .plot import plot_accuracy
 from .report import build_report, table_header, table_row, write_report
-from .rounds import DEFAULT_ROUNDS, DEFAULT_TRAIN, FedAvgRunner, FleetConfig, Participant, RoundRecord
-
-
+from .rounds import (DEFAULT_ROUNDS, DEFAULT_TRAIN, FederatedRunner, FleetConfig, Participant, ResumePoint,
+                     RoundRecord)
 
 
 @dataclass
@@ -25,38 +28,52 @@ class RunResult:
     report: dict[str, Any]
     report_path: Path | None
     plot_path: Path | None
-    runner: FedAvgRunner
+    runner: FederatedRunner
+
+
+def _dp_summary(inner: Any) -> dict[str, Any] | None:
+    """The report's ``dp``: {mechanism, noise_multiplier, delta, epsilon, rounds} or None (no DP noise)."""
+    summary = getattr(inner, "dp_summary", None)
+    return summary() if callable(summary) else None
 
 
 def run_federated(kind: str, build: FlBuild, participants: Sequence[Participant], cfg: FleetConfig, *,
-                  aggregator: Aggregator | None = None, report_path: Path | None = None,
+                  aggregator: Any = None, clock: WallClock | VirtualClock | None = None, report_path: Path | None = None,
                   plot_path: Path | None = None, with_centralised: bool = True,
                   log: Callable[[str], None] = print, extra: dict[str, Any] | None = None,
-                  state_path: Path | None = None, resume: bool = False) -> RunResult:
-    """``state_path``: the run's checkpoint, rewritten after every round; ``resume``: continue
-    the run it records (host/checkpoint.py) instead of starting at round 0."""
+                  state_path: Path | None = None, resume: bool = False,
+                  sync_reference: Sequence[RoundRecord] | None = None, engine: str = "builtin") -> RunResult:
+    """``aggregator``: None (plain) or a SecAgg+ aggregator; the strategy is ``cfg.strategy``;
+    ``clock``: the wall clock unless given (simulation passes a VirtualClock);
+    ``state_path``: the run's checkpoint, rewritten after every step; ``resume``: continue the run
+    it records (host/checkpoint.py) instead of starting at step 0; ``sync_reference``: a synchronous
+    run's records drawn beside this one in the plot; ``engine``: what ran the rounds, reported
+    with the number of devices (``builtin``: this process; ``flower``: a Flower ServerApp)."""
     t0 = time.monotonic()
-    agg = aggregator or PlainAggregator()
+    agg = as_aggregation(aggregator, log)
+    inner = getattr(agg, "inner", None)
+    if inner is not None and getattr(inner, "manifest", False) is None:
+        inner.manifest = build.manifest  # the fleet manifest the build's images pin (None: participants carry it)
+    strat = cfg.strategy
     init = build.init_params()
     options = run_options(cfg, agg.name)
     start = None
     if resume:
         if state_path is None:
-            raise ValueError("resume needs the checkpoint's path")
+            raise OptionsError("resume needs the checkpoint's path")
         ck = Checkpoint.read(state_path)
         ck.check_compatible(state_path, model_hash=build.model_hash, options=options, n_params=init.size,
-                            rounds=cfg.rounds)
-        load = getattr(agg, "load_state", None)
-        if callable(load):
-            load(ck.aggregator)
+                            rounds=cfg.updates)
+        agg.load_state(ck.aggregator)
         records0 = ck.restored_records()
-        start = (ck.round, ck.params, records0)
-        log(f"resuming {state_path}: round {ck.round} of {cfg.rounds} was the last completed "
-            f"(global accuracy {records0[-1].accuracy:.4f}); continuing with round {ck.round + 1}")
+        start = ResumePoint(ck.round, ck.version, ck.params, records0, ck.time_s, ck.strategy)
+        log(f"resuming {state_path}: step {ck.round} of {cfg.updates} was the last completed (model version "
+            f"{ck.version}, global accuracy {records0[-1].accuracy:.4f}); continuing with step {ck.round + 1}")
     elif state_path is not None and Path(state_path).exists():
         log(f"note: a new run replaces the checkpoint {state_path} of an earlier one (--resume continues it)")
-    runner = FedAvgRunner(participants, init_params=init, model_hash=build.model_hash,
-                          evaluator=build.evaluator(), config=cfg, aggregator=agg, log=log, resume=start)
+    runner = FederatedRunner(participants, init_params=init, model_hash=build.model_hash,
+                             evaluator=build.evaluator(), config=cfg, aggregation=agg,
+                             clock=clock, log=log, resume=start)
     try:
         header = [False]
 
@@ -66,9 +83,9 @@ def run_federated(kind: str, build: FlBuild, participants: Sequence[Participant]
                 header[0] = True
             log(table_row(r))
             if state_path is not None:
-                state = getattr(agg, "state_dict", None)
-                new_checkpoint(kind, build.model_hash, options, r.round, runner.state.params,
-                               runner.state.records, state() if callable(state) else {}).write(state_path)
+                st = runner.state
+                new_checkpoint(kind, build.model_hash, options, r.round, st.version, st.params, st.records,
+                               agg.state_dict(), runner.strategy.state_dict(), r.time_s).write(state_path)
 
         records = runner.run(on_round=on_round)
     finally:
@@ -76,14 +93,15 @@ def run_federated(kind: str, build: FlBuild, participants: Sequence[Participant]
     wall = time.monotonic() - t0
     if runner.state.final_holders:
         log(f"final global model delivered to {len(runner.state.final_holders)} device(s): "
-            f"{', '.join(runner.state.final_holders)}")
+            f"{', '.join(runner.state.final_holders[:8])}{' ...' if len(runner.state.final_holders) > 8 else ''}")
     base = None
     if with_centralised and build.shards:
-        base = centralised(build.model_dir, build.shards, (build.test_x, build.test_y), cfg.train, cfg.rounds)
+        base = centralised(build.model_dir, build.shards, (build.test_x, build.test_y), cfg.train, cfg.updates,
+                           build.train_dir)
         log(f"centralised fine-tuning of the same parameters on the union of the shards "
             f"({base['epochs']} epochs, {base['samples']} samples): accuracy {base['accuracy']:.4f}")
     first, last = records[0], records[-1]
-    log(f"global accuracy: round 0 {first.accuracy:.4f} -> round {last.round} {last.accuracy:.4f}"
+    log(f"global accuracy: step 0 {first.accuracy:.4f} -> step {last.round} {last.accuracy:.4f}"
         + (f"  (centralised {base['accuracy']:.4f}, gap {100 * (last.accuracy - base['accuracy']):+.2f} pp)"
            if base else ""))
     parts = []
@@ -92,19 +110,25 @@ def run_federated(kind: str, build: FlBuild, participants: Sequence[Participant]
         parts.append({"name": d.participant.name, "status": d.stage.value, "reason": d.reason,
                       **({"board": i.board, "model_name": i.model_name, "shard_size": i.shard_size,
                           "persist": i.persist} if i else {})})
-    config = {"rounds": cfg.rounds, "train": asdict(cfg.train), "min_clients": cfg.min_clients,
-              "train_timeout": cfg.train_timeout, "persist": cfg.persist, "server_lr": cfg.server_lr,
-              "aggregator": runner.aggregator.name}
+    config = {"updates": cfg.updates, "train": asdict(cfg.train), "min_clients": cfg.min_clients,
+              "train_timeout": cfg.train_timeout, "persist": cfg.persist, "aggregator": agg.name,
+              "strategy": asdict(strat), "target_accuracy": cfg.target_accuracy}
+    timing = clock.timing.as_dict() if isinstance(clock, VirtualClock) else None
     report = build_report(kind, model=build.model_json(), config=config, participants=parts, records=records,
-                          centralised=base, wall=wall,
-                          extra={"build": str(build.out_dir), "final_model_on": runner.state.final_holders,
-                                 **(extra or {})})
+                          centralised=base, wall=wall, strategy=strat.name, secure=agg.secure,
+                          target_accuracy=cfg.target_accuracy, virtual_time=isinstance(clock, VirtualClock),
+                          train_mem_bytes=build.train_mem_bytes(),
+                          extra={"engine": engine, "devices": len(participants), "build": str(build.out_dir), "final_model_on": runner.state.final_holders,
+                                 "dp": _dp_summary(inner),
+                                 **({"timing": timing} if timing else {}), **(extra or {})})
     rp = write_report(report_path, report) if report_path else None
     pp = None
     if plot_path:
+        what = "virtual devices" if kind == "simulate" else "boards"
         pp = plot_accuracy(records, plot_path, centralised=base["accuracy"] if base else None,
-                           title=f"{build.model_name}: FedAvg over {len(participants)} "
-                                 f"{'virtual devices' if kind == 'simulate' else 'boards'}")
+                           title=f"{build.model_name}: {strat.name} over {len(participants)} {what}",
+                           label=f"{strat.name}{' + SecAgg+' if agg.secure else ''}",
+                           reference=sync_reference, target=cfg.target_accuracy)
     if rp:
         log(f"report: {rp}")
     if pp:

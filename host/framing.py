@@ -1,7 +1,9 @@
 """Framing, byte for byte the same as firmware/src/proto/{crc32,cobs,frame}.c.
 
-A frame on the wire is ``COBS(header | payload | CRC-32 LE) + b"\\x00"``; the
-header layout comes from wire.def.  The decoder keeps the C decoder's
+A frame on the wire is ``COBS(header | payload | CRC-32 LE)`` followed by
+``END_ZEROS`` (2) delimiters ``b"\\x00"``: the second is an empty frame to the
+decoder, and ends the frame instead when a noisy line loses or flips the
+first.  The header layout comes from wire.def.  The decoder keeps the C decoder's
 semantics exactly (same drop reasons, same counters), which
 tests/test_proto_c.py checks by feeding both the same garbage.
 """
@@ -12,7 +14,7 @@ import struct
 import zlib
 from dataclasses import dataclass, fields
 
-from .wire import WIRE, WireTable
+from tinyfed_toolchain.facts.wire_table import WIRE, WireTable
 
 crc32 = zlib.crc32  # IEEE 802.3, the function the C side implements
 
@@ -76,6 +78,13 @@ class Frame:
         return m.name if m else f"0x{self.msg_id:02X}"
 
 
+@dataclass(frozen=True)
+class DroppedFrame:
+    """A frame the decoder dropped; ``reason`` is its FrameStats counter."""
+
+    reason: str
+
+
 def _header_struct(table: WireTable) -> struct.Struct:
     fmt = "<" + "".join({"U8": "B", "U16": "H", "U32": "I"}[f.type] for f in table.header)
     return struct.Struct(fmt)
@@ -100,9 +109,12 @@ def encode_raw(msg_id: int, seq: int, payload: bytes, flags: int = 0) -> bytes:
     return body + struct.pack("<I", crc32(body))
 
 
+END_ZEROS = WIRE.const("END_ZEROS")
+
+
 def encode_frame(msg_id: int, seq: int, payload: bytes, flags: int = 0) -> bytes:
-    """One frame as it goes on the wire (COBS + 0x00)."""
-    return cobs_encode(encode_raw(msg_id, seq, payload, flags)) + b"\0"
+    """One frame as it goes on the wire (COBS + END_ZEROS x 0x00)."""
+    return cobs_encode(encode_raw(msg_id, seq, payload, flags)) + bytes(END_ZEROS)
 
 
 @dataclass
@@ -145,7 +157,13 @@ class FrameDecoder:
         del self.drops[:-64]
 
     def feed(self, data: bytes) -> list[Frame]:
-        out: list[Frame] = []
+        """The frames that ``data`` completes (dropped ones are only counted)."""
+        return [e for e in self.feed_events(data) if isinstance(e, Frame)]
+
+    def feed_events(self, data: bytes) -> list["Frame | DroppedFrame"]:
+        """Like :meth:`feed`, with each dropped frame in its place in the stream as a
+        :class:`DroppedFrame` (a receiver waiting for a reply learns at once that one was spoilt)."""
+        out: list[Frame | DroppedFrame] = []
         self.stats.bytes += len(data)
         start = 0
         while start <= len(data):
@@ -158,9 +176,12 @@ class FrameDecoder:
                     self._buf.clear()
             if z < 0:
                 break
+            drops = self.stats.dropped
             frame = self._finish()
             if frame is not None:
                 out.append(frame)
+            elif self.stats.dropped != drops:
+                out.append(DroppedFrame(self.drops[-1]))
             start = z + 1
         return out
 
@@ -199,11 +220,11 @@ class FrameDecoder:
 def wire_size(payload_len: int) -> int:
     """Upper bound of the bytes a frame with this payload size takes on the wire."""
     raw = HEADER_BYTES + payload_len + 4
-    return raw + raw // 254 + 2
+    return raw + raw // 254 + 1 + END_ZEROS
 
 
 __all__ = [
-    "Frame", "FrameDecoder", "FrameStats", "cobs_encode", "cobs_decode", "encode_frame",
-    "encode_raw", "crc32", "HEADER_BYTES", "MAX_FRAME", "MAX_WIRE_FRAME", "FLAG_REPLY",
+    "DroppedFrame", "Frame", "FrameDecoder", "FrameStats", "cobs_encode", "cobs_decode", "encode_frame",
+    "encode_raw", "crc32", "END_ZEROS", "HEADER_BYTES", "MAX_FRAME", "MAX_WIRE_FRAME", "FLAG_REPLY",
     "FLAG_UNSOLICITED", "wire_size",
 ]

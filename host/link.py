@@ -13,12 +13,14 @@ from typing import Any
 
 import serial
 
+from tinyfed_toolchain.facts.errors import DeviceFailure
 
-class LinkError(OSError):
+
+class LinkError(DeviceFailure, OSError):
     """The link could not be opened, or broke."""
 
 
-class LinkTimeout(TimeoutError):
+class LinkTimeout(DeviceFailure, TimeoutError):
     """Nothing (or not enough) arrived in time."""
 
 
@@ -28,6 +30,12 @@ class LinkCounters:
     bytes_in: int = 0
     writes: int = 0
     reads: int = 0
+
+
+def _failed(what: str, e: BaseException) -> str:
+    """"read failed: <why>" without saying it twice (pyserial's own text often starts so)."""
+    text = str(e).strip() or type(e).__name__
+    return text if text.lower().startswith(f"{what} failed") else f"{what} failed: {text}"
 
 
 class Link:
@@ -74,7 +82,7 @@ class Link:
         except serial.SerialTimeoutException as e:
             raise LinkTimeout(f"{self.url}: write timed out") from e
         except (serial.SerialException, OSError) as e:
-            raise LinkError(f"{self.url}: write failed: {e}") from e
+            raise LinkError(f"{self.url}: {_failed('write', e)}") from e
         if n is not None and n != len(data):
             raise LinkTimeout(f"{self.url}: wrote {n} of {len(data)} bytes")
         self.counters.bytes_out += len(data)
@@ -92,7 +100,7 @@ class Link:
             self._port.timeout = 0
             rest = self._port.read(max_bytes - 1) if max_bytes > 1 else b""
         except (serial.SerialException, OSError) as e:
-            raise LinkError(f"{self.url}: read failed: {e}") from e
+            raise LinkError(f"{self.url}: {_failed('read', e)}") from e
         data = first + rest
         self.counters.bytes_in += len(data)
         self.counters.reads += 1

@@ -1,5 +1,5 @@
 """The host "loopback device": firmware/src/proto compiled for the host
-(firmware/host/proto_loopback.c) and run as a subprocess that speaks the
+(firmware/native/proto_loopback.c) and run as a subprocess that speaks the
 protocol over TCP (like QEMU's ``-serial tcp``), a pty, or stdin/stdout.
 
 It is the real C protocol code (framing, codec, state machine) with a small
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
 
-from tinyfed_toolchain.host_cc import compile_host
-from tinyfed_toolchain.paths import FIRMWARE
+from tinyfed_toolchain.facts.manifests import loopback_sources
+from tinyfed_toolchain.image.native_cc import compile_native
 
 from .child_process import announced_line, terminate
 
@@ -28,19 +28,11 @@ SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "
 SANITIZER_ENV = {"ASAN_OPTIONS": "abort_on_error=0:detect_leaks=1", "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}
 
 
-def proto_sources() -> list[Path]:
-    """Device protocol sources plus what they need (no model runtime)."""
-    src = FIRMWARE / "src"
-    return sorted((src / "proto").glob("*.c")) + [src / "eval" / "metrics.c", src / "runtime" / "status.c"]
-
-
 def build_loopback(*, sanitize: bool = False, test_messages: bool = True, extra: Sequence[str] = ()) -> Path:
     """Compile (cached) the loopback device; ``sanitize`` adds ASan + UBSan."""
     flags = [f"-DTFD_TEST_MESSAGES={int(test_messages)}", *(SANITIZE_FLAGS if sanitize else ()), *extra]
     name = "proto_loopback" + ("-asan" if sanitize else "") + ("" if test_messages else "-prod")
-    host = FIRMWARE / "host"
-    return compile_host([*proto_sources(), host / "host_link.c", host / "proto_loopback.c"], [], name,
-                        extra_flags=flags)
+    return compile_native(loopback_sources(), [], name, extra_flags=flags)
 
 
 @dataclass
@@ -101,4 +93,4 @@ def start_loopback(mode: Literal["tcp", "pty"] = "tcp", *, sanitize: bool = Fals
         raise
 
 
-__all__ = ["LoopbackDevice", "build_loopback", "start_loopback", "proto_sources", "SANITIZE_FLAGS"]
+__all__ = ["LoopbackDevice", "build_loopback", "start_loopback", "SANITIZE_FLAGS"]

@@ -1,17 +1,28 @@
 """Host side of the device protocol: :class:`DeviceClient`.
 
 The host drives every exchange: it sends a request frame and waits (with a
-timeout) for the reply carrying the same sequence number.  On a timeout, or
-when the device reports a corrupt frame (an UNSOLICITED NACK), it resends the
-*identical* frame; the device recognises the repetition (same seq, same CRC)
-and replays its cached reply instead of running the request twice.
+timeout) for the reply carrying the same sequence number.  A device about to
+erase or program flash (which stalls its CPU and loses incoming bytes) first
+sends BUSY with the longest it will be deaf: the client then extends its wait
+by that much and sends nothing meanwhile.  It resends the *identical* frame at
+once when the exchange is known to be spoilt -- the device reports a corrupt
+request (an UNSOLICITED NACK) or the host's own decoder drops a corrupt reply --
+and after a timeout when nothing came; the device recognises the repetition
+(same seq, same CRC) and replays its cached reply instead of running the
+request twice.  A noisy line therefore costs a round trip per spoilt frame, not
+a timeout (every frame ends in two delimiters, so a lost delimiter never hides
+a frame's end either).
 
-Chunked transfers pipeline up to ``window`` requests (go-back-N): chunk
-writes are idempotent on the device (a duplicate is acknowledged with the
-next expected offset, a gap is NACKed with it), and chunk reads are pure, so
-any lost frame is simply asked for again.
+Chunked transfers pipeline requests.  The device answers in order, one reply
+per request, so a reply, a NACK or a dropped frame tells the host exactly which
+exchange failed: chunk reads (pure) are asked for again selectively; chunk
+writes (idempotent on the device: a duplicate is acknowledged with the next
+expected offset, a gap is NACKed with it) go back to the first one the device
+is missing.  The chunk size follows the link's measured byte error rate
+(:class:`~tinyfed_host.link_quality.LinkQuality`): full 1 KiB chunks on a
+clean line, smaller ones where long frames rarely get through.
 
-The client is a small state machine too (DESIGN.md rule 8): ``Stage``,
+The client is a small state machine too (ARCHITECTURE.md rule 8): ``Stage``,
 checked transitions in ``_TRANSITIONS``, one method per exchange.
 """
 
@@ -19,6 +30,7 @@ from __future__ import annotations
 
 import enum
 import os
+from collections import deque
 import random
 import time
 from dataclasses import dataclass
@@ -26,15 +38,22 @@ from typing import Any
 
 import numpy as np
 
-from .framing import FLAG_REPLY, FLAG_UNSOLICITED, Frame, FrameDecoder, encode_frame, crc32
+from tinyfed_toolchain.facts.errors import DeviceFailure
+from tinyfed_toolchain.facts.wire_table import STATUS, WIRE, Message
+
+from .framing import FLAG_REPLY, FLAG_UNSOLICITED, DroppedFrame, Frame, FrameDecoder, encode_frame, crc32, wire_size
 from .link import Link, LinkTimeout
-from .wire import STATUS, WIRE, Message
+from .link_quality import CHUNK_SIZES, LinkQuality
 
 
-MIN_CHUNK = 64  # smallest chunk the transfers shrink to on a noisy line
+MIN_CHUNK = 32  # smallest chunk the transfers shrink to on a noisy line
+STATUS_SEQ = next(c for c, (n, _) in STATUS.items() if n == "TFD_ERR_SEQ")
+_ACK_WIRE = wire_size(WIRE.msg("ACK").max_size)  # an ACK / NACK reply on the wire
+_CHUNK_OVERHEAD = wire_size(WIRE.msg("XFER_CHUNK").fixed_size)  # an XFER_CHUNK frame without its data
+_READ_WIRE = wire_size(WIRE.msg("XFER_READ").max_size)
 
 
-class ProtocolError(RuntimeError):
+class ProtocolError(DeviceFailure, RuntimeError):
     """The device answered something the protocol does not allow (or nothing usable)."""
 
 
@@ -71,9 +90,14 @@ class ClientOptions:
     """Every knob of the client, declared once."""
 
     timeout: float = 1.0  # per attempt, for a normal request
-    retries: int = 6  # resends after the first attempt (per request / per stalled window)
-    window: int = 2  # requests in flight during chunked transfers
-    chunk: int = WIRE.const("CHUNK_MAX")
+    retries: int = 6  # resends after a silent attempt (per request / per stalled window)
+    # resends after attempts spoilt by a corrupt frame, in a row without progress: a line
+    # this bad is given up on (each such attempt costs a round trip, not a timeout)
+    corrupt_retries: int = 48
+    window: int = 2  # at least this many requests in flight during chunked transfers
+    inflight_bytes: int = 640  # ... and more (up to 8) while they hold fewer bytes than this
+    chunk: int = WIRE.const("CHUNK_MAX")  # largest chunk; smaller on a noisy line
+    adaptive: bool = True  # chunk size from the link's measured error rate
     eval_timeout: float = 300.0  # EVAL runs the model over the whole shard
     infer_timeout: float = 30.0
 
@@ -135,9 +159,21 @@ class WireCounters:
     resends: int = 0
     timeouts: int = 0
     nacks: int = 0  # NACK replies and unsolicited NACKs received
+    dropped: int = 0  # frames from the device the host's decoder dropped as corrupt
     stale: int = 0  # replies to an older request (ignored)
+    busy: int = 0  # BUSY notices (the device saved to flash; the host waited without resending)
     payload_out: int = 0  # transfer payload bytes sent / received
     payload_in: int = 0
+
+
+@dataclass(frozen=True)
+class Spoilt:
+    """An exchange that failed on the line: the device dropped request ``seq`` as corrupt
+    (``by_device``: its unsolicited NACK), or the host dropped the device's answer to it.
+    ``seq`` is None when no request was waiting (a stray NACK or noise)."""
+
+    seq: int | None
+    by_device: bool
 
 
 @dataclass
@@ -166,7 +202,9 @@ class DeviceClient:
         self.device: DeviceInfo | None = None
         self._seq = random.Random(os.getpid() ^ time.monotonic_ns()).randrange(1, 0x10000)
         self._xfer_id = self._seq
-        self._pending: list[Frame] = []
+        self._pending: list[Frame | DroppedFrame] = []
+        self._outstanding: deque[int] = deque()  # seqs sent, not yet answered, oldest first
+        self.quality = LinkQuality()
 
     @classmethod
     def connect(cls, url: str, options: ClientOptions | None = None, **link_kw: Any) -> "DeviceClient":
@@ -197,36 +235,97 @@ class DeviceClient:
         self._seq = (self._seq + 1) & 0xFFFF
         return self._seq
 
-    def _send(self, frame: bytes) -> None:
+    def _send(self, frame: bytes, seq: int) -> None:
         self.link.write(frame)
         self.counters.frames_out += 1
+        self._outstanding.append(seq)
 
-    def _receive(self, deadline: float) -> Frame | None:
-        """Next frame before ``deadline`` (None on timeout)."""
+    def _receive(self, deadline: float) -> Frame | Spoilt | None:
+        """The device's next reply frame, a :class:`Spoilt` exchange, or None on a timeout.
+
+        The device answers every frame it receives, in order, with a reply or (for
+        a frame it dropped) an unsolicited NACK.  So with the seqs of the frames
+        sent and not yet answered (``_outstanding``) an unsolicited NACK, or a
+        device frame the host dropped, is pinned on the oldest of them, and a
+        reply to seq s also answers (as lost) any older ones still waiting.  A
+        timeout forgets them all.
+        """
         while True:
-            if self._pending:
-                return self._pending.pop(0)
+            while self._pending:
+                e = self._pending.pop(0)
+                if isinstance(e, Frame) and e.flags & FLAG_REPLY:
+                    if e.seq in self._outstanding:
+                        while self._outstanding.popleft() != e.seq:
+                            pass
+                    return e
+                if isinstance(e, Frame) and not e.flags & FLAG_UNSOLICITED:
+                    self.counters.stale += 1  # not a reply, not a NACK: not for the host
+                    continue
+                by_device = isinstance(e, Frame)
+                if by_device:
+                    self.counters.nacks += 1
+                return Spoilt(self._outstanding.popleft() if self._outstanding else None, by_device)
             left = deadline - time.monotonic()
             if left <= 0:
+                self.counters.timeouts += 1
+                self._outstanding.clear()
                 return None
             data = self.link.read_some(left)
             if data:
-                frames = self.decoder.feed(data)
-                self.counters.frames_in += len(frames)
-                self._pending.extend(frames)
+                events = self.decoder.feed_events(data)
+                for e in events:
+                    if isinstance(e, Frame):
+                        self.counters.frames_in += 1
+                    else:
+                        self.counters.dropped += 1
+                self._pending.extend(events)
 
-    def _stalled(self, f: Frame | None, stalls: int, what: str) -> int:
-        """A transfer's wait ended without its reply: ``f`` is None (timeout) or
-        an unsolicited NACK.  Count it; returns ``stalls + 1``, or raises
-        :class:`LinkTimeout` (``what``) past ``options.retries`` stalls."""
-        if f is None:
-            self.counters.timeouts += 1
-        else:
-            self.counters.nacks += 1
-        stalls += 1
-        if stalls > self.options.retries:
-            raise LinkTimeout(what)
-        return stalls
+    class _Budget:
+        """Attempts left for one exchange or transfer: silent ones (timeouts) and spoilt
+        ones (corrupt frames) are counted apart and reset by progress."""
+
+        def __init__(self, options: "ClientOptions", what: str) -> None:
+            self.options, self.what = options, what
+            self.silent = self.corrupt = 0
+
+        def charge(self, e: "Spoilt | None") -> None:
+            if e is None:
+                self.silent += 1
+            else:
+                self.corrupt += 1
+            if self.silent > self.options.retries:
+                raise LinkTimeout(f"{self.what}: no reply after {self.silent} attempts")
+            if self.corrupt > self.options.corrupt_retries:
+                raise LinkTimeout(f"{self.what}: {self.corrupt} corrupt frames in a row (the line is too noisy)")
+
+        def progress(self) -> None:
+            self.silent = self.corrupt = 0
+
+    def _window(self, frame_bytes: int, inflight_bytes: int) -> int:
+        """Requests in flight: options.window, or more (up to 8) while they hold fewer
+        than ``inflight_bytes`` (short frames would leave the line idle between replies)."""
+        w = max(1, self.options.window)
+        return max(w, min(8, -(-inflight_bytes // max(1, frame_bytes))))
+
+    def _plan(self, cap: int, *, push: bool) -> tuple[int, int]:
+        """(chunk size, window) for the next chunks of a transfer: the pair with the highest
+        expected payload rate at the link's measured error rate.  A lost chunk write also
+        wastes the writes in flight behind it (go-back); a lost read wastes nothing."""
+        budget = self.options.inflight_bytes * (1 if push else 3)
+        if not self.options.adaptive:
+            return cap, self._window(cap + _CHUNK_OVERHEAD, budget)
+        best = (cap, 1, -1.0)
+        for size in CHUNK_SIZES:
+            if size > cap or size < min(cap, MIN_CHUNK):
+                continue
+            w = self._window(size + _CHUNK_OVERHEAD, budget)
+            rate = self.quality.payload_rate(size, overhead=_CHUNK_OVERHEAD + (0 if push else _READ_WIRE),
+                                             go_back=w - 1 if push else 0)
+            if rate > best[2]:
+                best = (size, w, rate)
+        if best[2] < 0:  # cap below every listed size
+            return cap, self._window(cap + _CHUNK_OVERHEAD, budget)
+        return best[0], best[1]
 
     def _decode(self, f: Frame) -> Reply:
         m = WIRE.by_id.get(f.msg_id)
@@ -256,27 +355,35 @@ class DeviceClient:
         seq = self._next_seq()
         frame = encode_frame(msg.id, seq, msg.encode(**values))
         per_try = timeout if timeout is not None else self.options.timeout
-        for attempt in range(self.options.retries + 1):
+        budget = self._Budget(self.options, f"{name} to {self.link.url}")
+        attempt = 0
+        while True:
             if attempt:
                 self.counters.resends += 1
-            self._send(frame)
+            attempt += 1
+            self._send(frame, seq)
             deadline = time.monotonic() + per_try
             while True:
                 f = self._receive(deadline)
-                if f is None:
-                    self.counters.timeouts += 1
-                    break
-                if f.flags & FLAG_UNSOLICITED:
-                    self.counters.nacks += 1
-                    break  # the device dropped a corrupt frame: resend now
-                if not f.flags & FLAG_REPLY or f.seq != seq:
-                    self.counters.stale += 1
+                if f is None or (isinstance(f, Spoilt) and f.seq == seq):
+                    break  # resend now
+                if isinstance(f, Spoilt) or f.seq != seq:
+                    self.counters.stale += 1  # about an earlier exchange
                     continue
+                self.quality.ok(len(frame) + wire_size(len(f.payload)))
                 r = self._raise_if_error(self._decode(f))
+                if r.name == "BUSY":
+                    # The device is about to stall on a flash erase/program and would lose
+                    # what we send: no resend until its reply, or max_ms + the usual timeout.
+                    self.counters.busy += 1
+                    deadline = time.monotonic() + r["max_ms"] / 1000.0 + per_try
+                    self._outstanding.append(seq)  # its final reply is still to come
+                    continue
                 if expect and r.name not in expect:
                     raise ProtocolError(f"{name}: expected {'/'.join(expect)}, got {r.name}")
                 return r
-        raise LinkTimeout(f"{name}: no reply from {self.link.url} after {self.options.retries + 1} attempts")
+            self.quality.lost(len(frame) + _ACK_WIRE)
+            budget.charge(f)
 
     # -- session ----------------------------------------------------------------------------
     def hello(self) -> DeviceInfo:
@@ -352,71 +459,107 @@ class DeviceClient:
                      crc32=crc32(data), chunk_max=chunk)
         self._go(Stage.SENDING)
         try:
+            start = 0
             for _ in range(self.options.retries + 1):
-                self._push_chunks(xid, data)
+                self._push_chunks(xid, data, start)
                 r = self.request("XFER_END", expect=("ACK", "NACK"), xfer_id=xid, abort=0)
                 if r.name == "ACK":
                     self.counters.payload_out += len(data)
                     self._go(Stage.READY)
                     return
-                self.counters.nacks += 1  # whole-payload CRC or offset mismatch: send again
+                self.counters.nacks += 1
+                # the device is missing data from r["value"] on (its last ACK was lost), or
+                # the whole-payload CRC failed and it starts over from 0
+                start = r["value"] if r["code"] == STATUS_SEQ and r["value"] <= len(data) else 0
             raise ProtocolError(f"transfer {p.name}: device kept refusing XFER_END")
         except BaseException:
             self._abort(xid)
             raise
 
-    def _push_chunks(self, xid: int, data: bytes) -> None:
-        """Go-back-N over XFER_CHUNK.  The chunk size adapts: halved after every
-        stall (a noisy line loses fewer long frames), doubled back after 8
-        clean acknowledgements."""
+    def _push_chunks(self, xid: int, data: bytes, start: int = 0) -> None:
+        """XFER_CHUNKs from offset ``start`` until every byte is acknowledged.
+
+        The device takes bytes in order and answers every chunk: ACK(next offset
+        it needs) for one it took (or the new part of one that overlaps what it
+        has), NACK(next) for one past a gap.  The host sends forward from an
+        offset in a *run*; a run ends when the device is known to be missing
+        something behind it -- a NACK, or the device dropping a chunk of this run
+        (its unsolicited NACK, pinned on that chunk) -- and the next run starts
+        there at once.  Answers to chunks of an earlier run only move the
+        acknowledged offset (or start a run when the device is behind the
+        current one).  A reply the host dropped as corrupt is covered by the next
+        cumulative ACK, or by XFER_END's NACK after the last chunk.
+        """
         msg = WIRE.msg("XFER_CHUNK")
-        total, window = len(data), max(1, self.options.window)
-        chunk = top = self.options.chunk
-        base = 0  # device has everything below base
-        nxt = 0
-        inflight: dict[int, int] = {}  # seq -> offset
-        mine: set[int] = set()
-        stalls = clean = 0
+        total = len(data)
+        base = nxt = start  # the device has everything below base; nxt: next offset to send
+        inflight: dict[int, tuple[int, int, int]] = {}  # seq -> (offset, length, wire bytes), in send order
+        run_of: dict[int, int] = {}  # seq -> run it was sent in (every chunk of this transfer)
+        run, run_start = 0, start
+        budget = self._Budget(self.options, f"transfer to {self.link.url} stalled at offset {base} of {total}")
+
+        def restart(at: int) -> None:
+            nonlocal run, run_start, nxt
+            self.counters.resends += len(inflight)
+            inflight.clear()
+            run, run_start, nxt = run + 1, at, at
+
         while base < total:
+            chunk, window = self._plan(self.options.chunk, push=True)
             while len(inflight) < window and nxt < total:
                 seq = self._next_seq()
                 n = min(chunk, total - nxt)
-                self._send(encode_frame(msg.id, seq, msg.encode(xfer_id=xid, offset=nxt, data=data[nxt:nxt + n])))
-                inflight[seq] = nxt
-                mine.add(seq)
+                frame = encode_frame(msg.id, seq, msg.encode(xfer_id=xid, offset=nxt, data=data[nxt:nxt + n]))
+                self._send(frame, seq)
+                inflight[seq] = (nxt, n, len(frame))
+                run_of[seq] = run
                 nxt += n
-            f = self._receive(time.monotonic() + self.options.timeout)
-            if f is None or f.flags & FLAG_UNSOLICITED:
-                stalls = self._stalled(f, stalls, f"transfer stalled at offset {base} of {total}")
-                clean = 0
-                chunk = max(MIN_CHUNK, chunk // 2)
-                self.counters.resends += len(inflight)
-                inflight.clear()
-                nxt = base  # go back N
+            if not inflight:  # all sent, the last answers spoilt: XFER_END says where the device is
+                return
+            e = self._receive(time.monotonic() + self.options.timeout)
+            if e is None:  # nothing came back: send everything unacknowledged again
+                budget.charge(e)
+                for _, _, wl in inflight.values():
+                    self.quality.lost(wl + _ACK_WIRE)
+                restart(base)
                 continue
-            if not f.flags & FLAG_REPLY or f.seq not in mine:
+            if isinstance(e, Spoilt):
+                if e.seq not in inflight:
+                    self.counters.stale += 1
+                    continue
+                budget.charge(e)
+                off, _, wl = inflight.pop(e.seq)
+                self.quality.lost(wl + _ACK_WIRE)
+                if e.by_device:  # the device dropped it and will NACK the chunks behind it
+                    restart(max(base, off))
+                continue
+            if not e.flags & FLAG_REPLY or e.seq not in run_of:
                 self.counters.stale += 1
                 continue
-            r = self._raise_if_error(self._decode(f))
-            inflight.pop(f.seq, None)
+            r = self._raise_if_error(self._decode(e))
             if r["xfer_id"] != xid:
                 raise ProtocolError(f"{r.name} for transfer {r['xfer_id']}, expected {xid}")
-            if r.name == "ACK":
-                if r["value"] > base:
-                    base = min(r["value"], total)
-                    nxt = max(nxt, base)
-                    stalls = 0
-                    clean += 1
-                    if clean >= 8 and chunk < top:
-                        chunk, clean = min(top, chunk * 2), 0
-            elif r.name == "NACK":
-                self.counters.nacks += 1
-                base = max(base, r["value"]) if r["value"] <= total else base
-                self.counters.resends += len(inflight)
-                inflight.clear()
-                nxt = r["value"]
-            else:
+            if r.name not in ("ACK", "NACK"):
                 raise ProtocolError(f"XFER_CHUNK: unexpected {r.name}")
+            if e.seq in inflight:  # answers come in order: older chunks still in flight got none
+                for s in list(inflight):
+                    _, _, wl = inflight.pop(s)
+                    if s == e.seq:
+                        self.quality.ok(wl + _ACK_WIRE)
+                        break
+                    self.quality.lost(wl + _ACK_WIRE)
+            value = int(r["value"])
+            if value > total:
+                raise ProtocolError(f"{r.name}: device at offset {value} of a {total}-byte transfer")
+            if value > base:
+                base = value
+                nxt = max(nxt, base)
+                budget.progress()
+                budget.what = f"transfer to {self.link.url} stalled at offset {base} of {total}"
+            if r.name == "NACK":
+                self.counters.nacks += 1
+                if run_of[e.seq] == run or value < run_start:  # the device is behind this run
+                    restart(value)
 
     # -- transfers: device -> host ------------------------------------------------------------
     def receive_payload(self, purpose: str | int, arg: int = 0) -> bytes:
@@ -442,42 +585,86 @@ class DeviceClient:
         self.counters.payload_in += len(data)
         return data
 
-    def _pull_chunks(self, xid: int, total: int, chunk: int) -> bytes:
-        """Pipelined XFER_READs; a stalled read is asked for again, split in halves."""
+    def _pull_chunks(self, xid: int, total: int, cap: int) -> bytes:
+        """Pipelined XFER_READs.  Replies come in order, so a reply to a later read, a
+        dropped frame or an unsolicited NACK marks the oldest reads in flight as lost:
+        they are asked for again at once (sized for the link as it is now)."""
         msg = WIRE.msg("XFER_READ")
         buf = bytearray(total)
-        missing = [(off, min(chunk, total - off)) for off in range(0, total, chunk)][::-1]  # pop from the end
-        inflight: dict[int, tuple[int, int]] = {}
-        stalls = 0
-        while missing or inflight:
-            while missing and len(inflight) < max(1, self.options.window):
-                off, n = missing.pop()
+        missing: list[tuple[int, int]] = [(0, total)] if total else []  # ranges still to read, in order
+        inflight: dict[int, tuple[int, int]] = {}  # seq -> (offset, length), in send order
+        budget = self._Budget(self.options, f"transfer from {self.link.url} stalled with {total} bytes missing")
+        received = 0
+        while received < total:
+            chunk, window = self._plan(cap, push=False)
+            while missing and len(inflight) < window:
+                off, n = missing.pop(0)
+                take = min(n, chunk)
+                if take < n:
+                    missing.insert(0, (off + take, n - take))
                 seq = self._next_seq()
-                self._send(encode_frame(msg.id, seq, msg.encode(xfer_id=xid, offset=off, length=n)))
-                inflight[seq] = (off, n)
-            f = self._receive(time.monotonic() + self.options.timeout)
-            if f is None or f.flags & FLAG_UNSOLICITED:
-                stalls = self._stalled(f, stalls, f"transfer stalled with {len(missing) + len(inflight)} reads missing")
-                self.counters.resends += len(inflight)
-                again: list[tuple[int, int]] = []
-                for off, n in sorted(inflight.values()):
-                    half = max(MIN_CHUNK, n // 2)
-                    again += [(o, min(half, off + n - o)) for o in range(off, off + n, half)]
-                missing.extend(again[::-1])
-                inflight.clear()
+                self._send(encode_frame(msg.id, seq, msg.encode(xfer_id=xid, offset=off, length=take)), seq)
+                inflight[seq] = (off, take)
+            e = self._receive(time.monotonic() + self.options.timeout)
+            if e is None or isinstance(e, Spoilt):
+                lost = list(inflight) if e is None else [e.seq] if e.seq in inflight else []
+                if e is not None and not lost:
+                    self.counters.stale += 1
+                    continue
+                budget.charge(e)
+                for s in lost:
+                    off, n = inflight.pop(s)
+                    self.quality.lost(_READ_WIRE + wire_size(n + _CHUNK_OVERHEAD))
+                    missing.append((off, n))
+                self.counters.resends += len(lost)
+                missing.sort()
                 continue
-            if not f.flags & FLAG_REPLY or f.seq not in inflight:
+            if not e.flags & FLAG_REPLY:
                 self.counters.stale += 1
                 continue
-            r = self._raise_if_error(self._decode(f))
-            off, want = inflight.pop(f.seq)
+            if e.seq in inflight:
+                for s in list(inflight):  # older reads still in flight got no answer
+                    if s == e.seq:
+                        break
+                    off, n = inflight.pop(s)
+                    self.quality.lost(_READ_WIRE + wire_size(n + _CHUNK_OVERHEAD))
+                    missing.append((off, n))
+                    self.counters.resends += 1
+                missing.sort()
+                off, want = inflight.pop(e.seq)
+            elif (hit := self._late_read(e, xid, missing)) is not None:
+                off, want = hit  # a reply to a read given up on: still good
+            else:
+                self.counters.stale += 1
+                continue
+            r = self._raise_if_error(self._decode(e))
             if r.name != "XFER_CHUNK" or r["xfer_id"] != xid or r["offset"] != off:
                 raise ProtocolError(f"XFER_READ at {off}: unexpected {r.name} {r.fields}")
             if len(r["data"]) != want:
                 raise ProtocolError(f"XFER_READ at {off}: {len(r['data'])} bytes, expected {want}")
+            self.quality.ok(_READ_WIRE + wire_size(len(e.payload)))
             buf[off:off + want] = r["data"]
-            stalls = 0
+            received += want
+            budget.progress()
+            budget.what = f"transfer from {self.link.url} stalled with {total - received} bytes missing"
         return bytes(buf)
+
+    @staticmethod
+    def _late_read(f: Frame, xid: int, missing: list[tuple[int, int]]) -> tuple[int, int] | None:
+        """A reply to a read no longer in flight whose range is exactly one still missing:
+        take that range out of ``missing`` and return it."""
+        m = WIRE.by_id.get(f.msg_id)
+        if m is None or m.name != "XFER_CHUNK":
+            return None
+        try:
+            v = m.decode(f.payload)
+        except ValueError:
+            return None
+        rng = (int(v["offset"]), len(v["data"]))
+        if v["xfer_id"] != xid or rng not in missing:
+            return None
+        missing.remove(rng)
+        return rng
 
     def _new_xfer_id(self) -> int:
         self._xfer_id = (self._xfer_id + 1) & 0xFFFF

@@ -1,161 +1,81 @@
-"""Federated rounds: the host's round state machine over a set of participants.
+"""The round engine: a strategy (``tinyfed_host.strategy``) over participants
+(``tinyfed_host.participant``), aggregating plain or through SecAgg+
+(``tinyfed_host.aggregation``), on the wall clock (boards) or a virtual clock
+(simulation; ``tinyfed_host.clock``).  The runner knows none of these apart
+from their interfaces.
 
-A participant is anything that can take the global parameters, train locally
-and hand back an update: an emulated or real board over serial
-(:class:`SerialParticipant`) or a virtual device running the same C engine on
-the host (``tinyfed_host.simulate.VirtualParticipant``).  The round logic is
-the same for both.
+Versions and steps.  The global model has a *version* v (0 = initial
+parameters); every successful aggregation step makes version v + 1.  A
+*step* is one attempt at that (a synchronous round, or a buffer flush); a
+step that cannot aggregate (too few updates, an aborted secure sum) is
+recorded as failed and leaves the version.  ``FleetConfig.updates`` steps
+run.  An update trained from version v and aggregated at version v' has
+staleness v' - v.
 
-Round r (DESIGN.md rule 8: stages are constants, state is a dataclass, every
-transition is checked)::
+Host stages (ARCHITECTURE.md rule 8: constants, a state dataclass, checked
+transitions)::
 
-    SETUP ─► EVALUATE(round 0) ─► CLIENTS ─► AGGREGATE ─► EVALUATE ─► … ─► DONE
+    SETUP ─► EVALUATE(version 0) ─► COLLECT ─► AGGREGATE ─► EVALUATE ─► … ─► DONE
 
-* SETUP: every participant says hello; one whose model hash differs from the
-  fleet's is REFUSED with a clear message and never used.
-* CLIENTS: each active participant, in parallel, goes
-  ``READY ─► PARAMS (global params sent, committed) ─► TRAINED ─► UPDATED``.
-  A participant that times out, loses its link or answers an error is left
-  OUT of this round (the round still completes with the others) and asked to
-  rejoin (HELLO) at the start of the next round.
-* AGGREGATE: the aggregator (plain FedAvg now, secure aggregation later)
-  combines the updates weighted by sample count; the new global parameters
-  are ``w + server_lr * mean_delta``.  Fewer than ``min_clients`` updates: the
-  round is recorded as failed and the global parameters stay.
-* EVALUATE: the global parameters on the host's held-out split.
+* SETUP: every participant says hello; one whose model hash differs from
+  the fleet's (or that cannot train, or is secure-only in a plain run) is
+  REFUSED with a clear message and never used.
+* COLLECT: idle devices get the current version and train (a *job*:
+  ``READY ─► PARAMS ─► TRAINED [─► UPDATED: plain, update fetched]``).
+  Synchronous: every active device at the start of the step, and the step
+  waits for all of them.  Semi-asynchronous: every idle device, always; a
+  finished device's update joins the buffer and the device is busy again
+  only after its update was aggregated (secure: it holds the update until
+  its cohort's SecAgg+ round) or dropped.  Updates staler than the
+  strategy's ``max_staleness`` are dropped (``stale_dropped``) and their
+  devices start over on the current version.  A device that times out,
+  loses its link or answers an error is OUT until it rejoins (HELLO) at the
+  start of a later step.
+* AGGREGATE: the first K updates (``buffer_size``; sync: all) are weighted
+  by the strategy (public weights), summed by the aggregation backend, and
+  applied: version + 1.
+* EVALUATE: the global parameters on the host's held-out split, at clock
+  time ``time_s`` (virtual seconds in simulation, wall seconds on boards).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import enum
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .fedavg import Aggregate, AggregationError, Aggregator, PlainAggregator, apply_aggregate
-from .fl_client import CAP_PERSIST, CAP_SECURE_ONLY, CAP_TEST_MESSAGES, CAP_TRAINING, TrainConfig, TrainResult, Update, fetch_update, send_params, train
+from .aggregation import Aggregation, CohortSum, Contribution, as_aggregation, public_weight
+from .clock import JobResult, VirtualClock, WallClock
+from .fedavg import AggregationError
+from tinyfed_toolchain.facts.errors import EXIT_REFUSED, DeviceFailure
+from tinyfed_toolchain.facts.train_config import TrainConfig
+
+from .fl_client import TrainResult, Update
 from .link import LinkError, LinkTimeout
-from .protocol import ClientOptions, DeviceClient, DeviceError, ProtocolError
+from .participant import (InProcessParticipant, Participant, ParticipantInfo, SerialParticipant,  # noqa: F401
+                          Traffic)
+from .protocol import DeviceError, ProtocolError
+from .strategy import Strategy, StrategyOptions, make_strategy
 
 
-class RoundError(RuntimeError):
+class RoundError(DeviceFailure, RuntimeError):
     """The fleet cannot run (no usable participant, bad configuration)."""
 
 
 class RefusedError(RoundError):
-    """A participant runs another model (or cannot train): it is not admitted."""
+    """A participant runs another model (or cannot train): it is not admitted (exit code 2)."""
 
-
-# ---- participants -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ParticipantInfo:
-    name: str
-    board: str
-    model_name: str
-    model_hash: bytes
-    shard_size: int
-    training: bool
-    persist: bool = False  # keeps committed parameters across resets (CAP_PERSIST)
-    test_image: bool = False  # TEST-gated messages compiled in (CAP_TEST_MESSAGES): not for real data
-    secure_only: bool = False  # no plain update path (CAP_SECURE_ONLY): secure aggregation only
-
-
-@dataclass
-class Traffic:
-    """Bytes a participant exchanged: transfer payloads and everything on the wire."""
-
-    payload_out: int = 0
-    payload_in: int = 0
-    wire_out: int = 0
-    wire_in: int = 0
-
-    def minus(self, other: "Traffic") -> "Traffic":
-        return Traffic(self.payload_out - other.payload_out, self.payload_in - other.payload_in,
-                       self.wire_out - other.wire_out, self.wire_in - other.wire_in)
-
-    def plus(self, other: "Traffic") -> "Traffic":
-        return Traffic(self.payload_out + other.payload_out, self.payload_in + other.payload_in,
-                       self.wire_out + other.wire_out, self.wire_in + other.wire_in)
-
-
-class Participant(Protocol):
-    name: str
-
-    def open(self) -> ParticipantInfo: ...
-    def push_params(self, round_: int, params: np.ndarray, model_hash: bytes, persist: bool) -> None: ...
-    def train(self, round_: int, cfg: TrainConfig, timeout: float) -> TrainResult: ...
-    def fetch_update(self, round_: int, encoding: int) -> Update: ...
-    def traffic(self) -> Traffic: ...
-    def close(self) -> None: ...
-
-
-class SerialParticipant:
-    """A board on a serial URL (``socket://…`` for QEMU, ``/dev/ttyACM0`` for a real one)."""
-
-    def __init__(self, url: str, options: ClientOptions | None = None, name: str | None = None) -> None:
-        self.url = url
-        self.name = name or url
-        self.options = options or ClientOptions(timeout=2.0, retries=6)
-        self.dev: DeviceClient | None = None
-        self.info: ParticipantInfo | None = None
-
-    def _client(self) -> DeviceClient:
-        if self.dev is None:
-            raise LinkError(f"{self.name}: not connected")
-        return self.dev
-
-    def open(self) -> ParticipantInfo:
-        if self.dev is None:
-            self.dev = DeviceClient.connect(self.url, self.options)
-            i = self.dev.hello()
-        else:
-            # rejoin after a failure: drop stale replies, one quick try
-            self.dev.link.drain(limit=0.5)
-            self.dev.options = dataclasses.replace(self.options, retries=1)
-            try:
-                i = self.dev.hello()
-            finally:
-                self.dev.options = self.options
-        self.info = ParticipantInfo(self.name, i.board, i.model_name, i.model_hash, i.shard_size,
-                                    bool(i.caps & CAP_TRAINING), bool(i.caps & CAP_PERSIST),
-                                    bool(i.caps & CAP_TEST_MESSAGES), bool(i.caps & CAP_SECURE_ONLY))
-        return self.info
-
-    def push_params(self, round_: int, params: np.ndarray, model_hash: bytes, persist: bool) -> None:
-        send_params(self._client(), round_, params, model_hash, persist=persist)
-
-    def train(self, round_: int, cfg: TrainConfig, timeout: float) -> TrainResult:
-        return train(self._client(), round_, cfg, timeout=timeout)
-
-    def fetch_update(self, round_: int, encoding: int) -> Update:
-        return fetch_update(self._client(), round_, encoding=encoding, device=self.name)
-
-    def secagg_endpoint(self, client_id: int, enc: Any) -> Any:
-        """This board as SecAgg+ client ``client_id`` (tinyfed_host.secagg.serial)."""
-        from .secagg.serial import SerialEndpoint
-
-        return SerialEndpoint(client_id, self._client(), enc)
-
-    def traffic(self) -> Traffic:
-        if self.dev is None:
-            return Traffic()
-        c, l = self.dev.counters, self.dev.link.counters
-        return Traffic(c.payload_out, c.payload_in, l.bytes_out, l.bytes_in)
-
-    def close(self) -> None:
-        if self.dev is not None:
-            self.dev.close()
-            self.dev = None
+    exit_code = EXIT_REFUSED
 
 
 # ---- state ------------------------------------------------------------------------------------
 class Stage(enum.Enum):
     SETUP = "setup"
-    CLIENTS = "clients"
+    COLLECT = "collect"
     AGGREGATE = "aggregate"
     EVALUATE = "evaluate"
     DONE = "done"
@@ -163,18 +83,18 @@ class Stage(enum.Enum):
 
 _TRANSITIONS: dict[Stage, set[Stage]] = {
     Stage.SETUP: {Stage.EVALUATE},
-    Stage.EVALUATE: {Stage.CLIENTS, Stage.DONE},
-    Stage.CLIENTS: {Stage.AGGREGATE},
+    Stage.EVALUATE: {Stage.COLLECT, Stage.DONE},
+    Stage.COLLECT: {Stage.AGGREGATE},
     Stage.AGGREGATE: {Stage.EVALUATE},
     Stage.DONE: set(),
 }
 
 
 class DevStage(enum.Enum):
-    READY = "ready"
+    READY = "ready"  # idle: may get the current version
     PARAMS = "params"  # global parameters committed on the device
-    TRAINED = "trained"
-    UPDATED = "updated"  # update received by the host
+    TRAINED = "trained"  # trained; the update is on the device (secure: it waits there for its cohort)
+    UPDATED = "updated"  # plain: update received by the host (waits in the buffer)
     OUT = "out"  # left out (timeout, lost link, error) until it rejoins
     REFUSED = "refused"  # never admitted (other model / no training engine)
 
@@ -182,7 +102,7 @@ class DevStage(enum.Enum):
 _DEV_TRANSITIONS: dict[DevStage, set[DevStage]] = {
     DevStage.READY: {DevStage.PARAMS, DevStage.OUT},
     DevStage.PARAMS: {DevStage.TRAINED, DevStage.OUT},
-    DevStage.TRAINED: {DevStage.UPDATED, DevStage.OUT},
+    DevStage.TRAINED: {DevStage.UPDATED, DevStage.READY, DevStage.OUT},
     DevStage.UPDATED: {DevStage.READY, DevStage.OUT},
     DevStage.OUT: {DevStage.READY, DevStage.OUT},
     DevStage.REFUSED: set(),
@@ -192,9 +112,11 @@ _DEV_TRANSITIONS: dict[DevStage, set[DevStage]] = {
 @dataclass
 class DeviceState:
     participant: Participant
+    index: int = 0  # position in the fleet (client id = index + 1)
     stage: DevStage = DevStage.READY
     info: ParticipantInfo | None = None
     reason: str = ""
+    busy: bool = False  # a job or a buffered update is outstanding
 
     def go(self, to: DevStage) -> None:
         if to not in _DEV_TRANSITIONS[self.stage]:
@@ -204,12 +126,15 @@ class DeviceState:
 
 @dataclass
 class DeviceRound:
-    """One participant in one round."""
+    """One device job (or its absence) reported in a step."""
 
     name: str
-    status: str  # ok | timeout | lost | error | absent
+    status: str  # ok | stale | timeout | lost | error | absent | refused
     reason: str = ""
-    weight: int = 0
+    weight: int = 0  # samples trained on
+    version: int | None = None  # model version it trained from
+    staleness: int | None = None  # versions behind when aggregated (or dropped)
+    public_weight: int | None = None  # strategy weight (units 2^-8 samples)
     train: TrainResult | None = None
     update_norm: float | None = None
     traffic: Traffic = field(default_factory=Traffic)
@@ -217,7 +142,8 @@ class DeviceRound:
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name, "status": self.status, "reason": self.reason,
-                             "weight": self.weight, "update_norm": self.update_norm,
+                             "weight": self.weight, "version": self.version, "staleness": self.staleness,
+                             "public_weight": self.public_weight, "update_norm": self.update_norm,
                              "seconds": round(self.seconds, 3), **self.traffic.__dict__}
         if self.train is not None:
             t = self.train
@@ -231,32 +157,45 @@ class DeviceRound:
 
 @dataclass
 class RoundRecord:
+    """One aggregation step (``round`` = step number; round 0 = the initial model)."""
+
     round: int
     accuracy: float
     loss: float
-    completed: bool = True  # False: too few updates, global parameters unchanged
+    completed: bool = True  # False: nothing aggregated, global parameters unchanged
     devices: list[DeviceRound] = field(default_factory=list)
     traffic: Traffic = field(default_factory=Traffic)
-    seconds: float = 0.0
-    aggregate_weight: int = 0
-    updates: int = 0
-    secure: dict[str, Any] | None = None  # SecAgg+ round report (dropouts, bytes per stage, epsilon)
+    seconds: float = 0.0  # wall seconds the step took
+    time_s: float = 0.0  # clock time at its end (virtual in simulation)
+    version: int = 0  # model version after the step
+    aggregate_weight: int = 0  # samples in the aggregate
+    updates: int = 0  # updates aggregated
+    stale_dropped: int = 0
+    mean_staleness: float | None = None
+    aggregate_seconds: float = 0.0  # wall seconds the aggregation itself took (SecAgg+: the four stages)
+    secure: dict[str, Any] | None = None  # SecAgg+ report (dropouts, bytes per stage, epsilon)
     restored: dict[str, Any] | None = field(default=None, repr=False)  # from a checkpoint: its report row
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RoundRecord":
-        """A round of an interrupted run, from its report row (host/checkpoint.py)."""
+        """A step of an interrupted run, from its report row (host/checkpoint.py)."""
         nan = float("nan")
         return cls(int(d["round"]), nan if d.get("accuracy") is None else float(d["accuracy"]),
                    nan if d.get("loss") is None else float(d["loss"]), bool(d.get("completed", True)),
-                   seconds=float(d.get("seconds") or 0.0), aggregate_weight=int(d.get("aggregate_weight") or 0),
-                   updates=int(d.get("updates") or 0), secure=d.get("secure"), restored=dict(d))
+                   seconds=float(d.get("seconds") or 0.0), time_s=float(d.get("time_s") or 0.0),
+                   version=int(d.get("version") or 0), aggregate_weight=int(d.get("aggregate_weight") or 0),
+                   updates=int(d.get("updates") or 0), stale_dropped=int(d.get("stale_dropped") or 0),
+                   aggregate_seconds=float(d.get("aggregate_seconds") or 0.0), secure=d.get("secure"),
+                   restored=dict(d))
 
     def as_dict(self) -> dict[str, Any]:
         if self.restored is not None:
             return dict(self.restored)
-        return {"round": self.round, "accuracy": self.accuracy, "loss": self.loss, "secure": self.secure,
-                "completed": self.completed, "updates": self.updates,
+        return {"round": self.round, "version": self.version, "accuracy": self.accuracy, "loss": self.loss,
+                "time_s": self.time_s, "updates": self.updates, "stale_dropped": self.stale_dropped,
+                "mean_staleness": self.mean_staleness, "aggregate_seconds": round(self.aggregate_seconds, 3),
+                "bytes_up": self.traffic.wire_in, "bytes_down": self.traffic.wire_out,
+                "secure": self.secure, "completed": self.completed,
                 "aggregate_weight": self.aggregate_weight, "seconds": round(self.seconds, 3),
                 "bytes_to_devices": self.traffic.wire_out, "bytes_from_devices": self.traffic.wire_in,
                 "payload_to_devices": self.traffic.payload_out,
@@ -266,75 +205,124 @@ class RoundRecord:
 
 # Defaults, measured on digits and BasicMotions (4 non-IID devices, Dirichlet
 # 0.5, classifier re-initialised, seeds 0-3): local SGD, momentum 0.9, lr 0.02
-# with a cosine decay over each local run, 2 local epochs per round, 20 rounds.
+# with a cosine decay over each local run, 5 local epochs per round, 20 rounds.
 # The federated result then lands within about 2 pp of centralised fine-tuning
 # with the same epoch budget on both (lr 0.03+ diverges with momentum 0.9).
-DEFAULT_ROUNDS = 20
+DEFAULT_UPDATES = 20
+DEFAULT_ROUNDS = DEFAULT_UPDATES
 DEFAULT_TRAIN = TrainConfig(lr=0.02, momentum=0.9, weight_decay=0.0, epochs=5, batch=8, seed=0, schedule="cosine")
 
 
 @dataclass(frozen=True)
 class FleetConfig:
-    """Every knob of a federated run, declared once."""
+    """Every knob of the round engine, declared once."""
 
-    rounds: int = DEFAULT_ROUNDS
+    updates: int = DEFAULT_UPDATES  # aggregation steps (model versions) to run
+    strategy: StrategyOptions = StrategyOptions()  # sync / fedbuff / ftte, buffer, max staleness, server step
     train: TrainConfig = DEFAULT_TRAIN
-    min_clients: int = 1
+    min_clients: int = 1  # updates a step needs to change the model
     train_timeout: float = 300.0
     persist: bool = True
-    server_lr: float = 1.0
-    parallel: bool = True
-    vary_seed: bool = True  # round r trains with seed + r (different shuffles per round)
-    final_broadcast: bool = True  # after the last round, every device gets (and persists) the final model
+    parallel: bool = True  # wall clock: devices train in parallel threads
+    vary_seed: bool = True  # step r trains with seed + r * 7919 (different shuffles per step)
+    final_broadcast: bool = True  # after the last step, every device gets (and persists) the final model
+    target_accuracy: float | None = None  # time_to_target_s: first time the global accuracy reaches it
+
+    @property
+    def rounds(self) -> int:
+        """Synchronous runs call the steps rounds."""
+        return self.updates
 
 
 @dataclass
 class FleetState:
     stage: Stage
-    round: int
+    round: int  # steps done (records[-1].round)
+    version: int  # model version of ``params``
     params: np.ndarray
     model_hash: bytes
     devices: list[DeviceState]
     records: list[RoundRecord] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (name, message)
-    # the last round's raw material, for checks and reports
+    # the last step's raw material, for checks and reports
     last_updates: list[Update] = field(default_factory=list)
-    last_aggregate: Aggregate | None = None
+    last_aggregate: CohortSum | None = None
     final_holders: list[str] = field(default_factory=list)  # devices that received the final model
+    buffer: list[Contribution] = field(default_factory=list)  # updates waiting for a step
+    stale_dropped_total: int = 0
 
 
 #: evaluate(params) -> (accuracy, mean loss) on the host's held-out split
 Evaluator = Callable[[np.ndarray], tuple[float, float]]
 
 
-def _hex(h: bytes) -> str:
-    return h.hex()
+@dataclass
+class ResumePoint:
+    """Where an interrupted run continues (host/checkpoint.py)."""
+
+    round: int
+    version: int
+    params: np.ndarray
+    records: Sequence[RoundRecord]
+    time_s: float = 0.0
+    strategy: dict[str, Any] = field(default_factory=dict)
 
 
-class FedAvgRunner:
-    """Drives participants through rounds (see the module docstring)."""
+_FAILURES = (LinkTimeout, TimeoutError, DeviceError, LinkError, OSError, EOFError, ProtocolError)
+
+
+def _status_of(e: BaseException) -> str:
+    if isinstance(e, (LinkTimeout, TimeoutError)):
+        return "timeout"
+    if isinstance(e, (DeviceError, ProtocolError)):
+        return "error"
+    return "lost"
+
+
+class FederatedRunner:
+    """Drives participants through aggregation steps (see the module docstring)."""
 
     def __init__(self, participants: Sequence[Participant], *, init_params: np.ndarray, model_hash: bytes,
                  evaluator: Evaluator, config: FleetConfig = FleetConfig(),
-                 aggregator: Aggregator | None = None, log: Callable[[str], None] = print,
-                 resume: tuple[int, np.ndarray, Sequence[RoundRecord]] | None = None) -> None:
-        """``resume = (round, params, records)``: continue an interrupted run after ``round``
-        (host/checkpoint.py) instead of evaluating round 0."""
+                 strategy: Strategy | StrategyOptions | None = None, aggregation: Aggregation | None = None,
+                 clock: WallClock | VirtualClock | None = None, log: Callable[[str], None] = print,
+                 resume: ResumePoint | None = None, aggregator: Any = None) -> None:
+        """``aggregator``: a SecAgg+ ``SecureAggregator`` (shorthand for ``aggregation=SecureAggregation(it)``)
+        or any Aggregation."""
         if not participants:
             raise RoundError("no participants")
-        self._resume = resume
         self.cfg = config
-        self.aggregator = aggregator or PlainAggregator()
+        if strategy is None:
+            strategy = config.strategy
+        self.strategy: Strategy = make_strategy(strategy) if isinstance(strategy, StrategyOptions) else strategy
+        self.aggregation: Aggregation = as_aggregation(aggregation if aggregation is not None else aggregator, log)
+        self.clock = clock or WallClock(parallel=config.parallel, max_workers=max(1, len(participants)))
         self.evaluator = evaluator
         self.log = log
-        self.state = FleetState(Stage.SETUP, 0, np.asarray(init_params, dtype=np.float32).copy(),
-                                bytes(model_hash), [DeviceState(p) for p in participants])
+        self._resume = resume
+        self.state = FleetState(Stage.SETUP, 0, 0, np.asarray(init_params, dtype=np.float32).copy(),
+                                bytes(model_hash), [DeviceState(p, i) for i, p in enumerate(participants)])
+        self._step_rows: list[DeviceRound] = []
+        self._row_index: dict[tuple[str, int | None], DeviceRound] = {}  # _row_of's index of _step_rows
+        self._row_key: tuple[int, int] | None = None
+        self._step_traffic = Traffic()
+        self._step_stale = 0
+        self._versions: dict[int, np.ndarray] = {}
+
+    @property
+    def secure(self) -> bool:
+        return bool(self.aggregation.secure)
 
     # -- stage machine ------------------------------------------------------------------------
     def _go(self, to: Stage) -> None:
         if to not in _TRANSITIONS[self.state.stage]:
             raise RoundError(f"illegal transition {self.state.stage.value} -> {to.value}")
         self.state.stage = to
+
+    def _refuse(self, d: DeviceState, msg: str) -> None:
+        d.stage, d.reason = DevStage.REFUSED, msg
+        self.state.refused.append((d.participant.name, msg))
+        self.log(f"[fleet] {msg}")
 
     # -- SETUP --------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -348,38 +336,36 @@ class FedAvgRunner:
             except (LinkTimeout, LinkError, ProtocolError, OSError) as e:
                 d.go(DevStage.OUT)
                 d.reason = f"no answer: {e}"
-                self.log(f"[fleet] {name}: not reachable ({e}); will retry next round")
+                self.log(f"[fleet] {name}: not reachable ({e}); will retry at the next step")
                 continue
             d.info = info
             if info.model_hash != self.state.model_hash:
-                msg = (f"{name} runs model {info.model_name!r} hash {_hex(info.model_hash)}, but this fleet "
-                       f"trains hash {_hex(self.state.model_hash)}: refused (flash it with an image of the same "
-                       f"build, or point the host at that board's build)")
-                d.stage, d.reason = DevStage.REFUSED, msg
-                self.state.refused.append((name, msg))
-                self.log(f"[fleet] {msg}")
+                self._refuse(d, f"{name} runs model {info.model_name!r} hash {info.model_hash.hex()}, but this "
+                                f"fleet trains hash {self.state.model_hash.hex()}: refused (flash it with an image "
+                                f"of the same build, or point the host at that board's build)")
             elif not info.training:
-                msg = f"{name} ({info.board}) has no training engine linked in: refused"
-                d.stage, d.reason = DevStage.REFUSED, msg
-                self.state.refused.append((name, msg))
-                self.log(f"[fleet] {msg}")
-            elif info.secure_only and not getattr(self.aggregator, "interactive", False):
-                msg = (f"{name} runs a secure-only image (built with --secure-only): it never sends a plain "
-                       f"update, so it cannot join a --no-secure run: refused (run with secure aggregation)")
-                d.stage, d.reason = DevStage.REFUSED, msg
-                self.state.refused.append((name, msg))
-                self.log(f"[fleet] {msg}")
-            elif info.test_image and getattr(self.aggregator, "interactive", False):
+                self._refuse(d, f"{name} ({info.board}) has no training engine linked in: refused")
+            elif info.secure_only and not self.secure:
+                self._refuse(d, f"{name} runs a secure-only image (built with --secure-only): it never sends a "
+                                f"plain update, so it cannot join a --no-secure run: refused (run with secure "
+                                f"aggregation)")
+            elif info.test_image and self.secure:
                 self.log(f"[fleet] warning: {name} runs a TEST image (TFD_TEST_MESSAGES): it would reveal its "
                          f"unmasked update on request; secure aggregation only protects release images")
         if not any(d.stage is not DevStage.REFUSED for d in self.state.devices):
             raise RefusedError("no participant can join: " + "; ".join(m for _, m in self.state.refused))
         self._go(Stage.EVALUATE)
         if self._resume is not None:
-            r, params, records = self._resume
-            self.state.round = int(r)
-            self.state.params = np.asarray(params, dtype=np.float32).copy()
-            self.state.records = list(records)
+            rp = self._resume
+            self.state.round, self.state.version = int(rp.round), int(rp.version)
+            self.state.params = np.asarray(rp.params, dtype=np.float32).copy()
+            self.state.records = list(rp.records)
+            self.strategy.load_state(dict(rp.strategy))
+            if isinstance(self.clock, VirtualClock):
+                self.clock.advance(rp.time_s - self.clock.now())
+            else:
+                self.clock = WallClock(parallel=self.cfg.parallel, max_workers=max(1, len(self.state.devices)),
+                                       start=rp.time_s)
             return
         self._evaluate(RoundRecord(0, float("nan"), float("nan")), t0=time.monotonic())
 
@@ -388,150 +374,53 @@ class FedAvgRunner:
         acc, loss = self.evaluator(self.state.params)
         rec.accuracy, rec.loss = float(acc), float(loss)
         rec.seconds = time.monotonic() - t0
+        rec.time_s = self.clock.now()
+        rec.version = self.state.version
         self.state.records.append(rec)
         return rec
 
-    # -- one round ----------------------------------------------------------------------------
-    def run_round(self) -> RoundRecord:
-        if self.state.stage is not Stage.EVALUATE:
-            raise RoundError(f"run_round() in stage {self.state.stage.value}")
-        if self.state.round >= self.cfg.rounds:
-            raise RoundError(f"all {self.cfg.rounds} rounds done")
-        t0 = time.monotonic()
-        self._go(Stage.CLIENTS)
-        self.state.round += 1
-        r = self.state.round
-        self._rejoin()
-        active = [d for d in self.state.devices if d.stage is DevStage.READY]
+    # -- jobs -----------------------------------------------------------------------------------
+    def _train_config(self, step: int) -> TrainConfig:
         tcfg = self.cfg.train
         if self.cfg.vary_seed:
-            tcfg = dataclasses.replace(tcfg, seed=(tcfg.seed + r * 7919) & 0xFFFFFFFF)
-        params = self.state.params.copy()
-        if self.cfg.parallel and len(active) > 1:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=len(active)) as pool:
-                results = list(pool.map(lambda d: self._client_round(d, r, params, tcfg), active))
-        else:
-            results = [self._client_round(d, r, params, tcfg) for d in active]
-        rows: list[DeviceRound] = []
-        updates: list[Update] = []
-        for d, (row, upd) in zip(active, results):
-            rows.append(row)
-            if upd is not None:
-                updates.append(upd)
-        for d in self.state.devices:
-            if d not in active:
-                rows.append(DeviceRound(d.participant.name, "refused" if d.stage is DevStage.REFUSED else "absent",
-                                        d.reason))
-        # AGGREGATE
-        self._go(Stage.AGGREGATE)
-        rec = RoundRecord(r, float("nan"), float("nan"), devices=rows)
-        for row in rows:
-            rec.traffic = rec.traffic.plus(row.traffic)
-        self.state.last_updates = updates
-        self.state.last_aggregate = None
-        if getattr(self.aggregator, "interactive", False):
-            self._aggregate_secure(r, params, active, rows, rec)
-        elif len(updates) >= max(1, self.cfg.min_clients):
-            self.aggregator.begin(r, int(params.size))
-            accepted = 0
-            for u, row in ((u, next(x for x in rows if x.name == u.device)) for u in updates):
-                try:
-                    self.aggregator.add(u)
-                    accepted += 1
-                except AggregationError as e:
-                    row.status, row.reason = "error", f"update rejected: {e}"
-                    self.log(f"[fleet] round {r}: {row.name}: update rejected: {e}")
-            if accepted >= max(1, self.cfg.min_clients):
-                agg = self.aggregator.finish()
-                self.state.last_aggregate = agg
-                self.state.params = apply_aggregate(params, agg, self.cfg.server_lr)
-                rec.aggregate_weight, rec.updates = agg.total_weight, agg.count
-            else:
-                rec.completed = False
-        else:
-            rec.completed = False
-            self.log(f"[fleet] round {r}: {len(updates)} update(s), need {self.cfg.min_clients}: "
-                     "global parameters unchanged")
-        for d in self.state.devices:
-            if d.stage is DevStage.UPDATED:
-                d.go(DevStage.READY)
-        self._go(Stage.EVALUATE)
-        return self._evaluate(rec, t0)
+            tcfg = dataclasses.replace(tcfg, seed=(tcfg.seed + step * 7919) & 0xFFFFFFFF)
+        return tcfg
 
-    def _aggregate_secure(self, r: int, params: np.ndarray, active: list[DeviceState], rows: list[DeviceRound],
-                          rec: RoundRecord) -> None:
-        """SecAgg+ over the devices that trained (the aggregator drives the four stages)."""
-        from .secagg.server import SecAggAbort
-
-        agg_ = self.aggregator
-        trained = [(d, row) for d, row in zip(active, rows) if d.stage is DevStage.TRAINED and row.status == "ok"]
-        members = [(self.state.devices.index(d) + 1, d.participant, row.weight) for d, row in trained]
-        before = {d.participant.name: d.participant.traffic() for d, _ in trained}
-        agg: Aggregate | None = None
-        try:
-            if len(members) < max(1, self.cfg.min_clients):
-                raise SecAggAbort(f"{len(members)} trained device(s), need {self.cfg.min_clients}")
-            agg = agg_.aggregate_secure(r, int(params.size), members)  # type: ignore[attr-defined]
-        except (SecAggAbort, AggregationError) as e:
-            self.log(f"[fleet] round {r}: secure aggregation aborted: {e}; global parameters unchanged")
-            rec.completed = False
-        rec.secure = getattr(agg_, "last_report", None)
-        if rec.secure is not None and not rec.completed:
-            rec.secure = {**rec.secure, "aborted": True}
-        survivors = set(agg.devices) if agg is not None else set()
-        for d, row in trained:
-            extra = d.participant.traffic().minus(before[d.participant.name])
-            row.traffic = row.traffic.plus(extra)
-            rec.traffic = rec.traffic.plus(extra)
-            if agg is None or d.participant.name in survivors:
-                d.go(DevStage.UPDATED)
-            else:
-                stage = next((s for s, names in (rec.secure or {}).get("dropouts", {}).items()
-                              if d.participant.name in names), "secagg")
-                row.status, row.reason = "lost", f"dropped out of secure aggregation at {stage}"
-                d.go(DevStage.OUT)
-                d.reason = row.reason
-        if agg is not None:
-            self.state.last_aggregate = agg
-            self.state.params = apply_aggregate(params, agg, self.cfg.server_lr)
-            rec.aggregate_weight, rec.updates = agg.total_weight, agg.count
-
-    def _client_round(self, d: DeviceState, r: int, params: np.ndarray,
-                      tcfg: TrainConfig) -> tuple[DeviceRound, Update | None]:
+    def _job(self, d: DeviceState, version: int, params: np.ndarray, tcfg: TrainConfig) -> JobResult:
+        """One device's turn (runs in a worker thread on the wall clock)."""
         p = d.participant
         t0 = time.monotonic()
         before = p.traffic()
-        row = DeviceRound(p.name, "ok")
+        row = DeviceRound(p.name, "ok", version=version)
         upd: Update | None = None
+        res = JobResult(d.index, version)
         try:
             persist = self.cfg.persist and d.info is not None and d.info.persist
-            p.push_params(r, params, self.state.model_hash, persist)
+            p.push_params(version, params, self.state.model_hash, persist)
             d.go(DevStage.PARAMS)
-            res = p.train(r, tcfg, self.cfg.train_timeout)
-            row.train = res
+            tr = p.train(version, tcfg, self.cfg.train_timeout)
+            row.train, row.weight = tr, tr.samples
+            res.seen, res.eval_samples = tr.seen, tr.eval_samples
             d.go(DevStage.TRAINED)
-            if getattr(self.aggregator, "interactive", False):
-                row.weight = res.samples  # the update stays on the device: SecAgg+ masks it there
-            else:
-                upd = p.fetch_update(r, self.aggregator.encoding)
+            enc = self.aggregation.fetch_encoding
+            if enc is not None:
+                upd = p.fetch_update(version, enc)
                 d.go(DevStage.UPDATED)
                 row.weight, row.update_norm = upd.weight, upd.norm
-        except (LinkTimeout, TimeoutError) as e:
-            row.status, row.reason = "timeout", str(e)
-        except DeviceError as e:
-            row.status, row.reason = "error", str(e)
-        except (LinkError, OSError, EOFError) as e:
-            row.status, row.reason = "lost", str(e)
-        except ProtocolError as e:
-            row.status, row.reason = "error", str(e)
-        if row.status != "ok":
+        except _FAILURES as e:
+            res.ok, res.status, res.reason = False, _status_of(e), str(e)
+            row.status, row.reason = res.status, res.reason
             upd = None
-            d.go(DevStage.OUT)
-            d.reason = row.reason
-            self.log(f"[fleet] round {r}: {p.name} left out ({row.status}: {row.reason})")
         row.traffic = p.traffic().minus(before)
         row.seconds = time.monotonic() - t0
-        return row, upd
+        res.wire_bytes = row.traffic.wire_in + row.traffic.wire_out
+        res.payload = (row, upd)
+        return res
+
+    def _dispatch(self, d: DeviceState, step: int) -> None:
+        d.busy = True
+        v, params, tcfg = self.state.version, self.state.params.copy(), self._train_config(step)
+        self.clock.submit(lambda: self._job(d, v, params, tcfg), d.index)
 
     def _rejoin(self) -> None:
         for d in self.state.devices:
@@ -549,20 +438,225 @@ class FedAvgRunner:
             d.go(DevStage.READY)
             self.log(f"[fleet] {d.participant.name} rejoined")
 
+    def _idle(self) -> list[DeviceState]:
+        return [d for d in self.state.devices if d.stage is DevStage.READY and not d.busy]
+
+    def _active(self) -> list[DeviceState]:
+        return [d for d in self.state.devices if d.stage not in (DevStage.OUT, DevStage.REFUSED)]
+
+    def _take(self, r: JobResult) -> None:
+        """A finished job: its update joins the buffer, or the device is OUT."""
+        d = self.state.devices[r.device]
+        row, upd = r.payload
+        self._step_rows.append(row)
+        self._step_traffic = self._step_traffic.plus(row.traffic)
+        if not r.ok:
+            d.busy = False
+            d.go(DevStage.OUT)
+            d.reason = row.reason
+            self.log(f"[fleet] step {self.state.round + 1}: {row.name} left out ({row.status}: {row.reason})")
+            return
+        self.state.buffer.append(Contribution(d.index + 1, row.name, d.participant, r.version, row.weight, upd))
+
+    def _release(self, c: Contribution) -> None:
+        d = self.state.devices[c.client_id - 1]
+        d.busy = False
+        if d.stage in (DevStage.TRAINED, DevStage.UPDATED):
+            d.go(DevStage.READY)
+
+    def _drop_stale(self) -> None:
+        s = self.strategy.max_staleness
+        if s is None:
+            return
+        keep = []
+        for c in self.state.buffer:
+            tau = self.state.version - c.version
+            if tau > s:
+                self._step_stale += 1
+                self.state.stale_dropped_total += 1
+                row = self._row_of(c)
+                if row is not None:
+                    row.status, row.staleness = "stale", tau
+                    row.reason = f"trained from version {c.version}, {tau} versions behind (max {s}): dropped"
+                self._release(c)
+            else:
+                keep.append(c)
+        self.state.buffer = keep
+
+    # -- one step -----------------------------------------------------------------------------
+    def step(self) -> RoundRecord:
+        """Collect updates until the strategy's buffer is full, aggregate, evaluate."""
+        if self.state.stage is not Stage.EVALUATE:
+            raise RoundError(f"step() in stage {self.state.stage.value}")
+        if self.state.round >= self.cfg.updates:
+            raise RoundError(f"all {self.cfg.updates} steps done")
+        t0 = time.monotonic()
+        self._go(Stage.COLLECT)
+        self.state.round += 1
+        r = self.state.round
+        self._step_rows, self._step_traffic, self._step_stale = [], Traffic(), 0
+        self._row_key = None  # a new list may reuse the old one's id: the index is rebuilt
+        self._rejoin()
+        sync = self.strategy.synchronous
+        if sync:
+            for d in self._idle():
+                self._dispatch(d, r)
+            while self.clock.in_flight():
+                self._take(self.clock.next_done())
+            k = len(self.state.buffer)
+        else:
+            while True:
+                for d in self._idle():
+                    self._dispatch(d, r)
+                self._drop_stale()
+                k = self.strategy.buffer_size(len(self._active()))
+                if len(self.state.buffer) >= k:
+                    break
+                if not self.clock.in_flight():
+                    break  # every device is waiting in the buffer or out: aggregate what there is
+                self._take(self.clock.next_done())
+        # AGGREGATE
+        self._go(Stage.AGGREGATE)
+        rec = RoundRecord(r, float("nan"), float("nan"))
+        self._drop_stale()
+        members = self.state.buffer[:max(1, k)]
+        self.state.buffer = self.state.buffer[len(members):]
+        self._aggregate(r, members, rec)
+        if sync:  # a round reports every device: those without a job are absent or refused
+            seen = {x.name for x in self._step_rows}
+            for d in self.state.devices:
+                if d.participant.name not in seen:
+                    self._step_rows.append(DeviceRound(d.participant.name,
+                                                       "refused" if d.stage is DevStage.REFUSED else "absent",
+                                                       d.reason))
+        rec.devices = self._step_rows
+        rec.traffic = rec.traffic.plus(self._step_traffic)
+        rec.stale_dropped = self._step_stale
+        self._go(Stage.EVALUATE)
+        return self._evaluate(rec, t0)
+
+    run_round = step  # synchronous runs call a step a round
+
+    def _row_of(self, c: Contribution) -> "DeviceRound | None":
+        """The step's row of contribution ``c`` (the latest for its device and version): an index
+        rebuilt when the step's rows changed -- a linear search per member is quadratic in the
+        fleet (10,000 devices)."""
+        key = (id(self._step_rows), len(self._step_rows))
+        if self._row_key != key:
+            self._row_index = {(x.name, x.version): x for x in self._step_rows}  # later rows win
+            self._row_key = key
+        return self._row_index.get((c.name, c.version))
+
+    def _aggregate(self, step: int, members: list[Contribution], rec: RoundRecord) -> None:
+        v = self.state.version
+        for c in members:
+            c.staleness = v - c.version
+            c.weight = public_weight(self.strategy.factor(c.staleness), c.samples)
+            row = self._row_of(c)
+            if row is not None:
+                row.staleness, row.public_weight = c.staleness, c.weight
+        self.state.last_updates = [c.update for c in members if c.update is not None]
+        self.state.last_aggregate = None
+        if members:
+            rec.mean_staleness = float(np.mean([c.staleness for c in members]))
+        before = {c.name: c.participant.traffic() for c in members} if self.secure else {}
+        agg: CohortSum | None = None
+        if len(members) < max(1, self.cfg.min_clients):
+            self.log(f"[fleet] step {step}: {len(members)} update(s), need {self.cfg.min_clients}: "
+                     "global parameters unchanged")
+        else:
+            from .secagg.server import SecAggAbort
+
+            t_agg = time.monotonic()
+            try:
+                agg = self.aggregation.aggregate(step, int(self.state.params.size), members)
+            except (SecAggAbort, AggregationError) as e:
+                what = "secure aggregation aborted" if self.secure else "aggregation failed"
+                self.log(f"[fleet] step {step}: {what}: {e}; global parameters unchanged")
+                rec.secure = getattr(getattr(self.aggregation, "inner", None), "last_report", None)
+                if rec.secure is not None:
+                    rec.secure = {**rec.secure, "aborted": True}
+            rec.aggregate_seconds = time.monotonic() - t_agg
+        if agg is not None:
+            rec.secure = agg.report
+        dropped = dict(agg.dropped) if agg is not None else {
+            name: f"dropped out of secure aggregation at {stage}"
+            for stage, names in ((rec.secure or {}).get("dropouts") or {}).items() for name in names}
+        self._after_secure(members, agg, before, rec)
+        for c in members:
+            why = dropped.get(c.name)
+            d = self.state.devices[c.client_id - 1]
+            if why is not None:
+                row = self._row_of(c)
+                if row is not None:
+                    row.status, row.reason = ("lost" if "dropped out" in why else "error"), why
+                self.log(f"[fleet] step {step}: {c.name}: {why}")
+                if "dropped out" in why:
+                    d.busy = False
+                    d.go(DevStage.OUT)
+                    d.reason = why
+                    continue
+            self._release(c)
+        if agg is None:
+            rec.completed = False
+            return
+        old = self.state.params
+        new = self.strategy.apply(old, agg)
+        self.strategy.observe(old, new, agg)
+        self.state.params = new
+        self.state.version += 1
+        self.state.last_aggregate = agg
+        rec.aggregate_weight, rec.updates = agg.samples_total, agg.count
+
+    def _after_secure(self, members: list[Contribution], agg: CohortSum | None, before: dict[str, Traffic],
+                      rec: RoundRecord) -> None:
+        """Secure aggregation: count its traffic; on the virtual clock, charge its time."""
+        if not self.secure or not members:
+            return
+        longest = 0.0
+        k = int((rec.secure or {}).get("degree") or 1)
+        for c in members:
+            extra = c.participant.traffic().minus(before[c.name])
+            rec.traffic = rec.traffic.plus(extra)
+            row = self._row_of(c)
+            if row is not None:
+                row.traffic = row.traffic.plus(extra)
+            if isinstance(self.clock, VirtualClock):
+                longest = max(longest, self.clock.timing.secagg_seconds(
+                    c.client_id - 1, extra.wire_in + extra.wire_out, k, int(self.state.params.size)))
+        if isinstance(self.clock, VirtualClock) and longest > 0:
+            self.clock.advance(longest)
+            self.clock.hold([c.client_id - 1 for c in members], self.clock.now())
+
     # -- whole run ----------------------------------------------------------------------------
     def run(self, on_round: Callable[[RoundRecord], None] | None = None) -> list[RoundRecord]:
         if self.state.stage is Stage.SETUP:
             self.setup()
             if on_round and self._resume is None:
                 on_round(self.state.records[0])
-        while self.state.round < self.cfg.rounds:
-            rec = self.run_round()
+        while self.state.round < self.cfg.updates:
+            rec = self.step()
             if on_round:
                 on_round(rec)
-        if self.cfg.final_broadcast and self.cfg.rounds > 0:
+        self._finish_jobs()
+        if self.cfg.final_broadcast and self.cfg.updates > 0:
             self.broadcast_final()
         self._go(Stage.DONE)
         return self.state.records
+
+    def _finish_jobs(self) -> None:
+        """Jobs still running when the last step is done: wait for them (their updates are not used)."""
+        while self.clock.in_flight():
+            r = self.clock.next_done()
+            d = self.state.devices[r.device]
+            d.busy = False
+            if not r.ok:
+                d.go(DevStage.OUT)
+            elif d.stage in (DevStage.TRAINED, DevStage.UPDATED):
+                d.go(DevStage.READY)
+        for c in self.state.buffer:
+            self._release(c)
+        self.state.buffer = []
 
     def broadcast_final(self) -> list[str]:
         """Send the final global parameters to every reachable device (committed and,
@@ -572,11 +666,11 @@ class FedAvgRunner:
         self._rejoin()
         done: list[str] = []
         for d in self.state.devices:
-            if d.stage is not DevStage.READY:
+            if d.stage is not DevStage.READY or d.busy:
                 continue
             persist = self.cfg.persist and d.info is not None and d.info.persist
             try:
-                d.participant.push_params(self.state.round, self.state.params, self.state.model_hash, persist)
+                d.participant.push_params(self.state.version, self.state.params, self.state.model_hash, persist)
                 done.append(d.participant.name)
             except (LinkTimeout, TimeoutError, LinkError, OSError, ProtocolError) as e:
                 d.go(DevStage.OUT)
@@ -586,6 +680,7 @@ class FedAvgRunner:
         return done
 
     def close(self) -> None:
+        self.clock.close()
         for d in self.state.devices:
             try:
                 d.participant.close()
@@ -593,6 +688,9 @@ class FedAvgRunner:
                 pass
 
 
-__all__ = ["DEFAULT_ROUNDS", "DEFAULT_TRAIN", "FedAvgRunner", "FleetConfig", "FleetState", "RoundRecord",
-           "DeviceRound", "Participant", "ParticipantInfo", "SerialParticipant", "Traffic", "Stage", "DevStage",
-           "RoundError", "RefusedError", "Evaluator"]
+FedAvgRunner = FederatedRunner  # the synchronous special case's old name
+
+__all__ = ["DEFAULT_ROUNDS", "DEFAULT_TRAIN", "DEFAULT_UPDATES", "FedAvgRunner", "FederatedRunner", "FleetConfig",
+           "FleetState", "RoundRecord", "DeviceRound", "Participant", "ParticipantInfo", "SerialParticipant",
+           "InProcessParticipant", "ResumePoint", "Traffic", "Stage", "DevStage", "RoundError", "RefusedError",
+           "Evaluator"]

@@ -1,168 +1,234 @@
-"""Virtual devices: the device's C training engine compiled for the host
-(:class:`tinyfed_toolchain.train_host.HostTrainer`), one per device, each with
-its own shard, driven by the same round logic as the boards
-(:class:`~tinyfed_host.rounds.FedAvgRunner`).
+"""Simulation: N in-process devices (the boards' C code, ``tinyfed_host.inprocess``)
+driven by the same round engine as boards, on a virtual clock.
 
-A virtual device does what ``src/fl/fl_device.c`` does on a board: take the
-global parameters, train on its shard, return ``delta = trained - global``
-(ENC_F32) with its sample count as the FedAvg weight, and its local
-evaluation.  No link: the traffic it reports is the vector bytes a board
-would have exchanged (payload), with no framing.
-
-Secure aggregation: a virtual device masks its delta with the device's own
-SecAgg+ client (``firmware/src/secagg/protocol.c``), compiled for the host and
-run as one process per device per round
-(:class:`~tinyfed_host.secagg.c_client.CClientEndpoint`).  The process is
-started when the round's aggregator asks for the device's endpoint
-(:meth:`VirtualParticipant.secagg_endpoint`) and ends after UNMASK, when the
-device drops out of a stage, when the next round starts, or at ``close()``.
+* Devices: one ``InProcessDevice`` per shard, all in this process (one
+  library per model + plan; each device a block of its RAM; shards are
+  views).  Plain or secure exactly as boards: a secure run's devices mask
+  their own updates with their C SecAgg+ client.
+* Time: a :class:`~tinyfed_host.clock.VirtualClock`.  A device's training
+  time is its samples x the *measured* instructions per training sample of
+  the real firmware (:func:`measure_device_cost`: the build's device image
+  under QEMU ``-icount``) at ``--device-mhz``, times its slowdown (stragglers:
+  ``--stragglers F --straggler-slowdown X``); link time is the job's wire
+  bytes at ``--baud`` (8N1).  Events are processed in time order, never by
+  sleeping.
+* Shards: the build's shards; for another device count the union is re-split
+  (Dirichlet by default).  When the pool is too small to give every device
+  ``min_samples`` disjoint samples, devices draw their shards from it (each
+  its own Dirichlet class mix, with replacement): devices then share samples,
+  and the report says so.
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
+import hashlib
+import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 
-from tinyfed_toolchain.train_host import HostTrainer, TrainConfig
+from tinyfed_toolchain.facts.errors import DeviceFailure, OptionsError
+from tinyfed_toolchain.image.provision import Fleet
 
-from .fl_client import ENC_F32, TrainResult, Update, encode_f32
-from .protocol import ProtocolError
-from .rounds import ParticipantInfo, Traffic
-from .secagg.c_client import CClientEndpoint, build_client_host
-from .secagg.encoding import Encoding
+from .clock import TimingOptions
+from .experiment import BuildMissing, FlBuild
+from .inprocess import DeviceLibrary, InProcessDevice, provision
+from .participant import InProcessParticipant
+from .protocol import ClientOptions
 
-
-@functools.cache
-def secagg_client_exe() -> Path:
-    """The device's SecAgg+ client compiled for the host: built (or found in the
-    build cache) once per process, shared by every virtual device and round."""
-    return build_client_host()
+DEVICE_COST_FILE = "device_cost.json"
 
 
-class VirtualSecAggEndpoint:
-    """One virtual device's C SecAgg+ client for one round, as a server endpoint.
-
-    Counts the payload bytes of every stage into the device's :class:`Traffic`
-    (a board's link counts the same bodies) and ends the client process after
-    UNMASK (its last stage) or as soon as an exchange fails (a dropout).
-    """
-
-    def __init__(self, client: CClientEndpoint, traffic: Traffic) -> None:
-        self.id = client.id
-        self.client = client
-        self._traffic = traffic
-
-    def exchange(self, message: str, payload: bytes) -> bytes:
-        self._traffic.payload_out += len(payload)
-        try:
-            reply = self.client.exchange(message, payload)
-        except BaseException:
-            self.client.kill()  # dropped out of the round: its process ends now
-            self.close()
-            raise
-        self._traffic.payload_in += len(reply)
-        if message == "UNMASK":
-            self.close()  # the client is DONE (its secrets wiped): let it exit
-        return reply
-
-    @property
-    def running(self) -> bool:
-        return self.client.proc.poll() is None
-
-    def close(self) -> None:
-        """End the client (EOF on its pipe; killed if it does not exit) and remove its update file."""
-        self.client.close()
+@dataclass(frozen=True)
+class FleetShards:
+    shards: list[tuple[np.ndarray, np.ndarray]]
+    how: str  # "build" | "partition" | "sampled"
+    pool: int  # samples in the pool the shards come from
 
 
-class VirtualParticipant:
-    """One virtual device (its own trainer and memory block)."""
+def fleet_shards(build: FlBuild, n_devices: int, *, scheme: str = "dirichlet", alpha: float = 0.5, seed: int = 0,
+                 min_samples: int = 8) -> FleetShards:
+    """``n_devices`` shards from the build's (see the module docstring)."""
+    from tinyfed_toolchain.ml.data import partition_indices
 
-    def __init__(self, name: str, model_dir: Path, x: np.ndarray, y: np.ndarray, model_hash: bytes,
-                 *, train_dir: Path | None = None, model_name: str = "", secagg_exe: Path | None = None,
-                 secagg_die_before: str | None = None, secagg_die_after: str | None = None) -> None:
-        """``secagg_die_before`` / ``secagg_die_after`` name a SecAgg+ stage at which
-        this device's client process is killed every round (a board losing power:
-        for dropout tests)."""
-        self.name = name
-        self.trainer = HostTrainer(model_dir, train_dir)
-        self.x, self.y = x, np.asarray(y, dtype=np.uint8)
-        self.model_hash = bytes(model_hash)
-        self.model_name = model_name
-        self._global: np.ndarray | None = None
-        self._delta: np.ndarray | None = None
-        self._round = -1
-        self._weight = 0
-        self._traffic = Traffic()
-        self._secagg_exe = secagg_exe
-        self._secagg_die = (secagg_die_before, secagg_die_after)
-        self._endpoint: VirtualSecAggEndpoint | None = None
-
-    def open(self) -> ParticipantInfo:
-        return ParticipantInfo(self.name, "host (virtual)", self.model_name, self.model_hash, len(self.y),
-                               True, False)
-
-    def push_params(self, round_: int, params: np.ndarray, model_hash: bytes, persist: bool) -> None:
-        if bytes(model_hash) != self.model_hash:
-            raise ProtocolError(f"{self.name}: parameters for another model")
-        p = np.asarray(params, dtype=np.float32)
-        if p.size != self.trainer.n_params:
-            raise ProtocolError(f"{self.name}: {p.size} parameters, the plan has {self.trainer.n_params}")
-        self._end_secagg()  # a new round: last round's client (if still running) is gone
-        self.trainer.set_params(p)
-        self._global, self._delta, self._round = p.copy(), None, round_
-        self._traffic.payload_out += 4 * p.size
-
-    def train(self, round_: int, cfg: TrainConfig, timeout: float) -> TrainResult:
-        if self._global is None or round_ != self._round:
-            raise ProtocolError(f"{self.name}: TRAIN for round {round_} without its parameters")
-        t0 = time.perf_counter()
-        st = self.trainer.fit(cfg, self.x, self.y)
-        ms = int(1000 * (time.perf_counter() - t0))
-        correct, loss, n = self.trainer.eval(self.x, self.y)
-        self._delta = (self.trainer.params() - self._global).astype(np.float32)
-        used = len(self.y) if not cfg.max_samples else min(cfg.max_samples, len(self.y))
-        self._weight = used
-        return TrainResult(round=round_, samples=used, seen=st.samples, steps=st.steps,
-                           train_correct=st.correct, train_loss_sum=st.loss_sum, eval_samples=n,
-                           eval_correct=correct, eval_loss_sum=loss, elapsed_ms=max(1, ms),
-                           insns_per_sample=0, train_mem_bytes=self.trainer.mem_bytes, sram_peak=0)
-
-    def fetch_update(self, round_: int, encoding: int) -> Update:
-        if self._delta is None or round_ != self._round:
-            raise ProtocolError(f"{self.name}: no update for round {round_}")
-        if encoding != ENC_F32:
-            raise ProtocolError(f"{self.name}: encoding {encoding} not supported")
-        data = encode_f32(self._delta)
-        self._traffic.payload_in += len(data)
-        return Update(self.name, round_, int(self._delta.size), ENC_F32, self._weight, data,
-                      float(np.linalg.norm(self._delta.astype(np.float64))), 0.0)
-
-    def secagg_endpoint(self, client_id: int, enc: Encoding) -> VirtualSecAggEndpoint:
-        """This device as SecAgg+ client ``client_id``: the device's C client,
-        holding this round's delta (float32) and FedAvg weight (the samples it
-        trained on) -- what a board masks after TRAIN."""
-        if self._delta is None:
-            raise ProtocolError(f"{self.name}: secure aggregation without a trained update")
-        self._end_secagg()
-        before, after = self._secagg_die
-        client = CClientEndpoint(client_id, enc, self._delta, self._weight,
-                                 exe=self._secagg_exe or secagg_client_exe(), die_before=before, die_after=after)
-        self._endpoint = VirtualSecAggEndpoint(client, self._traffic)
-        return self._endpoint
-
-    def _end_secagg(self) -> None:
-        if self._endpoint is not None:
-            ep, self._endpoint = self._endpoint, None
-            ep.close()
-
-    def traffic(self) -> Traffic:
-        return Traffic(**self._traffic.__dict__)
-
-    def close(self) -> None:
-        self._end_secagg()
+    if n_devices < 1:
+        raise OptionsError(f"{n_devices} devices: need at least 1")
+    if not build.shards:
+        raise OptionsError(f"{build.out_dir}: no device shards (devices/devK/shard.npz): build with --devices N")
+    if n_devices == len(build.shards):
+        return FleetShards(list(build.shards), "build", sum(len(s[1]) for s in build.shards))
+    x = np.concatenate([s[0].reshape(len(s[0]), -1) for s in build.shards])
+    y = np.concatenate([s[1] for s in build.shards]).astype(np.uint8)
+    if n_devices * min_samples <= len(y):
+        idx = partition_indices(y.astype(np.int64), n_devices, scheme=scheme, alpha=alpha,  # type: ignore[arg-type]
+                                seed=seed)
+        return FleetShards([(x[i], y[i]) for i in idx], "partition", len(y))
+    rng = np.random.default_rng(seed)
+    classes = np.unique(y)
+    by_class = {int(c): np.flatnonzero(y == c) for c in classes}
+    shards = []
+    for _ in range(n_devices):
+        mix = rng.dirichlet(np.full(len(classes), alpha)) if scheme == "dirichlet" else np.full(len(classes),
+                                                                                               1 / len(classes))
+        counts = rng.multinomial(min_samples, mix)
+        idx = np.concatenate([rng.choice(by_class[int(c)], size=int(k), replace=True)
+                              for c, k in zip(classes, counts) if k]) if counts.any() else rng.choice(len(y), 1)
+        shards.append((x[idx], y[idx]))
+    return FleetShards(shards, "sampled", len(y))
 
 
-__all__ = ["VirtualParticipant", "VirtualSecAggEndpoint", "secagg_client_exe"]
+def make_participants(build: FlBuild, shards: Sequence[tuple[np.ndarray, np.ndarray]], *,
+                      secure_only: bool = False, test_messages: bool = False, prefix: str = "virtual",
+                      die: dict[int, tuple[str | None, str | None]] | None = None,
+                      fleet: Fleet | None = None) -> list[InProcessParticipant]:
+    """One in-process device per shard (``die``: device index -> (SecAgg+ stage it loses power
+    before, after), for dropout tests).  Device k is provisioned as id k + 1 of ``fleet`` (default:
+    a fleet made for this run under a fleet key that lives only in this process -- the
+    simulation plays the user who provisions the devices); each participant carries the
+    fleet's manifest (``.manifest``) for secure aggregation."""
+    lib = DeviceLibrary.build(build.model_dir, build.train_dir, test_messages=test_messages, secure_only=secure_only)
+    devices = [InProcessDevice(lib, x, y, name=f"{prefix}{k}") for k, (x, y) in enumerate(shards)]
+    provision(devices, fleet)
+    out = []
+    for k, dev in enumerate(devices):
+        before, after = (die or {}).get(k, (None, None))
+        out.append(InProcessParticipant(dev, ClientOptions(timeout=0.05, retries=2),
+                                        secagg_die_before=before, secagg_die_after=after))
+    return out
+
+
+# ---- the real device's cost ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeviceCost:
+    """Instructions the firmware spends per training sample and per inference (QEMU -icount)."""
+
+    insns_per_sample: float
+    insns_per_inference: float
+    board: str
+    image: str
+    icount_shift: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _image_key(image: Path, shift: int) -> str:
+    return hashlib.blake2b(image.read_bytes() + f"|{shift}".encode(), digest_size=12).hexdigest()
+
+
+def measure_device_cost(build: FlBuild, *, icount_shift: int = 6, samples: int = 32,
+                        log: Any = print) -> DeviceCost:
+    """Boot the build's first device image under QEMU ``-icount shift=N``, train one epoch
+    on ``samples`` samples and evaluate as many: TRAIN_RESULT.insns_per_sample (the firmware's
+    own instruction counter around training) and EVAL's elapsed virtual time (1 instruction =
+    2^N ns).  Cached in ``<build>/device_cost.json`` per image."""
+    from .emulator import start_boards
+    from .participant import SerialParticipant
+    from .rounds import DEFAULT_TRAIN
+
+    if not build.images:
+        raise BuildMissing(f"{build.out_dir}: no device image to measure (build without --no-images, "
+                                "or give --insns-per-sample)")
+    image = build.images[0]
+    key = _image_key(image, icount_shift)
+    cache = build.out_dir / DEVICE_COST_FILE
+    try:
+        doc = json.loads(cache.read_text())
+        if doc.get("key") == key:
+            c = doc["cost"]
+            return DeviceCost(float(c["insns_per_sample"]), float(c["insns_per_inference"]), str(c["board"]),
+                              str(c["image"]), int(c["icount_shift"]))
+    except (OSError, ValueError, KeyError):
+        pass
+    log(f"[simulate] measuring the firmware's instructions per training sample on {build.board} "
+        f"(QEMU -icount shift={icount_shift}, {image}) ...")
+    t0 = time.monotonic()
+    boards = start_boards(1, build.board, [image], icount_shift)
+    try:
+        p = SerialParticipant(boards[0].url, ClientOptions(timeout=5.0, retries=4), name="measure")
+        info = p.open()
+        n = min(samples, info.shard_size)
+        p.push_params(1, build.init_params(), build.model_hash, False)
+        res = p.train(1, dataclasses.replace(DEFAULT_TRAIN, epochs=1, max_samples=n), 300.0)
+        assert p.dev is not None
+        ev = p.dev.eval(n)
+        p.close()
+    finally:
+        for b in boards:
+            b.stop()
+    if not res.insns_per_sample:
+        raise DeviceFailure(f"{image}: the image reports no instruction count (built without a counter?)")
+    per_inf = ev.elapsed_ms * 1e6 / float(1 << icount_shift) / max(1, ev.samples)
+    cost = DeviceCost(float(res.insns_per_sample), float(per_inf), build.board, str(image), icount_shift)
+    cache.write_text(json.dumps({"key": key, "cost": cost.as_dict()}, indent=2) + "\n")
+    log(f"[simulate] {cost.insns_per_sample:,.0f} instructions per training sample, "
+        f"{cost.insns_per_inference:,.0f} per inference ({time.monotonic() - t0:.0f} s)")
+    return cost
+
+
+def resolve_timing(build: FlBuild, timing: TimingOptions, log: Any = print) -> TimingOptions:
+    """``timing`` with the instructions per training sample (and per inference) filled in from
+    the firmware (:func:`measure_device_cost`) when not given."""
+    if timing.insns_per_sample is not None:
+        return timing
+    cost = measure_device_cost(build, log=log)
+    return dataclasses.replace(timing, insns_per_sample=cost.insns_per_sample,
+                               insns_per_inference=timing.insns_per_inference or cost.insns_per_inference)
+
+
+# ---- a measured run, replayed synchronously -------------------------------------------------------
+@dataclass
+class MeasuredSpeeds:
+    """What a run on boards says about their speed: each board's mean seconds per job (parameters
+    in, training, its own evaluation, the update out) and the mean seconds of a secure flush."""
+
+    job_seconds: list[float]
+    flush_seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"job_seconds": [round(s, 3) for s in self.job_seconds], "flush_seconds": round(self.flush_seconds, 3)}
+
+
+def measured_speeds(records: Sequence[Any], names: Sequence[str]) -> MeasuredSpeeds:
+    """Per-device mean wall seconds per successful job (``names`` in fleet order) and the mean
+    aggregation seconds per completed step, from a run's RoundRecords."""
+    per: dict[str, list[float]] = {n: [] for n in names}
+    flush: list[float] = []
+    for r in records[1:]:
+        for d in r.devices:
+            if d.status == "ok" and d.train is not None and d.name in per:
+                per[d.name].append(float(d.seconds))
+        if r.completed:
+            flush.append(float(r.aggregate_seconds))
+    missing = [n for n, v in per.items() if not v]
+    if missing:
+        raise OptionsError(f"no completed job measured for {', '.join(missing)}: cannot replay their speed")
+    return MeasuredSpeeds([float(np.mean(per[n])) for n in names], float(np.mean(flush)) if flush else 0.0)
+
+
+def replay_sync(build: FlBuild, speeds: MeasuredSpeeds, cfg: Any, aggregator: Any, *,
+                log: Any = print) -> list[Any]:
+    """Synchronous FedAvg of the same fleet -- the build's shards, model and plan, the same local
+    training and aggregation -- on in-process devices, on a virtual clock where device k takes
+    ``speeds.job_seconds[k]`` per job and every secure flush ``speeds.flush_seconds``: the
+    synchronous curve of a fleet measured on boards.  Returns its records."""
+    from .clock import MeasuredTiming, VirtualClock
+    from .fl_run import run_federated
+    from .strategy import StrategyOptions
+
+    shards = list(build.shards[:len(speeds.job_seconds)])
+    parts = make_participants(build, shards, prefix="sync")
+    sync_cfg = dataclasses.replace(cfg, strategy=StrategyOptions("sync", server_lr=cfg.strategy.server_lr),
+                                   final_broadcast=False, persist=False)
+    clock = VirtualClock(MeasuredTiming(speeds.job_seconds, speeds.flush_seconds))
+    res = run_federated("simulate", build, parts, sync_cfg, aggregator=aggregator, clock=clock,
+                        with_centralised=False, log=log)
+    return list(res.records)
+
+
+__all__ = ["DeviceCost", "FleetShards", "MeasuredSpeeds", "fleet_shards", "make_participants", "measure_device_cost",
+           "measured_speeds", "replay_sync", "resolve_timing"]

@@ -8,6 +8,7 @@ stays on the host for evaluation."""
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,22 +28,19 @@ class FlSetup:
     tflite: bytes
 
 
-def make_digits_setup(root: Path, *, devices: int = 3, pretrain: int = 120, hidden: int = 24,
-                      epochs: int = 25, seed: int = 0, alpha: float = 0.5, per_device: int | None = None) -> FlSetup:
+@functools.lru_cache(maxsize=None)
+def digits_student_tflite(*, pretrain: int = 120, hidden: int = 24, epochs: int = 25, seed: int = 0) -> bytes:
+    """The small digits student, pre-trained on ``pretrain`` samples of the training split
+    and full-int8 quantized.  Trained once per test session for each set of arguments
+    (TensorFlow's training and conversion are the slow part): every test that asks for
+    the same student gets the same .tflite."""
     import keras
 
     from quantized_models import to_int8_tflite
-    from tinyfed_toolchain.build import quantize_inputs
-    from tinyfed_toolchain.data import load_dataset, partition
-    from tinyfed_toolchain.emit_c import emit_model
-    from tinyfed_toolchain.emit_train import emit_train
-    from tinyfed_toolchain.plan import plan_model
-    from tinyfed_toolchain.tflite_reader import read_tflite
-    from tinyfed_toolchain.train_plan import build_train_plan, select_last_k
+    from tinyfed_toolchain.ml.data import load_dataset
 
     ds = load_dataset("digits", seed=seed)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(ds.y_train))
+    order = np.random.default_rng(seed).permutation(len(ds.y_train))
     pre, rest = order[:pretrain], order[pretrain:]
     keras.utils.set_random_seed(seed)
     model = keras.Sequential([keras.Input((8, 8, 1), batch_size=1), keras.layers.Flatten(),
@@ -51,7 +49,23 @@ def make_digits_setup(root: Path, *, devices: int = 3, pretrain: int = 120, hidd
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(ds.x_train[pre], ds.y_train[pre], epochs=epochs, batch_size=16, verbose=0)
     xr = ds.x_train[rest]
-    tflite = to_int8_tflite(model, [(8, 8, 1)], rep_fn=lambda g: [xr[g.integers(len(xr))][None]])
+    return to_int8_tflite(model, [(8, 8, 1)], rep_fn=lambda g: [xr[g.integers(len(xr))][None]])
+
+
+def make_digits_setup(root: Path, *, devices: int = 3, pretrain: int = 120, hidden: int = 24,
+                      epochs: int = 25, seed: int = 0, alpha: float = 0.5, per_device: int | None = None) -> FlSetup:
+    from tinyfed_toolchain.ml.quantize import quantize_inputs
+    from tinyfed_toolchain.ml.data import load_dataset, partition
+    from tinyfed_toolchain.compile.emit_c import emit_model
+    from tinyfed_toolchain.training.emit import emit_train
+    from tinyfed_toolchain.compile.plan import plan_model
+    from tinyfed_toolchain.compile.tflite_reader import read_tflite
+    from tinyfed_toolchain.training.plan import build_train_plan
+    from tinyfed_toolchain.training.schemes import select_last_k
+
+    tflite = digits_student_tflite(pretrain=pretrain, hidden=hidden, epochs=epochs, seed=seed)
+    ds = load_dataset("digits", seed=seed)
+    rest = np.random.default_rng(seed).permutation(len(ds.y_train))[pretrain:]
     graph = read_tflite(tflite)
     plan = plan_model(graph, tflite)
     model_dir = Path(root) / "model_c"

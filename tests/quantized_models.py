@@ -94,7 +94,7 @@ def const_operand_layer(kind: str, shape: tuple[int, ...], const_first: bool) ->
 
 
 def random_int8_inputs(tflite: bytes, n: int, seed: int = 0) -> np.ndarray:
-    from tinyfed_toolchain.tflite_reader import read_tflite
+    from tinyfed_toolchain.compile.tflite_reader import read_tflite
 
     g = read_tflite(tflite)
     t = g.tensor(g.inputs[0])
@@ -122,8 +122,8 @@ def assert_bit_exact(
 
 def lowered_params(tflite: bytes, op_name: str) -> list[dict[str, Any]]:
     """Each ``op_name`` op's lowered parameter fields and its input tensor."""
-    from tinyfed_toolchain.ops import lower_op
-    from tinyfed_toolchain.tflite_reader import read_tflite
+    from tinyfed_toolchain.compile.ops import lower_op
+    from tinyfed_toolchain.compile.tflite_reader import read_tflite
 
     g = read_tflite(tflite)
     out = []
@@ -136,7 +136,7 @@ def lowered_params(tflite: bytes, op_name: str) -> list[dict[str, Any]]:
 
 
 def op_names(tflite: bytes) -> list[str]:
-    from tinyfed_toolchain.tflite_reader import read_tflite
+    from tinyfed_toolchain.compile.tflite_reader import read_tflite
 
     return [op.name for op in read_tflite(tflite).ops]
 
@@ -178,7 +178,7 @@ def code_grid_inputs(tflite: bytes) -> list[np.ndarray]:
     """One sample per model input holding every int8 code once along the input's
     single axis of extent 256 (other axes 1): unary ops on such an input see all
     256 codes; a binary op of a [256, 1] and a [1, 256] input sees all 65536 pairs."""
-    from tinyfed_toolchain.tflite_reader import read_tflite
+    from tinyfed_toolchain.compile.tflite_reader import read_tflite
 
     g = read_tflite(tflite)
     xs = []

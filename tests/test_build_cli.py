@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,9 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*TINYFED, *args], capture_output=True, text=True, timeout=600)
 
 
-def _small_model(tmp_path: Path) -> Path:
+@functools.lru_cache(maxsize=None)
+def _small_tflite() -> bytes:
+    """A small conv model, converted once per session (every test here uses the same one)."""
     import keras
 
     keras.utils.set_random_seed(1)
@@ -25,8 +28,12 @@ def _small_model(tmp_path: Path) -> Path:
     h = keras.layers.Conv2D(4, 3, activation="relu")(inp)
     h = keras.layers.Flatten()(h)
     out = keras.layers.Dense(3)(h)
+    return to_int8_tflite(keras.Model(inp, out), [(8, 8, 1)])
+
+
+def _small_model(tmp_path: Path) -> Path:
     p = tmp_path / "small.tflite"
-    p.write_bytes(to_int8_tflite(keras.Model(inp, out), [(8, 8, 1)]))
+    p.write_bytes(_small_tflite())
     return p
 
 

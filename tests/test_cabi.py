@@ -5,10 +5,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tinyfed_toolchain.cabi import model_abi, op_ids, status_codes
-from tinyfed_toolchain.host_cc import compile_host
-from tinyfed_toolchain.ops import supported_ops
-from tinyfed_toolchain.paths import FIRMWARE
+from tinyfed_toolchain.facts.c_headers import model_abi, op_ids, status_codes
+from tinyfed_toolchain.image.native_cc import compile_native
+from tinyfed_toolchain.compile.ops import supported_ops
+from tinyfed_toolchain.facts.paths import FIRMWARE
 
 PROBE = r"""
 #include <stdio.h>
@@ -30,7 +30,7 @@ int main(void) {
 def test_python_reads_the_same_abi_as_c(tmp_path: Path) -> None:
     src = tmp_path / "probe.c"
     src.write_text(PROBE)
-    exe = compile_host([src, FIRMWARE / "src" / "runtime" / "status.c"], [], "cabi-probe", cache_dir=tmp_path)
+    exe = compile_native([src, FIRMWARE / "src" / "runtime" / "status.c"], [], "cabi-probe", cache_dir=tmp_path)
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.splitlines()
     assert out[0] == f"abi {model_abi()}"
     c_ops = {ln.split()[1]: int(ln.split()[2]) for ln in out if ln.startswith("op ")}

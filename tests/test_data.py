@@ -1,4 +1,4 @@
-"""Dataset loading, validation and device partitioning (toolchain/data.py)."""
+"""Dataset loading, validation and device partitioning (toolchain/ml/data.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tinyfed_toolchain.data import (
+from tinyfed_toolchain.ml.data import (
     DataError,
     Dataset,
     Normalization,
@@ -228,7 +228,7 @@ def test_unknown_spec_and_missing_file(tmp_path: Path) -> None:
 def test_corrupt_npz(tmp_path: Path) -> None:
     p = tmp_path / "junk.npz"
     p.write_bytes(b"not a zip file at all")
-    with pytest.raises(DataError, match="cannot read"):
+    with pytest.raises(DataError, match="not a .npz file"):
         load_dataset(str(p))
 
 
@@ -327,3 +327,43 @@ def test_partition_errors() -> None:
         partition(x, y, 2, scheme="random")
     with pytest.raises(DataError, match="samples but y"):
         partition(x[:9], y, 2)
+
+
+# ---- bad data policy (README "Bad data"): refused with the reason, or accepted with a warning
+def test_bad_data_refused_with_the_reason(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from tinyfed_toolchain.ml.data import DataError, load_dataset
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 10)
+    for big in (1e30, 3.4e38, -3.4e38):
+        x = rng.normal(size=(30, 4))
+        x[5, 2] = big
+        np.savez(tmp_path / "big.npz", x=x, y=y)
+        with pytest.raises(DataError, match=r"beyond \+-1e\+15 .*float32 training would overflow"):
+            load_dataset(str(tmp_path / "big.npz"))
+        (tmp_path / "big.csv").write_text("\n".join(",".join([*(repr(float(v)) for v in r), str(int(c))]) for r, c in zip(x, y)))
+        with pytest.raises(DataError, match="beyond"):
+            load_dataset(str(tmp_path / "big.csv"))
+    (tmp_path / "d.npz").mkdir()
+    with pytest.raises(DataError, match="is a directory, not a dataset file"):
+        load_dataset(str(tmp_path / "d.npz"))
+    (tmp_path / "junk.npz").write_bytes(rng.integers(0, 256, 4096).astype(np.uint8).tobytes())
+    with pytest.raises(DataError) as e:
+        load_dataset(str(tmp_path / "junk.npz"))
+    assert "not a .npz file" in str(e.value) and "pickle" not in str(e.value)
+
+
+def test_bad_data_accepted_with_a_warning(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tinyfed_toolchain.ml.data import load_dataset
+
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "bool.npz", x=rng.random((40, 6)) > 0.5, y=np.repeat(np.arange(4), 10))
+    ds = load_dataset(str(tmp_path / "bool.npz"))
+    assert any("boolean inputs, read as 0.0 / 1.0" in n for n in ds.notes)
+    np.savez(tmp_path / "many.npz", x=rng.normal(size=(400, 5)), y=np.repeat(np.arange(200), 2))
+    ds = load_dataset(str(tmp_path / "many.npz"))
+    assert ds.num_classes == 200 and any("of 200 classes have fewer than 10 training samples" in n for n in ds.notes)
+    np.savez(tmp_path / "fine.npz", x=rng.normal(size=(200, 5)), y=np.repeat(np.arange(4), 50))
+    assert load_dataset(str(tmp_path / "fine.npz")).notes == []

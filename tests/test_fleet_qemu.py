@@ -24,11 +24,12 @@ from tinyfed_host.emulator import start_boards  # noqa: E402
 from tinyfed_host.experiment import FlBuild  # noqa: E402
 from tinyfed_host.faultproxy import FaultProxy, FaultSpec  # noqa: E402
 from tinyfed_host.fedavg import fedavg  # noqa: E402
-from tinyfed_host.fl_client import ENC_F32, TrainConfig  # noqa: E402
+from tinyfed_host.fl_client import ENC_F32  # noqa: E402
+from tinyfed_toolchain.facts.train_config import TrainConfig  # noqa: E402
 from tinyfed_host.protocol import ClientOptions, DeviceClient  # noqa: E402
 from tinyfed_host.report import build_report  # noqa: E402
 from tinyfed_host.rounds import FedAvgRunner, FleetConfig, SerialParticipant  # noqa: E402
-from tinyfed_host.simulate import VirtualParticipant  # noqa: E402
+from tinyfed_host.simulate import make_participants  # noqa: E402
 
 BOARD = "mps2-an386"
 CFG = TrainConfig(lr=0.02, momentum=0.9, epochs=1, batch=8, seed=5)
@@ -54,7 +55,7 @@ def _opts() -> ClientOptions:
 
 def _runner(build: FlBuild, parts: list, rounds: int, log: list[str] | None = None) -> FedAvgRunner:
     return FedAvgRunner(parts, init_params=build.init_params(), model_hash=build.model_hash,
-                        evaluator=build.evaluator(), config=FleetConfig(rounds=rounds, train=CFG, train_timeout=60),
+                        evaluator=build.evaluator(), config=FleetConfig(updates=rounds, train=CFG, train_timeout=60),
                         log=(log.append if log is not None else (lambda s: None)))
 
 
@@ -89,8 +90,9 @@ def test_rounds_on_three_boards(build: FlBuild, tmp_path: Path) -> None:
         recs = run.state.records
         assert recs[-1].accuracy > recs[0].accuracy + 0.05, [r.accuracy for r in recs]
         # the boards' training is the same C code as the host engine's: board0's last
-        # update equals a virtual device's with the same shard, parameters and seed
-        v = VirtualParticipant("v", build.model_dir, *build.shards[0], build.model_hash)
+        # update equals an in-process device's with the same shard, parameters and seed
+        v = make_participants(build, build.shards[:1])[0]
+        v.open()
         v.push_params(3, befores[-1], build.model_hash, False)
         v.train(3, TrainConfig(**{**CFG.__dict__, "seed": (CFG.seed + 3 * 7919) & 0xFFFFFFFF}), 10)
         mine = next(u for u in run.state.last_updates if u.device == "board0")
@@ -108,10 +110,10 @@ def test_board_killed_mid_round(build: FlBuild, tmp_path: Path) -> None:
     boards = start_boards(3, BOARD, build.images, log_dir=tmp_path)
     try:
         class Killer(SerialParticipant):
-            def train(self, round_, cfg, timeout):  # type: ignore[no-untyped-def]
-                if round_ == 2:  # the board has committed its parameters: pull the plug now
+            def train(self, version, cfg, timeout):  # type: ignore[no-untyped-def]
+                if version == 1:  # round 2 (version 1 committed on the board): pull the plug now
                     boards[2].stop()
-                return super().train(round_, cfg, timeout)
+                return super().train(version, cfg, timeout)
 
         parts = [SerialParticipant(boards[0].url, _opts(), name="a"), SerialParticipant(boards[1].url, _opts(), name="b"),
                  Killer(boards[2].url, _opts(), name="c")]
@@ -130,8 +132,8 @@ def test_board_killed_mid_round(build: FlBuild, tmp_path: Path) -> None:
 
 
 def test_board_with_another_model_is_refused(build: FlBuild, tmp_path: Path) -> None:
-    from tinyfed_toolchain.emit_shard import emit_shard
-    from tinyfed_toolchain.firmware import build_image
+    from tinyfed_toolchain.image.emit_shard import emit_shard
+    from tinyfed_toolchain.image.firmware import build_image
 
     other = make_digits_setup(tmp_path / "other", devices=1, per_device=40, hidden=12, epochs=2, seed=7)
     emit_shard(other.shards[0][0].reshape(-1, 8, 8, 1), other.shards[0][1], tmp_path / "oshard", device=9,

@@ -9,9 +9,10 @@ import struct
 from hypothesis import given, settings, strategies as st
 
 from tinyfed_host.framing import (
-    HEADER_BYTES, MAX_FRAME, FrameDecoder, cobs_decode, cobs_encode, crc32, encode_frame, encode_raw, wire_size,
+    END_ZEROS, HEADER_BYTES, MAX_FRAME, FrameDecoder, cobs_decode, cobs_encode, crc32, encode_frame, encode_raw,
+    wire_size,
 )
-from tinyfed_host.wire import WIRE
+from tinyfed_toolchain.facts.wire_table import WIRE
 
 
 def test_crc32_check_value() -> None:
@@ -42,8 +43,18 @@ def test_frame_layout() -> None:
     assert raw[:HEADER_BYTES] == bytes([1, 0x04, 0, 0x34, 0x12, 4, 0])
     assert struct.unpack("<I", raw[-4:])[0] == crc32(raw[:-4])
     wire = encode_frame(0x04, 0x1234, b"\x07\x00\x00\x00")
-    assert wire.endswith(b"\0") and wire.count(0) == 1
+    # two delimiters end a frame: a noisy line that loses or flips one still ends it
+    assert wire.endswith(b"\0\0") and wire.count(0) == 2
     assert len(wire) <= wire_size(4)
+    for lost in (len(wire) - 1, len(wire) - 2):
+        for mangled in (wire[:lost] + wire[lost + 1:], wire[:lost] + b"\x40" + wire[lost + 1:]):
+            dec = FrameDecoder()
+            got = dec.feed(mangled)
+            # the frame ends on time: delivered whole, or dropped as corrupt (never held back
+            # waiting for the next frame); a flipped second zero spoils at most the next frame
+            assert len(got) + dec.stats.dropped == 1
+            nxt = dec.feed(wire)
+            assert len(got) + len(nxt) + dec.stats.dropped == 2
 
 
 def _frames(n: int, rng: random.Random) -> list[tuple[int, int, bytes, bytes]]:
@@ -75,7 +86,7 @@ def test_each_drop_reason_is_counted_and_decoder_resyncs() -> None:
     flipped[HEADER_BYTES + 1] ^= 0x10  # payload bit flip, valid COBS
     cases = {
         "crc_errors": cobs_encode(bytes(flipped)) + b"\0",
-        "cobs_errors": good[:-3] + b"\x7f" + b"\0",  # a code byte promising more than follows
+        "cobs_errors": good[:-2 - END_ZEROS] + b"\x7f" + b"\0",  # a code byte promising more than follows
         "runts": cobs_encode(b"\x01\x02\x03") + b"\0",
         "oversize": cobs_encode(bytes(MAX_FRAME + 1)) + b"\0",
         "bad_header": cobs_encode(bytes([2]) + raw[1:-4] + struct.pack("<I", crc32(bytes([2]) + raw[1:-4]))) + b"\0",
@@ -94,7 +105,7 @@ def test_each_drop_reason_is_counted_and_decoder_resyncs() -> None:
         got = dec.feed(b"\0\0" + bad + good)
         assert len(got) == 1 and got[0].payload == b"\x01\x02\x03\x04", reason
         assert getattr(dec.stats, reason) == 1, (reason, dec.stats)
-        assert dec.stats.dropped == 1 and dec.stats.empty == 2
+        assert dec.stats.dropped == 1 and dec.stats.empty == 2 + END_ZEROS - 1  # and the good frame's second zero
 
 
 def test_oversize_garbage_without_delimiter_is_bounded() -> None:
@@ -114,3 +125,20 @@ def test_decoder_never_raises_and_recovers(garbage: bytes, seed: int) -> None:
     good = encode_frame(0x04, seed & 0xFFFF, struct.pack("<I", seed))
     got = dec.feed(b"\0" + good)
     assert got and got[-1].payload == struct.pack("<I", seed)
+
+
+def test_link_error_text_says_read_failed_once() -> None:
+    import pytest
+    import serial
+
+    from tinyfed_host.link import Link, LinkError
+
+    class Broken:
+        timeout = 0.0
+
+        def read(self, n: int) -> bytes:
+            raise serial.SerialException("read failed: socket disconnected")
+
+    with pytest.raises(LinkError) as e:
+        Link(Broken(), "socket://127.0.0.1:1", 1.0).read_some(0.1)
+    assert str(e.value) == "socket://127.0.0.1:1: read failed: socket disconnected"

@@ -155,8 +155,8 @@ def test_hard_swish_refusals() -> None:
     input scale so large that TFLM's 1 << (reluish exponent - 1) would overflow."""
     import keras
 
-    from tinyfed_toolchain.plan import plan_model
-    from tinyfed_toolchain.tflite_reader import UnsupportedOpError, read_tflite
+    from tinyfed_toolchain.compile.plan import plan_model
+    from tinyfed_toolchain.compile.tflite_reader import UnsupportedOpError, read_tflite
 
     inp = keras.Input((8,), batch_size=1)
     tfl = to_int8_tflite(keras.Model(inp, keras.layers.Activation("hard_swish")(inp)), [(8,)], n_rep=8)

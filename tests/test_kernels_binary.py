@@ -96,13 +96,13 @@ def _requantize(rng: np.random.Generator) -> Any:
 def test_binary_all_code_pairs(grid_model: bytes, seed: int, tmp_path: Path) -> None:
     """Every int8 code pair through SUB (both operand orders), ADD, MAXIMUM and
     MINIMUM under random quantization; SUB with three different fused activations."""
-    from tinyfed_toolchain.ops import fused_activation
+    from tinyfed_toolchain.compile.ops import fused_activation
 
     rng = np.random.default_rng(600 + seed)
     # large activations, tiny weights: the tflite-micro reference needs the arena
-    # toolchain/tflm.py sizes from the graph (its default, 10x the file, is too small)
+    # toolchain/compile/tflm.py sizes from the graph (its default, 10x the file, is too small)
     tfl = patch_tflite(grid_model, _requantize(rng))
-    from tinyfed_toolchain.tflite_reader import read_tflite
+    from tinyfed_toolchain.compile.tflite_reader import read_tflite
 
     g = read_tflite(tfl)
     acts = [fused_activation(op) for op in g.ops if op.name == "SUB"]

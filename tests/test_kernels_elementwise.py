@@ -132,7 +132,7 @@ def test_softmax_int16_output(tmp_path: Path) -> None:
         t.quantization.zeroPoint = [-32768]
 
     patched = patch_tflite(tfl, to_int16)
-    from tinyfed_toolchain.tflite_reader import read_tflite
+    from tinyfed_toolchain.compile.tflite_reader import read_tflite
 
     g = read_tflite(patched)
     assert g.tensor(g.outputs[0]).dtype == "INT16"
@@ -257,7 +257,7 @@ def test_float_io_quantize_dequantize(seed: int, tmp_path: Path) -> None:
     )
     names = op_names(tfl)
     assert names[0] == "QUANTIZE" and names[-1] == "DEQUANTIZE", names
-    from tinyfed_toolchain.tflite_reader import read_tflite
+    from tinyfed_toolchain.compile.tflite_reader import read_tflite
 
     g = read_tflite(tfl)
     assert g.tensor(g.inputs[0]).dtype == "FLOAT32" and g.tensor(g.outputs[0]).dtype == "FLOAT32"
@@ -282,8 +282,8 @@ def _concat_model() -> bytes:
 
 def test_refusals() -> None:
     """Variants TFLM rejects (or tinyfed cannot run) fail at lowering, naming the op."""
-    from tinyfed_toolchain.plan import plan_model
-    from tinyfed_toolchain.tflite_reader import UnsupportedOpError, read_tflite
+    from tinyfed_toolchain.compile.plan import plan_model
+    from tinyfed_toolchain.compile.tflite_reader import UnsupportedOpError, read_tflite
 
     keras = _keras()
     base = _concat_model()

@@ -85,7 +85,7 @@ def test_cropping_layers(tmp_path: Path) -> None:
     ]
     tfl = to_int8_tflite(keras.Model([inp, seq], outs), [(7, 6, 3), (9, 4)], seed=3)
     assert op_names(tfl).count("STRIDED_SLICE") == 5, op_names(tfl)
-    from tinyfed_toolchain.tflite_reader import read_tflite
+    from tinyfed_toolchain.compile.tflite_reader import read_tflite
 
     g = read_tflite(tfl)
     rng = np.random.default_rng(3)
@@ -132,7 +132,7 @@ def test_nearest_index_matches_tf() -> None:
     """The float32 index arithmetic against TF's own kernel on an index image."""
     import tensorflow as tf
 
-    from tinyfed_toolchain.ops.gather import nearest_neighbor_index
+    from tinyfed_toolchain.compile.ops.gather import nearest_neighbor_index
 
     rng = np.random.default_rng(5)
     for _ in range(40):
@@ -148,8 +148,8 @@ def test_nearest_index_matches_tf() -> None:
 # ---- refusals ----------------------------------------------------------------------------
 
 def _plan_error(tflite: bytes) -> str:
-    from tinyfed_toolchain.plan import plan_model
-    from tinyfed_toolchain.tflite_reader import UnsupportedOpError, read_tflite
+    from tinyfed_toolchain.compile.plan import plan_model
+    from tinyfed_toolchain.compile.tflite_reader import UnsupportedOpError, read_tflite
 
     with pytest.raises(UnsupportedOpError) as err:
         plan_model(read_tflite(tflite), tflite)
@@ -177,7 +177,9 @@ def test_refusals() -> None:
 
     def variable_begin(model: Any) -> None:
         (o,) = ops_of(model, "STRIDED_SLICE")
-        model.subgraphs[0].tensors[o.inputs[1]].buffer = 0  # no data: a run-time tensor
+        sg = model.subgraphs[0]
+        sg.tensors[o.inputs[1]].buffer = 0  # no data: a run-time tensor, fed as a model input
+        sg.inputs = list(sg.inputs) + [o.inputs[1]]
 
     msg = _plan_error(patch_tflite(tfl, variable_begin))
     assert "STRIDED_SLICE" in msg and "non-constant begin" in msg, msg
@@ -198,7 +200,7 @@ def test_refusals() -> None:
         msg = _plan_error(up)
         assert "unsupported op: TILE" in msg, msg
     else:  # a TF that lowers it to RESIZE_NEAREST_NEIGHBOR: then it must plan
-        from tinyfed_toolchain.plan import plan_model
-        from tinyfed_toolchain.tflite_reader import read_tflite
+        from tinyfed_toolchain.compile.plan import plan_model
+        from tinyfed_toolchain.compile.tflite_reader import read_tflite
 
         plan_model(read_tflite(up), up)

@@ -298,8 +298,8 @@ def test_mean_equal_input_output_quantization(tmp_path: Path) -> None:
 
 def test_mean_multiplier_matches_tflm_folding() -> None:
     """The 1/N fold, checked against a direct transcription of the arithmetic."""
-    from tinyfed_toolchain.ops.nn import mean_multiplier
-    from tinyfed_toolchain.quant_math import quantize_multiplier
+    from tinyfed_toolchain.compile.ops.nn import mean_multiplier
+    from tinyfed_toolchain.compile.quant_math import quantize_multiplier
 
     rng = np.random.default_rng(9)
     for _ in range(200):
@@ -315,7 +315,7 @@ def test_mean_multiplier_matches_tflm_folding() -> None:
 
 
 def test_padding_matches_tflm_formulas() -> None:
-    from tinyfed_toolchain.ops.nn import leading_padding, out_size
+    from tinyfed_toolchain.compile.ops.nn import leading_padding, out_size
 
     # SAME, 5 wide, kernel 2, stride 1: out 5, total pad 1 → 0 before (the odd pixel goes after).
     assert out_size("SAME", 5, 2, 1, 1) == 5 and leading_padding(5, 2, 5, 1, 1) == 0
@@ -333,8 +333,8 @@ def test_padding_matches_tflm_formulas() -> None:
 
 
 def _plan_error(tflite: bytes) -> str:
-    from tinyfed_toolchain.plan import plan_model
-    from tinyfed_toolchain.tflite_reader import UnsupportedOpError, read_tflite
+    from tinyfed_toolchain.compile.plan import plan_model
+    from tinyfed_toolchain.compile.tflite_reader import UnsupportedOpError, read_tflite
 
     with pytest.raises(UnsupportedOpError) as err:
         plan_model(read_tflite(tflite), tflite)

@@ -7,24 +7,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tinyfed_toolchain.data import Dataset, load_dataset
-from tinyfed_toolchain.distill import (
+from tinyfed_toolchain.ml.data import Dataset, load_dataset
+from tinyfed_toolchain.ml.distill import (
     AugmentConfig,
     DistillationLoss,
-    TrainConfig,
+    FitConfig,
     augment_batch,
     predict_logits,
     train_student_alone,
 )
-from tinyfed_toolchain.models import (
+from tinyfed_toolchain.ml.models import (
     StudentConfig,
     build_student,
     count_params,
     default_student_config,
     with_batch_size,
 )
-from tinyfed_toolchain.pipeline import BuildConfig, MlResult, auto_epochs, run_ml_pipeline
-from tinyfed_toolchain.quantize import (
+from tinyfed_toolchain.ml.pipeline import PipelineConfig, MlResult, auto_epochs, run_ml_pipeline
+from tinyfed_toolchain.ml.quantize import (
     SUPPORTED_OPS,
     QuantParams,
     UnsupportedOpsError,
@@ -157,7 +157,7 @@ def test_training_is_reproducible() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 10)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int64)
-    cfg = TrainConfig(epochs=3, batch_size=16, seed=7)
+    cfg = FitConfig(epochs=3, batch_size=16, seed=7)
     weights = []
     for _ in range(2):
         import keras
@@ -172,13 +172,13 @@ def test_training_is_reproducible() -> None:
 
 def test_build_config_validation() -> None:
     with pytest.raises(ValueError, match="student_epochs"):
-        BuildConfig(student_epochs=0)
+        PipelineConfig(student_epochs=0)
     with pytest.raises(ValueError, match="alpha"):
-        BuildConfig(alpha=1.5)
+        PipelineConfig(alpha=1.5)
     with pytest.raises(ValueError, match="temperature"):
-        BuildConfig(temperature=0.0)
-    assert isinstance(BuildConfig(out_dir="x").out_dir, Path)
-    q = BuildConfig(student_epochs=3).quick()
+        PipelineConfig(temperature=0.0)
+    assert isinstance(PipelineConfig(out_dir="x").out_dir, Path)
+    q = PipelineConfig(student_epochs=3).quick()
     assert (q.teacher_epochs, q.student_epochs) == (6, 3)
 
 
@@ -193,7 +193,7 @@ def test_auto_epochs() -> None:
 
 @pytest.fixture(scope="module")
 def digits_build(tmp_path_factory: pytest.TempPathFactory) -> MlResult:
-    cfg = BuildConfig(dataset="digits", seed=0,
+    cfg = PipelineConfig(dataset="digits", seed=0,
                       out_dir=tmp_path_factory.mktemp("digits_model")).quick()
     return run_ml_pipeline(cfg, log=lambda s: None)
 
@@ -281,7 +281,7 @@ def test_pipeline_report(digits_build: MlResult) -> None:
 
 
 def test_pipeline_timeseries(tmp_path: Path) -> None:
-    cfg = BuildConfig(dataset="basicmotions", teacher_epochs=5, student_epochs=25,
+    cfg = PipelineConfig(dataset="basicmotions", teacher_epochs=5, student_epochs=25,
                       out_dir=tmp_path / "bm")
     lines: list[str] = []
     res = run_ml_pipeline(cfg, log=lines.append)
@@ -296,7 +296,7 @@ def test_pipeline_timeseries(tmp_path: Path) -> None:
     assert any("student distilled" in line for line in lines)
     assert load_dataset("basicmotions").input_shape == tuple(rep["dataset"]["input_shape"])
     # raw sensor values -> model int8 in one affine step per channel
-    from tinyfed_toolchain.data import aeon_data_dir, parse_ts
+    from tinyfed_toolchain.ml.data import aeon_data_dir, parse_ts
 
     raw, _, _ = parse_ts(aeon_data_dir("BasicMotions") / "BasicMotions_TEST.ts")
     aff = rep["student"]["raw_to_int8"]
@@ -323,7 +323,7 @@ def test_digits_student_emitted_c_is_bit_exact_on_the_whole_test_split(digits_bu
 def test_basicmotions_student_emitted_c_is_bit_exact_on_the_whole_test_split(tmp_path: Path) -> None:
     from tinyfed_toolchain.verify import verify
 
-    cfg = BuildConfig(dataset="basicmotions", teacher_epochs=3, student_epochs=10, out_dir=tmp_path / "bm")
+    cfg = PipelineConfig(dataset="basicmotions", teacher_epochs=3, student_epochs=10, out_dir=tmp_path / "bm")
     res_ml = run_ml_pipeline(cfg, log=lambda s: None)
     x = np.load(tmp_path / "bm" / "test_x_int8.npy")
     res = verify(res_ml.tflite, x, tmp_path / "v")
@@ -332,7 +332,7 @@ def test_basicmotions_student_emitted_c_is_bit_exact_on_the_whole_test_split(tmp
 
 
 def test_public_fraction_keeps_the_private_part_out_of_pretraining(tmp_path: Path) -> None:
-    cfg = BuildConfig(dataset="digits", seed=3, out_dir=tmp_path / "pf", public_fraction=0.2).quick()
+    cfg = PipelineConfig(dataset="digits", seed=3, out_dir=tmp_path / "pf", public_fraction=0.2).quick()
     res = run_ml_pipeline(cfg, log=lambda s: None)
     pub = np.load(tmp_path / "pf" / "train_x.npy")
     priv = np.load(tmp_path / "pf" / "private_x.npy")

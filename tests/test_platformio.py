@@ -1,7 +1,7 @@
 """PlatformIO, offline: `pio run -e mps2-an386` builds through the local
-platform (boards/platformio) the same image as toolchain/firmware.py, the real
+platform (boards/platformio) the same image as toolchain/image/firmware.py, the real
 boards build through their *-local envs, and `pio test` boots the on-target
-test image in QEMU.
+test image in QEMU (mps2-an386, and the STM32F405 port on netduinoplus2).
 
 Needs the offline core that `.ci/setup_platformio.sh` installs in .pio-core
 (CI's .ci/setup runs it); skipped with that reason otherwise.
@@ -31,7 +31,7 @@ pytestmark = [
     ),
     pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="no arm-none-eabi-gcc"),
 ]
-STATEMENT = re.compile(r"^(mps2-an386|stm32f746g-disco|nrf52840): flash (\d+) / \d+ B .*SRAM (\d+) / \d+ B",
+STATEMENT = re.compile(r"^(mps2-an386|mps3-an547|stm32f405|stm32f746g-disco|nrf52840|nano33ble): flash (\d+) / \d+ B .*SRAM (\d+) / \d+ B",
                        re.M)
 
 
@@ -72,7 +72,7 @@ def test_pio_run_builds_offline_same_image_as_firmware_py(smoke_model: Path, tmp
     assert m, proc.stdout[-2000:]
     print(f"pio run -e mps2-an386 (clean): {took:.1f} s")
 
-    from tinyfed_toolchain.firmware import build_image
+    from tinyfed_toolchain.image.firmware import build_image
 
     info = build_image("mps2-an386", smoke_model, tmp_path / "py", app="bench_infer", quiet=True)
     # Same sources, flags and linker script: the same flash and SRAM use.
@@ -87,18 +87,19 @@ def test_pio_run_builds_offline_same_image_as_firmware_py(smoke_model: Path, tmp
 
 
 def test_pio_local_envs_build_real_boards_offline(smoke_model: Path, tmp_path: Path) -> None:
-    proc = pio(["run", "-e", "stm32f746g-disco-local", "-e", "nrf52840-local"],
-               tmp_path / "pio", smoke_model)
+    envs = ("stm32f746g-disco-local", "nrf52840-local")  # nano33ble-local: the same env shape
+    proc = pio(["run", *(a for e in envs for a in ("-e", e))], tmp_path / "pio", smoke_model)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     boards = {m.group(1) for m in STATEMENT.finditer(proc.stdout)}
     assert boards == {"stm32f746g-disco", "nrf52840"}
-    for env in ("stm32f746g-disco-local", "nrf52840-local"):
+    for env in envs:
         assert (tmp_path / "pio" / env / "firmware.bin").stat().st_size > 1000
 
 
 @pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="no qemu-system-arm")
-def test_pio_test_boots_on_target_test_in_qemu(tmp_path: Path) -> None:
-    proc = pio(["test", "-e", "mps2-an386"], tmp_path / "pio")
+@pytest.mark.parametrize("env", ["mps2-an386", "stm32f405"])  # stm32f405: the real chip's port, on netduinoplus2
+def test_pio_test_boots_on_target_test_in_qemu(env: str, tmp_path: Path) -> None:
+    proc = pio(["test", "-e", env], tmp_path / "pio")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     m = re.search(r"(\d+) test cases: (\d+) succeeded", out)

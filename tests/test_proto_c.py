@@ -23,11 +23,12 @@ import pytest
 from tinyfed_host.faultproxy import FaultProxy, FaultSpec
 from tinyfed_host.framing import FLAG_REPLY, FLAG_UNSOLICITED, Frame, FrameDecoder, cobs_encode, encode_frame, encode_raw
 from tinyfed_host.link import LinkTimeout
-from tinyfed_host.loopback import SANITIZE_FLAGS, SANITIZER_ENV, build_loopback, proto_sources, start_loopback
+from tinyfed_host.loopback import SANITIZE_FLAGS, SANITIZER_ENV, build_loopback, start_loopback
+from tinyfed_toolchain.facts.manifests import proto_sources
 from tinyfed_host.protocol import ClientOptions, DeviceClient, DeviceError, ProtocolError, pattern_bytes
-from tinyfed_host.wire import STATUS_BY_NAME, WIRE
-from tinyfed_toolchain.host_cc import compile_host
-from tinyfed_toolchain.paths import FIRMWARE, ROOT
+from tinyfed_toolchain.facts.wire_table import STATUS_BY_NAME, WIRE
+from tinyfed_toolchain.image.native_cc import compile_native
+from tinyfed_toolchain.facts.paths import FIRMWARE, ROOT
 
 WIRE_CHECK = ROOT / "tests" / "c" / "wire_check.c"
 ENV = {**os.environ, **SANITIZER_ENV}
@@ -35,7 +36,7 @@ ENV = {**os.environ, **SANITIZER_ENV}
 
 def wire_check(sanitize: bool) -> Path:
     flags = ["-DTFD_TEST_MESSAGES=1", *(SANITIZE_FLAGS if sanitize else ())]
-    return compile_host([*proto_sources(), WIRE_CHECK], [], "wire_check" + ("-asan" if sanitize else ""), extra_flags=flags)
+    return compile_native([*proto_sources(), WIRE_CHECK], [], "wire_check" + ("-asan" if sanitize else ""), extra_flags=flags)
 
 
 def msg(name: str, seq: int, **values: object) -> bytes:
@@ -226,6 +227,7 @@ def test_stage_transitions_and_errors() -> None:
         (msg("XFER_CHUNK", 14, xfer_id=1, offset=0, data=chunk[:100]), "ACK"),
         (msg("XFER_CHUNK", 15, xfer_id=1, offset=0, data=chunk[:100]), "ACK"),  # duplicate: ACKed again
         (msg("XFER_END", 16, xfer_id=1, abort=0), "NACK"),  # incomplete
+        (msg("XFER_CHUNK", 150, xfer_id=1, offset=50, data=chunk[50:150]), "ACK"),  # overlaps: its new part taken
         (msg("XFER_CHUNK", 17, xfer_id=1, offset=100, data=chunk[100:] + b"!"), "TFD_ERR_OVERFLOW"),
         (msg("XFER_CHUNK", 18, xfer_id=1, offset=100, data=chunk[100:]), "ACK"),
         (msg("GET_INFO", 19, nonce=2), "INFO"),  # allowed during a transfer
@@ -259,6 +261,7 @@ def test_stage_transitions_and_errors() -> None:
     by_seq = {f.seq: decoded(f)[1] for f in frames}
     assert by_seq[13]["value"] == 0 and by_seq[13]["code"] == STATUS_BY_NAME["TFD_ERR_SEQ"]
     assert by_seq[15]["value"] == 100 and by_seq[20]["value"] == 200
+    assert by_seq[16]["value"] == 100 and by_seq[150]["value"] == 150 and by_seq[18]["value"] == 200  # CRC ok at 20
     assert by_seq[23]["code"] == STATUS_BY_NAME["TFD_ERR_FRAME_CRC"] and by_seq[23]["value"] == 0
     assert by_seq[25]["total_len"] == 300 and by_seq[25]["crc32"] == zlib.crc32(pattern_bytes(300))
     assert by_seq[26]["data"] == pattern_bytes(300)[256:] and by_seq[26]["offset"] == 256
@@ -371,6 +374,46 @@ def test_client_completes_through_a_faulty_link() -> None:
         assert c.counters.resends > 0 and c.decoder.stats.dropped > 0
         assert s["crc_errors"] + s["cobs_errors"] + s["runts"] + s["bad_header"] + s["oversize"] > 0
     assert dev.proc.returncode == 0, dev.stderr
+
+
+@pytest.mark.parametrize("ber", [1e-4, 1e-3])
+def test_noisy_link_costs_round_trips_not_timeouts(ber: float) -> None:
+    """Bit errors and lost bytes both ways: every spoilt frame is pinned on its exchange and
+    resent at once (no timeout), the chunks shrink to what the line carries, nothing corrupt
+    is accepted (both transfers are compared byte for byte, the device checks the CRC-32)."""
+    with start_loopback("tcp", sanitize=True) as dev:
+        port = int(dev.url.rsplit(":", 1)[1])
+        with FaultProxy(("127.0.0.1", port), FaultSpec.from_ber(ber, drop=ber), seed=7) as px:
+            with DeviceClient.connect(px.url, ClientOptions(timeout=5.0, retries=2)) as c:
+                c.hello()
+                rng = random.Random(3)
+                for size in (20000, 5000):
+                    data = bytes(rng.randrange(256) for _ in range(size))
+                    c.send_payload("TEST_SINK", data)
+                    assert c.receive_payload("TEST_PATTERN", size) == pattern_bytes(size)
+                assert c.counters.timeouts == 0  # (a 5 s timeout would show in the test time)
+                assert c.counters.resends > 0 and c.counters.nacks > 0 and c.counters.dropped > 0
+                q = c.quality.byte_error_rate
+                assert 2 * ber < q < 30 * ber  # a byte is hit with ~9 x BER (8 bits flipped + dropped)
+                chunk, window = c._plan(1024, push=True)
+                assert chunk <= (256 if ber == 1e-4 else 64) and window >= 2
+        assert px.counters.faults > 50
+    assert dev.proc.returncode == 0, dev.stderr
+
+
+def test_link_quality_estimate_and_chunk_choice() -> None:
+    from tinyfed_host.link_quality import LinkQuality
+
+    for q, lo, hi in ((0.0, 1024, 1024), (1e-4, 384, 1024), (1e-3, 64, 256), (1e-2, 32, 48)):
+        lq = LinkQuality()
+        rng = random.Random(1)
+        size = 1024
+        for _ in range(400):
+            n = size + 30
+            (lq.ok if rng.random() < (1 - q) ** n else lq.lost)(n)
+            size = lq.best_chunk(1024, overhead=30, go_back=1)
+        assert lo <= size <= hi, (q, size, lq.byte_error_rate)
+        assert q == 0 or q / 3 < lq.byte_error_rate < 3 * q
 
 
 def test_dead_link_gives_a_clear_timeout_not_a_hang() -> None:

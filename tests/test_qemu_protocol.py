@@ -17,7 +17,7 @@ if not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")):
 
 from tinyfed_host.emulator import start_boards  # noqa: E402
 from tinyfed_host.protocol import ClientOptions, DeviceClient, pattern_bytes  # noqa: E402
-from tinyfed_host.wire import WIRE  # noqa: E402
+from tinyfed_toolchain.facts.wire_table import WIRE  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -25,12 +25,12 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
     import keras
 
     from quantized_models import to_int8_tflite
-    from tinyfed_toolchain.emit_c import emit_model
-    from tinyfed_toolchain.emit_shard import emit_shard
-    from tinyfed_toolchain.firmware import build_image
-    from tinyfed_toolchain.plan import plan_model
-    from tinyfed_toolchain.tflite_reader import read_tflite
-    from tinyfed_toolchain.tflm import run_tflm
+    from tinyfed_toolchain.compile.emit_c import emit_model
+    from tinyfed_toolchain.image.emit_shard import emit_shard
+    from tinyfed_toolchain.image.firmware import build_image
+    from tinyfed_toolchain.compile.plan import plan_model
+    from tinyfed_toolchain.compile.tflite_reader import read_tflite
+    from tinyfed_toolchain.compile.tflm import run_tflm
 
     keras.utils.set_random_seed(3)
     model = keras.Sequential([keras.Input((12,), batch_size=1), keras.layers.Dense(16, activation="relu"),
@@ -65,7 +65,7 @@ def _reference_eval(logits: np.ndarray, y: np.ndarray, scale: float, zp: int) ->
 
 
 def test_two_boards_hello_info_eval_infer(fleet) -> None:
-    from tinyfed_toolchain.tflite_reader import read_tflite
+    from tinyfed_toolchain.compile.tflite_reader import read_tflite
 
     tflite, plan, shards, boards, run_tflm = fleet
     g = read_tflite(tflite)
@@ -108,9 +108,9 @@ def test_two_boards_hello_info_eval_infer(fleet) -> None:
 def test_two_protocol_only_boards_in_parallel(tmp_path: Path) -> None:
     """The protocol without a model (firmware/src/app/proto_link.c): two boards
     served at once, sessions, version check, transfers both ways, counters."""
-    from tinyfed_host.loopback import proto_sources
+    from tinyfed_toolchain.facts.manifests import proto_sources
     from tinyfed_host.protocol import DeviceError
-    from tinyfed_toolchain.firmware import build_image
+    from tinyfed_toolchain.image.firmware import build_image
 
     elf = build_image("mps2-an386", None, tmp_path / "img", app="proto_link", runtime=False,
                       extra_sources=proto_sources(), defines={"TFD_TEST_MESSAGES": 1}, quiet=True).elf

@@ -29,41 +29,48 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fl_setup import make_digits_build
+from secagg_fleet import fleet_for
 from tinyfed_host.checkpoint import Checkpoint, CheckpointError
 from tinyfed_host.experiment import FlBuild
-from tinyfed_host.fl_client import TrainConfig
+from tinyfed_toolchain.facts.train_config import TrainConfig
 from tinyfed_host.fl_run import run_federated
 from tinyfed_host.rounds import FleetConfig
 from tinyfed_host.secagg import dp
 from tinyfed_host.secagg.aggregator import SecureAggregator, SecureOptions
-from tinyfed_host.simulate import VirtualParticipant
+from tinyfed_host.inprocess import DeviceLibrary, InProcessDevice
+from tinyfed_host.participant import InProcessParticipant
 
 CFG = TrainConfig(lr=0.02, momentum=0.9, epochs=1, batch=8, seed=4, max_samples=48)
-FLEET = FleetConfig(rounds=4, train=CFG, parallel=False, final_broadcast=False)
+FLEET = FleetConfig(updates=4, train=CFG, parallel=False, final_broadcast=False)
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_digits_build(tmp_path_factory.mktemp("resume"))
+def built(digits_fl_build: Path) -> Path:
+    return digits_fl_build
 
 
-class Killed(VirtualParticipant):
-    """A virtual device whose TRAIN of round ``die_in`` stops the host (as SIGKILL would, mid-round)."""
+class Killed(InProcessParticipant):
+    """An in-process device whose TRAIN in round ``die_in`` stops the host (as SIGKILL would, mid-round)."""
 
     def __init__(self, *a: Any, die_in: int | None = None, **k: Any) -> None:
         super().__init__(*a, **k)
         self.die_in = die_in
 
-    def train(self, round_: int, cfg: TrainConfig, timeout: float) -> Any:
-        if round_ == self.die_in:
+    def train(self, version: int, cfg: TrainConfig, timeout: float) -> Any:
+        if self.die_in is not None and version == self.die_in - 1:  # round r trains version r - 1
             raise SystemExit("host killed")
-        return super().train(round_, cfg, timeout)
+        return super().train(version, cfg, timeout)
 
 
 def _parts(build: FlBuild, die_in: int | None = None) -> list[Killed]:
-    return [Killed(f"virtual{k}", build.model_dir, x, y, build.model_hash, die_in=die_in if k == 1 else None)
-            for k, (x, y) in enumerate(build.shards)]
+    lib = DeviceLibrary.build(build.model_dir)
+    fleet = fleet_for(range(1, len(build.shards) + 1))  # the devices' identities (secure aggregation)
+    out = []
+    for k, (x, y) in enumerate(build.shards):
+        dev = InProcessDevice(lib, x, y, name=f"virtual{k}")
+        dev.set_identity(fleet.record(k + 1), fleet.manifest)
+        out.append(Killed(dev, die_in=die_in if k == 1 else None))
+    return out
 
 
 def _secure(z: float = 0.0) -> SecureAggregator:
@@ -89,6 +96,7 @@ def test_plain_run_killed_in_round_3_resumes_to_the_same_model(built: Path, tmp_
     np.testing.assert_array_equal(res.runner.state.params, whole.runner.state.params)
     assert [r.accuracy for r in res.records] == [r.accuracy for r in whole.records]
     assert [r["round"] for r in res.report["rounds"]] == [0, 1, 2, 3, 4]
+    assert res.report["dp"] is None  # no DP noise
     assert Checkpoint.read(state).round == 4
 
 
@@ -101,6 +109,9 @@ def test_secure_dp_run_resumes_with_its_epsilon_accounting(built: Path, tmp_path
     res = _run(build, state, resume=True, agg=_secure(z=1.5))
     eps = [r.secure["epsilon"] for r in res.records[1:]]
     assert eps[3] == pytest.approx(dp.epsilon(1.5, 4, 1e-5)) and eps[0] < eps[1] < eps[2] < eps[3]
+    # the report's dp (issue 13's names): the run's mechanism, z, delta and epsilon after its 4 rounds
+    assert res.report["dp"] == {"mechanism": "central", "noise_multiplier": 1.5, "delta": 1e-5,
+                                "epsilon": pytest.approx(eps[3]), "rounds": 4}
     assert all(r.secure["secure"] and not r.secure["aborted"] for r in res.records[1:])
 
 
@@ -109,7 +120,7 @@ def test_resume_refuses_another_run(built: Path, tmp_path: Path) -> None:
     state = tmp_path / "state.json"
     with pytest.raises(SystemExit):
         _run(build, state, die_in=2)
-    other = FleetConfig(rounds=4, train=TrainConfig(lr=0.05, epochs=1, seed=4, max_samples=48), parallel=False,
+    other = FleetConfig(updates=4, train=TrainConfig(lr=0.05, epochs=1, seed=4, max_samples=48), parallel=False,
                         final_broadcast=False)
     with pytest.raises(CheckpointError, match="other options .*train"):
         _run(build, state, resume=True, cfg=other)
@@ -134,12 +145,12 @@ qemu = pytest.mark.skipif(not (shutil.which("qemu-system-arm") and shutil.which(
 
 @qemu
 @pytest.mark.qemu
-def test_fleet_killed_mid_round_resumes_on_the_same_boards(tmp_path: Path) -> None:
+def test_fleet_killed_mid_round_resumes_on_the_same_boards(digits_fl_images: Path, tmp_path: Path) -> None:
     from tinyfed_host.emulator import start_boards
 
-    out = make_digits_build(tmp_path, per_device=60, images=True, head_init="pretrained", secure_only=True)
+    out = digits_fl_images
     build = FlBuild.load(out)
-    boards = start_boards(3, "mps2-an386", build.images, log_dir=tmp_path / "qemu")
+    boards = start_boards(3, "mps2-an386", build.images[:3], log_dir=tmp_path / "qemu")
     state = tmp_path / "fleet_state.json"
     argv = [sys.executable, "-m", "tinyfed_host.cli", "fleet", "--build", str(out), "--rounds", "3",
             "--epochs", "1", "--max-samples", "40", "--no-centralised", "--no-persist", "--clip", "10",

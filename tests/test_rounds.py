@@ -19,13 +19,17 @@ import pytest
 from fl_setup import FlSetup, make_digits_setup
 from tinyfed_host.experiment import make_evaluator
 from tinyfed_host.faultproxy import FaultProxy, FaultSpec
-from tinyfed_host.fedavg import AggregationError, PlainAggregator, apply_aggregate, fedavg
-from tinyfed_host.fl_client import ENC_F32, TrainConfig, Update, encode_f32, fetch_update, send_params, train
-from tinyfed_host.hostdevice import build_host_device, start_host_device, start_host_devices
+from tinyfed_host.aggregation import WEIGHT_ONE, Contribution, PlainAggregation, public_weight
+from tinyfed_host.fedavg import AggregationError, fedavg
+from tinyfed_host.fl_client import ENC_F32, Update, encode_f32, fetch_update, send_params, train
+from tinyfed_toolchain.facts.train_config import TrainConfig
+from tinyfed_host.native_device import build_native_device, start_host_device, start_native_devices
 from tinyfed_host.protocol import ClientOptions, DeviceClient, DeviceError
 from tinyfed_host.rounds import DevStage, FedAvgRunner, FleetConfig, RoundError, SerialParticipant, Stage
-from tinyfed_host.simulate import VirtualParticipant
-from tinyfed_toolchain.train_host import HostTrainer
+from tinyfed_host.strategy import server_step
+from tinyfed_host.inprocess import DeviceLibrary, InProcessDevice
+from tinyfed_host.participant import InProcessParticipant
+from tinyfed_toolchain.training.native_trainer import NativeTrainer
 
 CFG = TrainConfig(lr=0.02, momentum=0.9, epochs=1, batch=8, seed=3)
 
@@ -36,16 +40,16 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> FlSetup:
 
 
 @pytest.fixture(scope="module")
-def host(setup: FlSetup) -> tuple[HostTrainer, np.ndarray]:
-    tr = HostTrainer(setup.model_dir)
+def host(setup: FlSetup) -> tuple[NativeTrainer, np.ndarray]:
+    tr = NativeTrainer(setup.model_dir)
     return tr, tr.params()
 
 
-def _runner(setup: FlSetup, host: tuple[HostTrainer, np.ndarray], parts: list, **cfg: object) -> FedAvgRunner:
+def _runner(setup: FlSetup, host: tuple[NativeTrainer, np.ndarray], parts: list, **cfg: object) -> FedAvgRunner:
     tr, init = host
     return FedAvgRunner(parts, init_params=init, model_hash=setup.model_hash,
                         evaluator=make_evaluator(tr, *setup.test),
-                        config=FleetConfig(**{"rounds": 2, "train": CFG, "train_timeout": 20.0, **cfg}),
+                        config=FleetConfig(**{"updates": 2, "train": CFG, "train_timeout": 20.0, **cfg}),
                         log=lambda s: None)
 
 
@@ -54,40 +58,40 @@ def _opts() -> ClientOptions:
 
 
 # ---- FedAvg arithmetic ------------------------------------------------------------------------
-def test_plain_aggregator_is_weighted_fedavg() -> None:
+def test_plain_aggregation_is_weighted_fedavg() -> None:
     rng = np.random.default_rng(0)
     n = 37
     deltas = [rng.standard_normal(n).astype(np.float32) for _ in range(3)]
-    weights = [10, 250, 3]
-    agg = PlainAggregator()
-    agg.begin(5, n)
-    for k, (d, w) in enumerate(zip(deltas, weights)):
-        agg.add(Update(f"d{k}", 5, n, ENC_F32, w, encode_f32(d), 0.0, 0.0))
-    a = agg.finish()
-    assert a.total_weight == 263 and a.count == 3
-    want = sum(w * d.astype(np.float64) for d, w in zip(deltas, weights)) / 263
-    np.testing.assert_allclose(a.mean_delta, want, rtol=1e-12, atol=1e-12)
+    samples = [10, 250, 3]
+    members = [Contribution(k + 1, f"d{k}", None, 5, w, Update(f"d{k}", 5, n, ENC_F32, w, encode_f32(d), 0.0, 0.0),
+                            0, public_weight(1.0, w)) for k, (d, w) in enumerate(zip(deltas, samples))]
+    a = PlainAggregation().aggregate(6, n, members)
+    assert a.samples_total == 263 and a.weight_total == 263 * WEIGHT_ONE and a.count == 3
+    want = sum(w * d.astype(np.float64) for d, w in zip(deltas, samples)) / 263
+    np.testing.assert_allclose(a.mean, want, rtol=1e-12, atol=1e-12)
     p = rng.standard_normal(n).astype(np.float32)
-    np.testing.assert_array_equal(apply_aggregate(p, a), fedavg(p, deltas, weights))
-    # what does not fit is refused
-    for bad in (Update("x", 4, n, ENC_F32, 1, encode_f32(deltas[0]), 0, 0),           # wrong round
-                Update("x", 5, n - 1, ENC_F32, 1, encode_f32(deltas[0][:-1]), 0, 0),  # wrong size
-                Update("d0", 5, n, ENC_F32, 1, encode_f32(deltas[0]), 0, 0),          # second update
-                Update("x", 5, n, ENC_F32, 0, encode_f32(deltas[0]), 0, 0),           # no weight
-                Update("x", 5, n, ENC_F32, 1, encode_f32(np.full(n, np.nan, np.float32)), 0, 0)):
-        with pytest.raises(AggregationError):
-            agg.add(bad)
-    empty = PlainAggregator()
-    empty.begin(1, n)
+    # synchronous FedAvg: the server step is exactly the reference formula
+    np.testing.assert_array_equal(server_step(p, a, 1.0), fedavg(p, deltas, samples))
+    # what does not fit is left out, by name, and the rest is summed
+    bad = [Contribution(9, "short", None, 5, 1, Update("short", 5, n - 1, ENC_F32, 1, encode_f32(deltas[0][:-1]), 0, 0),
+                        0, WEIGHT_ONE),
+           Contribution(10, "d0", None, 5, 1, Update("d0", 5, n, ENC_F32, 1, encode_f32(deltas[0]), 0, 0), 0,
+                        WEIGHT_ONE),
+           Contribution(11, "nan", None, 5, 1, Update("nan", 5, n, ENC_F32, 1,
+                                                      encode_f32(np.full(n, np.nan, np.float32)), 0, 0), 0, WEIGHT_ONE),
+           Contribution(12, "none", None, 5, 1, None, 0, WEIGHT_ONE)]
+    b = PlainAggregation().aggregate(6, n, members + bad)
+    assert b.count == 3 and set(b.dropped) == {"short", "d0", "nan", "none"}
+    np.testing.assert_array_equal(b.mean, a.mean)
     with pytest.raises(AggregationError):
-        empty.finish()
+        PlainAggregation().aggregate(6, n, [bad[0], *bad[2:]])
 
 
 # ---- rounds on host-compiled devices ------------------------------------------------------------
 def test_rounds_fedavg_equals_average_of_received_deltas(setup: FlSetup, host, tmp_path: Path) -> None:
-    with start_host_devices(setup.model_dir, setup.shards, workdir=tmp_path) as fleet:
+    with start_native_devices(setup.model_dir, setup.shards, workdir=tmp_path) as fleet:
         parts = [SerialParticipant(d.url, _opts(), name=d.name) for d in fleet]
-        run = _runner(setup, host, parts, rounds=3)
+        run = _runner(setup, host, parts, updates=3)
         run.setup()
         assert run.state.stage is Stage.EVALUATE
         with pytest.raises(RoundError):
@@ -115,12 +119,13 @@ def test_rounds_fedavg_equals_average_of_received_deltas(setup: FlSetup, host, t
 
 
 def test_device_training_is_the_host_engine(setup: FlSetup, host, tmp_path: Path) -> None:
-    """A device's update equals the host engine's for the same parameters,
-    configuration and shard (same C code, float32, no FMA contraction)."""
+    """A device's update equals the host engine's and the in-process device's for the same
+    parameters, configuration and shard (same C code, float32, no FMA contraction)."""
     tr, init = host
     x, y = setup.shards[0]
-    v = VirtualParticipant("v", setup.model_dir, x, y, setup.model_hash)
-    with start_host_devices(setup.model_dir, [setup.shards[0]], workdir=tmp_path) as fleet:
+    v = InProcessParticipant(InProcessDevice(DeviceLibrary.build(setup.model_dir), x, y, name="v"))
+    assert v.open().training
+    with start_native_devices(setup.model_dir, [setup.shards[0]], workdir=tmp_path) as fleet:
         dev = DeviceClient.connect(fleet[0].url, _opts())
         dev.hello()
         send_params(dev, 7, init, setup.model_hash)
@@ -131,16 +136,19 @@ def test_device_training_is_the_host_engine(setup: FlSetup, host, tmp_path: Path
     vres = v.train(7, CFG, 10)
     vu = v.fetch_update(7, ENC_F32)
     np.testing.assert_array_equal(u.delta(), vu.delta())
+    tr.set_params(init)
+    tr.fit(CFG, x, y)
+    np.testing.assert_array_equal(u.delta(), tr.params() - init)
     assert (res.samples, res.seen, res.steps, res.train_correct, res.eval_correct) == \
         (vres.samples, vres.seen, vres.steps, vres.train_correct, vres.eval_correct)
     assert res.train_loss_sum == pytest.approx(vres.train_loss_sum, rel=1e-6)
 
 
 def test_timeout_is_left_out_and_round_completes(setup: FlSetup, host, tmp_path: Path) -> None:
-    with start_host_devices(setup.model_dir, setup.shards, workdir=tmp_path,
+    with start_native_devices(setup.model_dir, setup.shards, workdir=tmp_path,
                             train_delay_ms=[0, 0, 4000]) as fleet:
         parts = [SerialParticipant(d.url, _opts(), name=d.name) for d in fleet]
-        run = _runner(setup, host, parts, rounds=1, train_timeout=1.5)
+        run = _runner(setup, host, parts, updates=1, train_timeout=1.5)
         recs = run.run()
         r1 = recs[1]
         status = {d.name: d.status for d in r1.devices}
@@ -153,18 +161,18 @@ def test_timeout_is_left_out_and_round_completes(setup: FlSetup, host, tmp_path:
 
 
 def test_device_killed_mid_round(setup: FlSetup, host, tmp_path: Path) -> None:
-    with start_host_devices(setup.model_dir, setup.shards, workdir=tmp_path) as fleet:
+    with start_native_devices(setup.model_dir, setup.shards, workdir=tmp_path) as fleet:
 
         class KillAfterParams(SerialParticipant):
-            def push_params(self, round_: int, params: np.ndarray, model_hash: bytes, persist: bool) -> None:
-                super().push_params(round_, params, model_hash, persist)
-                if round_ == 2:
+            def push_params(self, version: int, params: np.ndarray, model_hash: bytes, persist: bool) -> None:
+                super().push_params(version, params, model_hash, persist)
+                if version == 1:  # round 2 trains version 1
                     fleet[1].kill()  # power lost between PARAMS and TRAIN
 
         parts = [SerialParticipant(fleet[0].url, _opts(), name="a"),
                  KillAfterParams(fleet[1].url, _opts(), name="b"),
                  SerialParticipant(fleet[2].url, _opts(), name="c")]
-        run = _runner(setup, host, parts, rounds=3)
+        run = _runner(setup, host, parts, updates=3)
         recs = run.run()
         assert [r.updates for r in recs[1:]] == [3, 2, 2]
         r2 = {d.name: d for d in recs[2].devices}
@@ -177,8 +185,8 @@ def test_device_killed_mid_round(setup: FlSetup, host, tmp_path: Path) -> None:
 def test_other_model_is_refused_with_a_clear_message(setup: FlSetup, host, tmp_path: Path) -> None:
     other = make_digits_setup(tmp_path / "other", devices=1, per_device=50, hidden=12, epochs=2, seed=5)
     assert other.model_hash != setup.model_hash
-    exe_other = build_host_device(other.model_dir)
-    with start_host_devices(setup.model_dir, setup.shards[:2], workdir=tmp_path / "a") as fleet:
+    exe_other = build_native_device(other.model_dir)
+    with start_native_devices(setup.model_dir, setup.shards[:2], workdir=tmp_path / "a") as fleet:
         odd = start_host_device(exe_other, *other.shards[0], name="odd", workdir=tmp_path / "b")
         try:
             msgs: list[str] = []
@@ -187,7 +195,7 @@ def test_other_model_is_refused_with_a_clear_message(setup: FlSetup, host, tmp_p
             tr, init = host
             run = FedAvgRunner(parts, init_params=init, model_hash=setup.model_hash,
                                evaluator=make_evaluator(tr, *setup.test),
-                               config=FleetConfig(rounds=1, train=CFG), log=msgs.append)
+                               config=FleetConfig(updates=1, train=CFG), log=msgs.append)
             recs = run.run()
             assert [n for n, _ in run.state.refused] == ["odd"]
             msg = run.state.refused[0][1]
@@ -207,13 +215,13 @@ def test_other_model_is_refused_with_a_clear_message(setup: FlSetup, host, tmp_p
 
 
 def test_corrupt_frames_during_parameter_transfer(setup: FlSetup, host, tmp_path: Path) -> None:
-    with start_host_devices(setup.model_dir, setup.shards[:2], workdir=tmp_path) as fleet:
+    with start_native_devices(setup.model_dir, setup.shards[:2], workdir=tmp_path) as fleet:
         port = int(fleet[0].url.rsplit(":", 1)[1])
         spec = FaultSpec(flip=1e-3, drop=2e-4, inject=2e-4, d2h=False)  # corrupt what the host sends
         with FaultProxy(("127.0.0.1", port), spec, seed=11) as px:
             noisy = SerialParticipant(px.url, ClientOptions(timeout=0.3, retries=8), name="noisy")
             clean = SerialParticipant(fleet[1].url, _opts(), name="clean")
-            run = _runner(setup, host, [noisy, clean], rounds=2)
+            run = _runner(setup, host, [noisy, clean], updates=2)
             recs = run.run()
             assert px.counters.faults >= 5
             assert all(r.updates == 2 for r in recs[1:]), [d.as_dict() for r in recs[1:] for d in r.devices]
@@ -225,7 +233,7 @@ def test_corrupt_frames_during_parameter_transfer(setup: FlSetup, host, tmp_path
 
 def test_parameters_persist_across_a_device_restart(setup: FlSetup, host, tmp_path: Path) -> None:
     tr, init = host
-    exe = build_host_device(setup.model_dir)
+    exe = build_native_device(setup.model_dir)
     x, y = setup.shards[0]
     store = tmp_path / "dev.storage"
     d = start_host_device(exe, x, y, name="p", workdir=tmp_path, storage=store)
@@ -255,7 +263,7 @@ def test_parameters_persist_across_a_device_restart(setup: FlSetup, host, tmp_pa
 
 def test_protocol_order_and_checks(setup: FlSetup, host, tmp_path: Path) -> None:
     tr, init = host
-    exe = build_host_device(setup.model_dir)
+    exe = build_native_device(setup.model_dir)
     d = start_host_device(exe, *setup.shards[0], name="o", workdir=tmp_path)
     try:
         dev = DeviceClient.connect(d.url, _opts())
@@ -317,7 +325,7 @@ def test_build_emits_what_rounds_need(built: Path) -> None:
     z = [np.load(built / "devices" / f"dev{k}" / "shard.npz") for k in range(3)]
     assert sum(len(a["y"]) for a in z) == sum(r["samples"] for r in rep["shards"])
     # reset-head: the classifier starts from scratch (chance-level accuracy), the layer below is kept
-    tr = HostTrainer(built / "model_c")
+    tr = NativeTrainer(built / "model_c")
     x, y = np.load(built / "test_x_int8.npy"), np.load(built / "test_y.npy")
     correct, _, n = tr.eval(x, y)
     assert correct / n < 0.35
@@ -326,28 +334,41 @@ def test_build_emits_what_rounds_need(built: Path) -> None:
 def test_simulate_cli(built: Path, tmp_path: Path) -> None:
     rep, png = tmp_path / "r.json", tmp_path / "r.png"
     p = subprocess.run([sys.executable, "-m", "tinyfed_host.cli", "simulate", "--devices", "4", "--build", str(built),
-                        "--rounds", "3", "--no-secure", "--report", str(rep), "--plot", str(png)],
+                        "--rounds", "3", "--no-secure", "--report", str(rep), "--plot", str(png),
+                        "--insns-per-sample", "50000", "--target-accuracy", "0.5"],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     r = json.loads(rep.read_text())
     assert r["kind"] == "simulate" and len(r["rounds"]) == 4 and len(r["participants"]) == 4
+    assert r["strategy"] == "sync" and r["secure"] is False
+    assert r["payload_bytes_per_update"] == 4 * r["model"]["n_params"]
+    assert r["device_train_mem_bytes"] == r["model"]["train_mem_bytes"] > 0
+    times = [x["time_s"] for x in r["rounds"]]
+    assert times[0] == 0 and all(b > a for a, b in zip(times, times[1:]))  # virtual seconds
+    hit = next(x["time_s"] for x in r["rounds"] if x["accuracy"] >= 0.5)
+    assert r["time_to_target_s"] == hit
+    assert all(x["updates"] == 4 and x["stale_dropped"] == 0 and x["bytes_up"] > x["payload_from_devices"] > 0
+               for x in r["rounds"][1:])
     assert r["summary"]["final_accuracy"] > r["summary"]["round0_accuracy"] + 0.3
     from tinyfed_host.rounds import DEFAULT_TRAIN
 
     # same budget: rounds x local epochs
     assert r["centralised"]["epochs"] == 3 * DEFAULT_TRAIN.epochs and 0 < r["centralised"]["accuracy"] <= 1
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "centralised" in p.stdout and "round" in p.stdout
+    assert "centralised" in p.stdout and "step" in p.stdout
 
 
 def test_fleet_cli_is_secure_by_default(built: Path, tmp_path: Path) -> None:
     h = subprocess.run([sys.executable, "-m", "tinyfed_host.cli", "fleet", "--help"], capture_output=True, text=True)
     assert all(o in h.stdout for o in ("--clip", "--neighbours", "--threshold", "--dp-noise-multiplier", "--no-secure"))
     shards = [np.load(built / "devices" / f"dev{k}" / "shard.npz") for k in range(3)]
-    with start_host_devices(built / "model_c", [(z["x"], z["y"]) for z in shards], workdir=tmp_path,
+    with start_native_devices(built / "model_c", [(z["x"], z["y"]) for z in shards], workdir=tmp_path,
                             storage=False) as fleet:
         rep = tmp_path / "r.json"
+        man = tmp_path / "manifest.json"  # the fleet the native devices were provisioned in
+        man.write_text(json.dumps(fleet.manifest.to_json()))
         p = subprocess.run([sys.executable, "-m", "tinyfed_host.cli", "fleet", *sum((["--port", d.url] for d in fleet), []),
+                            "--manifest", str(man),
                             "--build", str(built), "--rounds", "2", "--epochs", "1", "--no-centralised", "--no-persist",
                             "--clip", "20", "--dp-noise-multiplier", "0.5", "--report", str(rep)],
                            capture_output=True, text=True, timeout=300)

@@ -1,5 +1,5 @@
 """Secure-aggregation crypto layer: properties of the primitives (host/secagg),
-the Monocypher supply chain (toolchain/third_party.py), and the C side's
+the Monocypher supply chain (toolchain/image/third_party.py), and the C side's
 cross-compilation and flash cost.  Byte equality between C and Python is
 tests/test_secagg_vectors.py.
 """
@@ -19,8 +19,8 @@ import pytest
 from tinyfed_host.secagg import encoding as E
 from tinyfed_host.secagg import primitives as P
 from tinyfed_host.secagg import shamir as S
-from tinyfed_toolchain import third_party as T
-from tinyfed_toolchain.paths import FIRMWARE, ROOT
+from tinyfed_toolchain.image import third_party as T
+from tinyfed_toolchain.facts.paths import FIRMWARE, ROOT
 
 HAVE_ARM_GCC = shutil.which("arm-none-eabi-gcc") is not None
 
@@ -291,7 +291,7 @@ def test_masked_input_unmasks_to_the_encoding() -> None:
     total = np.zeros(65, dtype=np.uint32)
     for cid, (sk, pk) in clients.items():
         peers = [(p, clients[p][1]) for p in clients if p != cid]
-        y = P.masked_input(xs[cid], enc, 5, bytes(32), 2, cid, seeds[cid], sk, pk, peers)
+        y = E.masked_input(xs[cid], enc, 5, bytes(32), 2, cid, seeds[cid], sk, pk, peers)
         total = total + y - P.self_mask(seeds[cid], 2, 65)
     mean = E.weighted_mean(total, enc)
     exact = np.mean([xs[c].astype(np.float64) for c in clients], axis=0)
@@ -332,7 +332,7 @@ def test_monocypher_flash_cost_on_m4(tmp_path: Path) -> None:
     import importlib.util
     import sys
 
-    from tinyfed_toolchain.firmware import build_image
+    from tinyfed_toolchain.image.firmware import build_image
 
     path = ROOT / "bench" / "secagg_primitives.py"
     spec = importlib.util.spec_from_file_location("bench_secagg_primitives", path)

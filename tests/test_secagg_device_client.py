@@ -1,5 +1,5 @@
 """The device's SecAgg+ client (firmware/src/secagg/protocol.c, host-compiled
-behind a pipe: firmware/host/secagg_client_host.c) driven by the host server
+behind a pipe: firmware/native/secagg_client_host.c) driven by the host server
 (host/secagg/server.py), alone and mixed with the Python reference client.
 
 Exactness: the unmasked sum equals, bit for bit, the sum of the plain
@@ -14,19 +14,21 @@ import numpy as np
 import pytest
 
 from tinyfed_host.secagg import messages as M
-from tinyfed_host.secagg.c_client import CClientEndpoint, DeviceRefused, build_client_host
+from tinyfed_host.secagg.c_client import CClientEndpoint, DeviceRefused, build_native_client
 from tinyfed_host.secagg.client import SecAggClient
 from tinyfed_host.secagg.encoding import Encoding, choose_fraction_bits, weighted_mean
 from tinyfed_host.secagg.graph import harary_graph
 from tinyfed_host.secagg.server import SecAggAbort, SecAggServer
 from tinyfed_host.secagg.simulate import LocalEndpoint
 
-STAGE_DONE, STAGE_IDLE = 4, 0
+from secagg_fleet import identity
+
+STAGE_DONE, STAGE_IDLE = 5, 0  # tfd_sa_client_stage_t
 
 
 @pytest.fixture(scope="module")
 def exe():
-    return build_client_host()
+    return build_native_client()
 
 
 def _fleet(n: int, p: int, seed: int = 0):
@@ -45,12 +47,14 @@ def _sum(vectors) -> np.ndarray:
 
 def _endpoints(exe, ups, ws, enc, c_ids, die_before=None, die_after=None, chunk=7):
     eps = []
+    ids = range(1, len(ups) + 1)
     for i, (x, w) in enumerate(zip(ups, ws), start=1):
         db, da = (die_before or {}).get(i), (die_after or {}).get(i)
         if i in c_ids:
-            eps.append(CClientEndpoint(i, enc, x, w, exe=exe, chunk=chunk, die_before=db, die_after=da))
+            eps.append(CClientEndpoint(identity(i, ids), enc, x, w, exe=exe, chunk=chunk, die_before=db,
+                                       die_after=da))
         else:
-            c = SecAggClient(i, enc, keep_encoding=True)
+            c = SecAggClient(identity(i, ids), enc, keep_encoding=True)
             c.set_update(x, w)
             eps.append(LocalEndpoint(c, db, da))
     return eps
@@ -107,7 +111,7 @@ def test_c_clients_killed_before_and_after_masked_input(exe) -> None:
         srv = SecAggServer(g, 3, 2, p + 1)
         res = srv.run(eps)
         assert res.survivors == (1, 3, 4, 5)
-        assert res.dropouts()["MASKED_INPUT"] == [2] and res.dropouts()["UNMASK"] == [4]
+        assert res.dropouts()["MASKED_INPUT"] == [2] and res.dropouts()["SURVIVORS"] == [4]
         encs = [eps[0].encoded(), eps[2].encoded(), enc4[0], eps[4].encoded()]
         assert np.array_equal(res.sum_words, _sum(encs))
     finally:
@@ -136,56 +140,72 @@ def test_c_client_refuses_replay_out_of_round_and_both_shares(exe) -> None:
     eps = _endpoints(exe, ups, ws, enc, c_ids={1})
     c = eps[0]
     try:
-        c.exchange("ADVERTISE_KEYS", M.AdvertiseRequest(5, 1, 2, g.neighbours[1]).pack())
+        c.exchange("ADVERTISE_KEYS", M.AdvertiseRequest(5, 1, 3, g.neighbours[1]).pack())
         # replayed ADVERTISE_KEYS (same round), a request of another round, a skipped stage
-        for op, payload in (("ADVERTISE_KEYS", M.AdvertiseRequest(5, 1, 2, g.neighbours[1]).pack()),
-                            ("ADVERTISE_KEYS", M.AdvertiseRequest(4, 1, 2, g.neighbours[1]).pack()),
+        for op, payload in (("ADVERTISE_KEYS", M.AdvertiseRequest(5, 1, 3, g.neighbours[1]).pack()),
+                            ("ADVERTISE_KEYS", M.AdvertiseRequest(4, 1, 3, g.neighbours[1]).pack()),
                             ("SHARE_KEYS", M.ShareKeysRequest(6, ()).pack()),
                             ("MASKED_INPUT", M.MaskedInputRequest(5, ()).pack()),
-                            ("UNMASK", M.UnmaskRequest(5, (), ()).pack())):
+                            ("SURVIVORS", M.SurvivorsRequest(5, b"\x0f").pack()),
+                            ("UNMASK", M.UnmaskRequest(5, ()).pack())):
             with pytest.raises(DeviceRefused, match="TFD_ERR_PROTO_STATE"):
                 c.call(op, payload)
         assert c.stage() == 1  # still ADVERTISED: a refused replay changes nothing
 
-        # a full round whose UNMASK asks both shares of one neighbour
+        # a full round whose UNMASK carries none of the survivors' signatures: nothing revealed
         class Evil(SecAggServer):
             def _call(self, stage, ep, payload):
                 if stage == "UNMASK":
-                    req = M.UnmaskRequest.unpack(payload)
-                    other = self.g.neighbours[ep.id][0]
-                    payload = M.UnmaskRequest(req.round, (other,),
-                                              tuple(sorted({*req.survivors, other}))).pack()
+                    payload = M.UnmaskRequest(M.UnmaskRequest.unpack(payload).round, ()).pack()
                 return super()._call(stage, ep, payload)
 
-        srv = Evil(g, 2, 9, p + 1)
+        srv = Evil(g, 3, 9, p + 1)
         with pytest.raises(SecAggAbort):
             srv.run(eps)
         reason = dict(srv.stats["UNMASK"].dropped)[1]
-        assert "TFD_ERR_ARG" in reason
+        assert "TFD_ERR_POLICY" in reason
         assert c.stage() == STAGE_IDLE  # round abandoned, secrets wiped
         # the finished round cannot be replayed either
         with pytest.raises(DeviceRefused, match="TFD_ERR_PROTO_STATE"):
-            c.call("ADVERTISE_KEYS", M.AdvertiseRequest(9, 1, 2, g.neighbours[1]).pack())
+            c.call("ADVERTISE_KEYS", M.AdvertiseRequest(9, 1, 3, g.neighbours[1]).pack())
     finally:
         _close(eps)
 
 
 def test_device_neighbourhood_limit_matches_the_host_default(exe) -> None:
-    import re
+    import struct
 
     from tinyfed_host.secagg.aggregator import DEVICE_MAX_NEIGHBOURS
-    from tinyfed_toolchain.paths import FIRMWARE
+    from tinyfed_toolchain.facts.paths import FIRMWARE
+    from tinyfed_toolchain.facts.wire_table import WIRE
 
     text = (FIRMWARE / "include" / "tfd" / "secagg_client.h").read_text()
-    assert int(re.search(r"#define TFD_SA_CLIENT_MAX_NEIGHBOURS (\d+)u", text).group(1)) == DEVICE_MAX_NEIGHBOURS
+    assert "#define TFD_SA_CLIENT_MAX_NEIGHBOURS ((unsigned)TFD_WIRE_SA_MAX_NEIGHBOURS)" in text
+    assert DEVICE_MAX_NEIGHBOURS == WIRE.const("SA_MAX_NEIGHBOURS") == 16
     ups, ws, enc = _fleet(2, 4)
-    e = CClientEndpoint(1, enc, ups[0], ws[0], exe=exe)
+    e = CClientEndpoint(identity(1, range(1, DEVICE_MAX_NEIGHBOURS + 3)), enc, ups[0], ws[0], exe=exe)
     try:
-        too_many = tuple(range(2, DEVICE_MAX_NEIGHBOURS + 3))
+        too_many = tuple(range(2, DEVICE_MAX_NEIGHBOURS + 3))  # one more than the table allows
+        with pytest.raises(M.MessageError):
+            M.AdvertiseRequest(1, 1, 3, too_many).pack()
+        raw = struct.pack("<IIHH", 1, 1, 3, len(too_many)) + b"".join(struct.pack("<I", v) for v in too_many)
         with pytest.raises(DeviceRefused, match="TFD_ERR_MSG_LENGTH"):
-            e.call("ADVERTISE_KEYS", M.AdvertiseRequest(1, 1, 3, too_many).pack())
+            e.call("ADVERTISE_KEYS", raw)
+        # policy: a threshold two disjoint sets of holders could both reach, a neighbourhood too small
+        with pytest.raises(DeviceRefused, match="TFD_ERR_POLICY"):
+            e.call("ADVERTISE_KEYS", M.AdvertiseRequest(1, 1, 8, tuple(range(2, DEVICE_MAX_NEIGHBOURS + 2))).pack())
+        with pytest.raises(DeviceRefused, match="TFD_ERR_POLICY"):
+            e.call("ADVERTISE_KEYS", M.AdvertiseRequest(1, 1, 2, (2,)).pack())
+        # round ids in serial-number order: 0xFFFFFFFF does not block the next rounds
+        for r in (0x80000000, 0xFFFFFFFF):
+            assert M.AdvertiseReply.unpack(e.call("ADVERTISE_KEYS", M.AdvertiseRequest(
+                r, 1, 3, (2, 3, 4)).pack())).round == r
+        assert M.AdvertiseReply.unpack(e.call("ADVERTISE_KEYS", M.AdvertiseRequest(
+            2, 1, 3, (2, 3, 4)).pack())).round == 2
+        with pytest.raises(DeviceRefused, match="TFD_ERR_PROTO_STATE"):  # 2^31 back is not newer
+            e.call("ADVERTISE_KEYS", M.AdvertiseRequest(2 + 0x80000000, 1, 3, (2, 3, 4)).pack())
         ok = tuple(range(2, DEVICE_MAX_NEIGHBOURS + 2))
-        rep = M.AdvertiseReply.unpack(e.call("ADVERTISE_KEYS", M.AdvertiseRequest(1, 1, 3, ok).pack()))
-        assert rep.round == 1 and rep.self_id == 1 and rep.share_pk != rep.mask_pk
+        rep = M.AdvertiseReply.unpack(e.call("ADVERTISE_KEYS", M.AdvertiseRequest(3, 1, 9, ok).pack()))
+        assert rep.round == 3 and rep.self_id == 1 and rep.share_pk != rep.mask_pk
     finally:
         e.close()

@@ -21,6 +21,7 @@ import os
 import random
 import time
 from fractions import Fraction
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,8 @@ from tinyfed_host.secagg.aggregator import SecureAggregator, SecureOptions
 from tinyfed_host.secagg.client import SecAggClient
 from tinyfed_host.secagg.encoding import Encoding, encode, weighted_mean
 from tinyfed_host.secagg.simulate import LocalEndpoint
+
+from secagg_fleet import identity
 
 
 def _seeded(seed: int) -> dp.RandBits:
@@ -281,12 +284,17 @@ def test_epsilon_monotone_and_matches_the_zcdp_closed_form() -> None:
 class _InProcess:
     """A participant whose SecAgg+ endpoint is the host reference client, in-process."""
 
-    def __init__(self, name: str, update: np.ndarray, weight: int) -> None:
+    def __init__(self, name: str, update: np.ndarray, weight: int, ident: Any) -> None:
         self.name, self.update, self.weight = name, update, weight
         self.endpoint: LocalEndpoint | None = None
+        self.ident = ident
+        self.manifest = ident.manifest  # the fleet it is provisioned in
+        self.info = SimpleNamespace(identity=SimpleNamespace(status=0, device_id=ident.device_id,
+                                                             manifest_digest=ident.manifest.digest))
 
     def secagg_endpoint(self, client_id: int, enc: Encoding) -> LocalEndpoint:
-        c = SecAggClient(client_id, enc, keep_encoding=True)
+        assert client_id == self.ident.device_id
+        c = SecAggClient(self.ident, enc, keep_encoding=True)
         c.set_update(self.update, self.weight)
         self.endpoint = LocalEndpoint(c)
         return self.endpoint
@@ -295,7 +303,8 @@ class _InProcess:
 def _members(d: int, n: int = 3) -> list[tuple[int, _InProcess, int]]:
     rng = np.random.default_rng(1)
     ws = [30, 45, 60, 12][:n]
-    return [(i + 1, _InProcess(f"p{i}", rng.normal(0, 0.05, d).astype(np.float32), ws[i]), ws[i]) for i in range(n)]
+    return [(i + 1, _InProcess(f"p{i}", rng.normal(0, 0.05, d).astype(np.float32), ws[i],
+                               identity(i + 1, range(1, n + 1))), ws[i]) for i in range(n)]
 
 
 def _run(opt: SecureOptions, d: int, noise_seed: int | None = None,
@@ -364,3 +373,22 @@ def test_round_noise_is_reproducible_only_with_the_same_injected_bits() -> None:
     np.testing.assert_array_equal(y1, y2)
     assert np.any(y1 != y3) and np.any(y1 != y4)
 
+
+
+def test_dp_flags_keep_their_names_and_distributed_is_refused_clearly() -> None:
+    """Issue 13's names (scripts depend on them): --dp, --dp-noise-multiplier, --dp-delta parse on
+    fleet, simulate and demo into SecureOptions; this version has central DP only, so --dp
+    distributed is refused by the parser and by the options (one line, no run)."""
+    from tinyfed_host import cli, commands
+    from tinyfed_toolchain.facts.errors import OptionsError
+
+    parser = cli._build_parser()
+    for verb, extra in (("fleet", ["--port", "socket://x:1"]), ("simulate", ["--devices", "5"]), ("demo", [])):
+        args = parser.parse_args([verb, *extra, "--dp", "central", "--dp-noise-multiplier", "1.3", "--dp-delta", "1e-6"])
+        s = commands.secure_options(args)
+        assert s is not None and (s.dp, s.dp_noise_multiplier, s.dp_delta) == ("central", 1.3, 1e-6), verb
+        with pytest.raises(SystemExit):
+            parser.parse_args([verb, *extra, "--dp", "distributed"])
+    with pytest.raises(OptionsError, match="distributed DP, noise added on the devices, is not built"):
+        SecureOptions(dp="distributed").check()
+    SecureOptions(dp="central", dp_noise_multiplier=1.0).check()

@@ -20,7 +20,9 @@ from tinyfed_host.secagg.encoding import Encoding, choose_fraction_bits, weighte
 from tinyfed_host.secagg.graph import default_degree, default_threshold, harary_graph
 from tinyfed_host.secagg.server import STAGES, SecAggAbort, SecAggServer
 from tinyfed_host.secagg.simulate import LocalEndpoint, simulate_round
-from tinyfed_host.wire import WIRE
+from tinyfed_toolchain.facts.wire_table import WIRE
+
+from secagg_fleet import identity
 
 
 def _fleet(n: int, p: int = 64, seed: int = 0, scale: float = 0.05):
@@ -35,8 +37,9 @@ def _endpoints(ups, ws, enc, die_before=None) -> list[LocalEndpoint]:
     """Python reference clients 1..n holding the updates (encodings kept for checks);
     ``die_before``: {client id: stage} at which that client drops."""
     eps = []
+    ids = list(range(1, len(ups) + 1))
     for i, (x, w) in enumerate(zip(ups, ws), start=1):
-        c = SecAggClient(i, enc, keep_encoding=True)
+        c = SecAggClient(identity(i, ids), enc, keep_encoding=True)
         c.set_update(x, w)
         eps.append(LocalEndpoint(c, die_before=(die_before or {}).get(i)))
     return eps
@@ -110,14 +113,15 @@ def test_dropouts_before_and_after_masked_input_give_the_survivors_exact_sum() -
                                  die_before={2: "MASKED_INPUT"}, die_after={4: "MASKED_INPUT"})
     res = srv.result
     assert res.survivors == (1, 3, 4, 5)  # 4's masked input is in the sum, 2's is not
-    assert res.dropouts() == {"ADVERTISE_KEYS": [], "SHARE_KEYS": [], "MASKED_INPUT": [2], "UNMASK": [4]}
+    assert res.dropouts() == {"ADVERTISE_KEYS": [], "SHARE_KEYS": [], "MASKED_INPUT": [2], "SURVIVORS": [4],
+                              "UNMASK": []}
     assert np.array_equal(res.sum_words, _plain_sum(eps, {1, 3, 4, 5}))
     assert int(res.sum_words[-1]) == ws[0] + ws[2] + ws[3] + ws[4]
 
 
 def test_dropouts_at_every_stage_with_the_neighbourhood_graph() -> None:
     ups, ws, enc = _fleet(16, p=40, seed=3)
-    srv, eps, g = simulate_round(ups, ws, enc, degree=8, threshold=4, seed=2,
+    srv, eps, g = simulate_round(ups, ws, enc, degree=8, threshold=5, seed=2,
                                  die_before={1: "ADVERTISE_KEYS", 6: "SHARE_KEYS", 11: "MASKED_INPUT"},
                                  die_after={14: "MASKED_INPUT"})
     res = srv.result
@@ -145,7 +149,7 @@ def test_too_few_unmask_answers_abort_without_a_sum() -> None:
     ups, ws, enc = _fleet(5)
     with pytest.raises(SecAggAbort, match="aborted in UNMASK"):
         simulate_round(ups, ws, enc, degree=4, threshold=4,
-                       die_after={1: "MASKED_INPUT", 2: "MASKED_INPUT"})
+                       die_after={1: "SURVIVORS", 2: "SURVIVORS"})
 
 
 # ---------------------------------------------------------------- client state machine
@@ -153,7 +157,7 @@ def test_too_few_unmask_answers_abort_without_a_sum() -> None:
 
 def _advertised(cid: int = 1, rnd: int = 5) -> tuple[SecAggClient, bytes]:
     _, _, enc = _fleet(3)
-    c = SecAggClient(cid, enc)
+    c = SecAggClient(identity(cid, (1, 2, 3)), enc)
     c.set_update(np.zeros(8, np.float32) + 0.01, 3)
     rep = c.advertise_keys(M.AdvertiseRequest(rnd, cid, 2, (2, 3)).pack())
     return c, rep
@@ -179,26 +183,25 @@ def test_replayed_and_out_of_round_messages_are_refused() -> None:
     assert c.stage is ClientStage.ADVERTISED
 
 
-def test_unmask_asking_both_shares_of_one_client_is_refused() -> None:
+def test_unmask_without_the_holders_signatures_is_refused() -> None:
+    """A device reveals no share unless t holders of each secret signed the survivor set it
+    signed: an UNMASK carrying no (or foreign) signatures gets nothing, and the round is wiped."""
     ups, ws, enc = _fleet(4, p=8)
-    eps_box: dict[int, LocalEndpoint] = {}
 
     class Evil(SecAggServer):
         def _call(self, stage, ep, payload):
             if stage == "UNMASK":
                 req = M.UnmaskRequest.unpack(payload)
-                other = [v for v in self.g.neighbours[ep.id]][0]
-                payload = M.UnmaskRequest(req.round, (other,), tuple(sorted({*req.survivors, other}))).pack()
-            eps_box[ep.id] = ep
+                payload = M.UnmaskRequest(req.round, ()).pack()
             return super()._call(stage, ep, payload)
 
     g = harary_graph([1, 2, 3, 4], 3, seed=0)
     eps = _endpoints(ups, ws, enc)
-    srv = Evil(g, 2, 1, 9)
+    srv = Evil(g, 3, 1, 9)
     with pytest.raises(SecAggAbort):
         srv.run(eps)
     reasons = [r for _, r in srv.stats["UNMASK"].dropped]
-    assert len(reasons) == 4 and all("both shares" in r for r in reasons)
+    assert len(reasons) == 4 and all("signed this survivor set" in r for r in reasons)
     assert srv.result is None
     assert all(e.client._share_sk is None and e.client._held == {} for e in eps)  # wiped on refusal
 
@@ -216,7 +219,7 @@ def test_tampered_share_is_detected() -> None:
 
     g = harary_graph([1, 2, 3, 4], 3, seed=0)
     eps = _endpoints(ups, ws, enc)
-    srv = Flip(g, 2, 1, 9)
+    srv = Flip(g, 3, 1, 9)
     srv.run(eps)  # client 1 refuses to open the tampered share in UNMASK: it drops, the rest suffice
     assert [u for u, _ in srv.stats["UNMASK"].dropped] == [1]
     assert "authentication failed" in srv.stats["UNMASK"].dropped[0][1]
@@ -263,3 +266,16 @@ def test_masked_input_looks_uniform_to_the_host() -> None:
     enc_words = eps[0].client.encoded
     counts = np.bincount((enc_words >> 24) & 0xFF, minlength=256)
     assert stats.chisquare(counts).pvalue < 1e-6
+
+
+def test_dropout_lines_name_the_round_and_the_device() -> None:
+    """The log says which federated round and which device dropped out (not the SecAgg
+    wire round id and a client index), and why, once per dropout."""
+    ups, ws, enc = _fleet(4)
+    eps = _endpoints(ups, ws, enc, die_before={3: "MASKED_INPUT"})
+    lines: list[str] = []
+    srv = SecAggServer(harary_graph([e.id for e in eps], 3, 0), 3, 0x6B1A2C4F, len(ups[0]) + 1, log=lines.append,
+                       label="round 7", names={e.id: f"board{e.id - 1}" for e in eps})
+    srv.run(eps)
+    assert len(lines) == 1 and lines[0].split(" (")[0] == "[secagg] round 7: board2 dropped out at MASKED_INPUT"
+    assert "lost power" in lines[0]  # the endpoint's reason follows

@@ -29,12 +29,14 @@ if not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")):
 from fl_setup import make_digits_setup  # noqa: E402
 from tinyfed_host.emulator import start_boards  # noqa: E402
 from tinyfed_host.experiment import FlBuild  # noqa: E402
-from tinyfed_host.fl_client import ENC_F32, TrainConfig, fetch_update, send_params, train  # noqa: E402
+from tinyfed_host.fl_client import ENC_F32, fetch_update, send_params, train  # noqa: E402
+from tinyfed_toolchain.facts.train_config import TrainConfig  # noqa: E402
 from tinyfed_host.protocol import ClientOptions, DeviceClient  # noqa: E402
 from tinyfed_host.secagg.encoding import Encoding, choose_fraction_bits, encoding_scale, weighted_mean  # noqa: E402
 from tinyfed_host.secagg.graph import harary_graph  # noqa: E402
 from tinyfed_host.secagg.serial import SerialEndpoint  # noqa: E402
 from tinyfed_host.secagg.server import SecAggAbort, SecAggServer  # noqa: E402
+from qemu_fleet import shut_down  # noqa: E402
 
 BOARD = "mps2-an386"
 CFG = TrainConfig(lr=0.02, momentum=0.9, epochs=1, batch=8, seed=5, max_samples=40)
@@ -42,16 +44,9 @@ N = 5
 
 
 @pytest.fixture(scope="module")
-def build(tmp_path_factory: pytest.TempPathFactory) -> FlBuild:
-    from tinyfed_toolchain.build import BuildOptions, run_build
-
-    root = tmp_path_factory.mktemp("secagg_qemu")
-    setup = make_digits_setup(root / "setup")
-    (root / "m.tflite").write_bytes(setup.tflite)
-    run_build(BuildOptions(tflite=root / "m.tflite", dataset="digits", out_dir=root / "b", board=BOARD, devices=N,
-                           test_images=True),
-              log=lambda s: None)
-    return FlBuild.load(root / "b")
+def build(secagg_test_images: Path) -> FlBuild:
+    assert BOARD == "mps2-an386"  # conftest's shared build
+    return FlBuild.load(secagg_test_images)
 
 
 def test_secagg_round_on_five_boards(build: FlBuild, tmp_path: Path) -> None:
@@ -125,10 +120,131 @@ def test_secagg_round_on_five_boards(build: FlBuild, tmp_path: Path) -> None:
         assert again.result is None and again.share_requests == 0
         assert [u for u, _ in again.stats["SHARE_KEYS"].dropped] == [5]
     finally:
-        for d in devs:
-            try:
-                d.close()
-            except OSError:
-                pass
+        shut_down(devs, boards)
+
+
+class _Recording(SerialEndpoint):
+    """A board as SecAgg+ client, keeping every (stage, request, reply) it answered."""
+
+    def __init__(self, *a, **k) -> None:
+        super().__init__(*a, **k)
+        self.seen: list[tuple[str, bytes, bytes]] = []
+
+    def exchange(self, message: str, payload: bytes) -> bytes:
+        reply = super().exchange(message, payload)
+        self.seen.append((message, payload, reply))
+        return reply
+
+
+def test_malicious_host_is_refused_by_the_boards(build: FlBuild, tmp_path: Path) -> None:
+    """Issue 13's attacks against 5 boards (the device C client on the M4, its identity linked
+    into the image by the build): a threshold two disjoint holder sets could reach, a neighbour
+    outside the fleet manifest, substituted keys, split survivor views, a false dropout claim
+    after a masked input, a replayed stage body, re-training the same update -- each refused by
+    the boards, nothing of a single update unmasked, a clear error on the host."""
+    from tinyfed_host.secagg import messages as M
+    from tinyfed_host.secagg import primitives as Pr
+    from tinyfed_host.secagg.encoding import n_words
+    from tinyfed_host.secagg.identity import bitmap
+    from tinyfed_host.secagg.server import SecAggPolicyError
+    from tinyfed_host.protocol import DeviceError
+
+    manifest = build.manifest
+    assert manifest is not None and manifest.ids == [1, 2, 3, 4, 5]
+    boards = start_boards(N, BOARD, build.images, log_dir=tmp_path)
+    devs: list[DeviceClient] = []
+    try:
+        params = build.init_params()
         for b in boards:
-            b.stop()
+            dev = DeviceClient.connect(b.url, ClientOptions(timeout=3.0, retries=6))
+            dev.hello()
+            ident = dev.request("GET_IDENTITY", expect=("IDENTITY",), nonce=5)
+            assert ident["status"] == 0 and bytes(ident["manifest_digest"]) == manifest.digest
+            devs.append(dev)
+        ids = [int(d.request("GET_IDENTITY", expect=("IDENTITY",), nonce=6)["device_id"]) for d in devs]
+        assert ids == [1, 2, 3, 4, 5]  # board k is manifest device k + 1
+
+        def train_all(version: int, p: np.ndarray) -> list:
+            out = []
+            for d in devs:
+                send_params(d, version, p, build.model_hash, persist=False)
+                out.append(train(d, version, CFG, timeout=90))
+            return out
+
+        ws = train_all(1, params)
+        enc = Encoding(10.0, choose_fraction_bits(N, 10.0), max(r.samples for r in ws))
+        eps = [_Recording(i, d, enc) for i, d in zip(ids, devs)]
+        g = harary_graph(ids, 4, seed=2)
+        nw = n_words(params.size)
+
+        # 1. a threshold two disjoint holder sets could both reach: the host's own check, then the boards
+        with pytest.raises(SecAggPolicyError, match="not a strict majority"):
+            SecAggServer(g, 2, 90, nw)
+        # 2. a neighbour that is not in the fleet manifest
+        for e in eps:
+            with pytest.raises(DeviceError, match="POLICY"):
+                e.exchange("ADVERTISE_KEYS", M.AdvertiseRequest(90, e.id, 2, g.neighbours[e.id]).pack())
+            with pytest.raises(DeviceError, match="ARG"):
+                e.exchange("ADVERTISE_KEYS", M.AdvertiseRequest(91, e.id, 3, (*g.neighbours[e.id][:3], 99)).pack())
+
+        # 3. round 100: board 1 gets a substituted share key of board 3; the other four get split
+        # survivor views of board 2 ({3, 4}: "2 dropped", {2, 5}: "2 survived")
+        _, host_pk = Pr.keypair(bytes(range(32)))
+
+        class Evil(SecAggServer):
+            def _call(self, stage, ep, payload):
+                if stage == "SHARE_KEYS" and ep.id == 1:
+                    q = M.ShareKeysRequest.unpack(payload)
+                    payload = M.ShareKeysRequest(q.round, tuple(k._replace(share_pk=host_pk) if k.id == 3 else k
+                                                                for k in q.keys)).pack()
+                if stage == "SURVIVORS" and ep.id in (3, 4):
+                    r = M.SurvivorsRequest.unpack(payload).round
+                    payload = M.SurvivorsRequest(r, bitmap(self.fleet_ids, [3, 4, 5])).pack()
+                return super()._call(stage, ep, payload)
+
+            def _signatures_for(self, u, u2, sigs):  # everything it has, whatever view each covers
+                return tuple(M.Signature(h, s) for h, s in sorted(sigs.items()) if h != u)
+
+        srv = Evil(g, 3, 100, nw)
+        with pytest.raises(SecAggAbort, match="no aggregate revealed"):
+            srv.run(eps)
+        assert "CRYPTO" in dict(srv.stats["SHARE_KEYS"].dropped)[1]
+        assert sorted(u for u, why in srv.stats["UNMASK"].dropped if "POLICY" in why) == [2, 3, 4, 5]
+        assert not [m for e in eps for m, _, _ in e.seen if m == "UNMASK"]  # no board revealed a share
+        a_survivors = next(p for e in eps for m, p, _ in e.seen if m == "SURVIVORS" and e.id == 2)
+
+        # 4. round 101: a false dropout claim after board 1's masked input (the same update: no board
+        # answered UNMASK for it, so re-masking after this abort is allowed -- after a new TRAIN)
+        train_all(2, params)
+
+        class FalseDrop(SecAggServer):
+            def _call(self, stage, ep, payload):
+                if stage == "SURVIVORS":
+                    r = M.SurvivorsRequest.unpack(payload).round
+                    payload = M.SurvivorsRequest(r, bitmap(self.fleet_ids, [2, 3, 4, 5])).pack()
+                return super()._call(stage, ep, payload)
+
+        for e in eps:
+            e.seen.clear()
+        srv = FalseDrop(g, 3, 101, nw)
+        with pytest.raises(SecAggAbort):
+            srv.run(eps)
+        assert "ARG" in dict(srv.stats["SURVIVORS"].dropped)[1]  # board 1 will not sign its own dropout
+        kinds = {e.id: k for e in eps for m, _, rep in e.seen if m == "UNMASK"
+                 for o, k, _ in M.UnmaskReply.unpack(rep).shares if o == 1}
+        assert kinds and set(kinds.values()) == {M.KIND_S}  # never a b-share of board 1: its input stays masked
+
+        # 5. a stage body of round 100 replayed in round 101: refused, nothing changes
+        with pytest.raises(DeviceError, match="PROTO_STATE"):
+            eps[1].exchange("SURVIVORS", a_survivors)
+
+        # 6. re-training the same update (same parameters, same seed): boards 2..5 answered UNMASK for
+        # it in round 101 -- they refuse to mask it again (POLICY)
+        train_all(3, params)
+        again = SecAggServer(g, 3, 102, nw)
+        with pytest.raises(SecAggAbort, match="no masked input arrived|aborted"):
+            again.run(eps)
+        refused = dict(again.stats["MASKED_INPUT"].dropped)
+        assert all("POLICY" in refused[i] for i in (2, 3, 4, 5))
+    finally:
+        shut_down(devs, boards)

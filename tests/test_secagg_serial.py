@@ -13,15 +13,16 @@ import numpy as np
 import pytest
 
 from fl_setup import FlSetup, make_digits_setup
-from tinyfed_host.fl_client import ENC_F32, TrainConfig, fetch_update, send_params, train
-from tinyfed_host.hostdevice import start_host_devices
+from tinyfed_host.fl_client import ENC_F32, fetch_update, send_params, train
+from tinyfed_toolchain.facts.train_config import TrainConfig
+from tinyfed_host.native_device import start_native_devices
 from tinyfed_host.protocol import ClientOptions, DeviceClient, DeviceError
 from tinyfed_host.secagg import messages as M
 from tinyfed_host.secagg.encoding import Encoding, choose_fraction_bits, weighted_mean
 from tinyfed_host.secagg.graph import harary_graph
 from tinyfed_host.secagg.serial import SerialEndpoint
 from tinyfed_host.secagg.server import SecAggAbort, SecAggServer
-from tinyfed_toolchain.train_host import HostTrainer
+from tinyfed_toolchain.training.native_trainer import NativeTrainer
 
 CFG = TrainConfig(lr=0.02, momentum=0.9, epochs=1, batch=8, seed=3)
 
@@ -32,7 +33,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> FlSetup:
 
 
 def _trained(setup: FlSetup, fleet, round_: int = 1):
-    params = HostTrainer(setup.model_dir).params()
+    params = NativeTrainer(setup.model_dir).params()
     devs, ups = [], []
     for d in fleet:
         dev = DeviceClient.connect(d.url, ClientOptions(timeout=2.0, retries=4))
@@ -50,7 +51,7 @@ def _encoding(ups, n: int) -> Encoding:
 
 
 def test_secure_round_over_serial_equals_plain_fedavg(setup: FlSetup, tmp_path: Path) -> None:
-    with start_host_devices(setup.model_dir, setup.shards, workdir=tmp_path, storage=False) as fleet:
+    with start_native_devices(setup.model_dir, setup.shards, workdir=tmp_path, storage=False) as fleet:
         devs, ups = _trained(setup, fleet)
         n = len(devs)
         enc = _encoding(ups, n)
@@ -70,24 +71,45 @@ def test_secure_round_over_serial_equals_plain_fedavg(setup: FlSetup, tmp_path: 
         assert all(v == 4 * setup.n_params + 8 for v in st.received.values())
         # a replayed stage message is refused by the device
         d0 = devs[0]
-        body = M.UnmaskRequest(1001, (), ()).pack()
+        body = M.UnmaskRequest(1001, ()).pack()
         d0.send_payload("SA_REQUEST", body)
         with pytest.raises(DeviceError, match="PROTO_STATE"):
             d0.request("UNMASK", expect=("ACK",), round=1001, body_len=len(body), crc32=zlib.crc32(body))
         # the same trained updates are never masked twice: a second secure sum over another
         # set of survivors would reveal the difference (here: every device refuses, POLICY)
-        again = SecAggServer(harary_graph(ids[:4], 2, seed=1), 2, 1002, setup.n_params + 1)
+        again = SecAggServer(harary_graph(ids[:4], 2, seed=1), 2, 1002, setup.n_params + 1,
+                             fleet_ids=fleet.manifest.ids)
         with pytest.raises(SecAggAbort, match="no masked input arrived"):
             again.run(eps[:4])
         refused = again.stats["MASKED_INPUT"].dropped
         assert [u for u, _ in refused] == ids[:4] and all("POLICY" in why for _, why in refused)
         assert again.share_requests == 0
+        # nor after re-training from the same global parameters and seed (training is
+        # deterministic: the same delta; issue 13's re-training attack): these devices
+        # answered UNMASK for an update of these parameters, so they refuse (POLICY) ...
+        params = NativeTrainer(setup.model_dir).params()
+        for d in devs[:4]:
+            send_params(d, 2, params, setup.model_hash, persist=False)
+            train(d, 2, CFG, timeout=30)
+        again = SecAggServer(harary_graph(ids[:4], 2, seed=1), 2, 1003, setup.n_params + 1,
+                             fleet_ids=fleet.manifest.ids)
+        with pytest.raises(SecAggAbort, match="no masked input arrived"):
+            again.run(eps[:4])
+        refused = again.stats["MASKED_INPUT"].dropped
+        assert [u for u, _ in refused] == ids[:4] and all("POLICY" in why for _, why in refused)
+        # ... while an update of other global parameters is masked as usual
+        for d in devs[:4]:
+            send_params(d, 3, params + np.float32(1e-3), setup.model_hash, persist=False)
+            train(d, 3, CFG, timeout=30)
+        again = SecAggServer(harary_graph(ids[:4], 2, seed=1), 2, 1004, setup.n_params + 1,
+                             fleet_ids=fleet.manifest.ids)
+        assert again.run(eps[:4]).survivors == tuple(ids[:4])
         for d in devs:
             d.close()
 
 
 def test_serial_dropouts_before_and_after_masked_input(setup: FlSetup, tmp_path: Path) -> None:
-    with start_host_devices(setup.model_dir, setup.shards, workdir=tmp_path, storage=False) as fleet:
+    with start_native_devices(setup.model_dir, setup.shards, workdir=tmp_path, storage=False) as fleet:
         devs, ups = _trained(setup, fleet)
         n = len(devs)
         enc = _encoding(ups, n)
@@ -115,7 +137,7 @@ def test_serial_dropouts_before_and_after_masked_input(setup: FlSetup, tmp_path:
         srv = SecAggServer(harary_graph(ids, 4, seed=1), 3, 7, setup.n_params + 1)
         res = srv.run(eps)
         assert res.survivors == (1, 3, 4, 5)
-        assert res.dropouts()["MASKED_INPUT"] == [2] and res.dropouts()["UNMASK"] == [4]
+        assert res.dropouts()["MASKED_INPUT"] == [2] and res.dropouts()["SURVIVORS"] == [4]
         assert len(refusals) == 1 and "XFER_PULL" in refusals[0] and "detail 8" in refusals[0]  # purpose 8 unknown
         surv = [ups[i - 1] for i in res.survivors]
         plain = sum(u.weight * u.delta().astype(np.float64) for u in surv) / sum(u.weight for u in surv)
@@ -127,7 +149,7 @@ def test_serial_dropouts_before_and_after_masked_input(setup: FlSetup, tmp_path:
 
 
 def test_serial_abort_with_too_few_survivors(setup: FlSetup, tmp_path: Path) -> None:
-    with start_host_devices(setup.model_dir, setup.shards[:4], workdir=tmp_path, storage=False) as fleet:
+    with start_native_devices(setup.model_dir, setup.shards[:4], workdir=tmp_path, storage=False) as fleet:
         devs, ups = _trained(setup, fleet)
         enc = _encoding(ups, 4)
         for d in devs:
@@ -145,32 +167,34 @@ def test_serial_abort_with_too_few_survivors(setup: FlSetup, tmp_path: Path) -> 
 
 def test_fleet_rounds_secure_equal_plain_fedavg(setup: FlSetup, tmp_path: Path) -> None:
     from tinyfed_host.experiment import make_evaluator
-    from tinyfed_host.fedavg import PlainAggregator
+    from tinyfed_host.aggregation import PlainAggregation
     from tinyfed_host.rounds import FedAvgRunner, FleetConfig, SerialParticipant
     from tinyfed_host.secagg.aggregator import SecureAggregator, SecureOptions
 
-    tr = HostTrainer(setup.model_dir)
+    tr = NativeTrainer(setup.model_dir)
     init = tr.params()
 
-    def run(agg, sub: str):
-        with start_host_devices(setup.model_dir, setup.shards, workdir=tmp_path / sub, storage=False) as fleet:
+    def run(make_agg, sub: str):
+        with start_native_devices(setup.model_dir, setup.shards, workdir=tmp_path / sub, storage=False) as fleet:
             parts = [SerialParticipant(d.url, ClientOptions(timeout=2.0, retries=4), name=d.name) for d in fleet]
             r = FedAvgRunner(parts, init_params=init, model_hash=setup.model_hash,
-                             evaluator=make_evaluator(tr, *setup.test), aggregator=agg,
-                             config=FleetConfig(rounds=2, train=CFG, train_timeout=30.0, persist=False,
+                             evaluator=make_evaluator(tr, *setup.test), aggregator=make_agg(fleet.manifest),
+                             config=FleetConfig(updates=2, train=CFG, train_timeout=30.0, persist=False,
                                                 final_broadcast=False), log=lambda s: None)
             recs = r.run()
             r.close()
             return r.state.params.copy(), recs
 
-    p_plain, recs_plain = run(PlainAggregator(), "plain")
-    sec = SecureAggregator(SecureOptions(clip=50.0, neighbours=4, seed=0, dp_noise_multiplier=0.0), log=lambda s: None)
-    p_sec, recs_sec = run(sec, "secure")
+    p_plain, recs_plain = run(lambda manifest: PlainAggregation(), "plain")
+    p_sec, recs_sec = run(lambda manifest: SecureAggregator(
+        SecureOptions(clip=50.0, neighbours=4, seed=0, dp_noise_multiplier=0.0), log=lambda s: None,
+        manifest=manifest), "secure")
     assert all(r.completed for r in recs_sec[1:]) and recs_sec[1].updates == 5
     rep = recs_sec[1].secure
     assert rep is not None and rep["secure"] and not rep["aborted"]
     assert 1.0 < rep["masking_overhead"] <= 1.10
-    assert rep["dropouts"] == {"ADVERTISE_KEYS": [], "SHARE_KEYS": [], "MASKED_INPUT": [], "UNMASK": []}
+    assert rep["dropouts"] == {"ADVERTISE_KEYS": [], "SHARE_KEYS": [], "MASKED_INPUT": [], "SURVIVORS": [],
+                               "UNMASK": []}
     assert recs_plain[1].secure is None
     # the same deterministic training on both fleets: secure FedAvg == plain FedAvg to the fixed-point step
     step = 2.0 ** -choose_fraction_bits(5, 50.0) * 5 * 2  # per round, times 2 rounds
@@ -184,14 +208,14 @@ def test_fleet_dp_reports_epsilon_per_round(setup: FlSetup, tmp_path: Path) -> N
     from tinyfed_host.rounds import FedAvgRunner, FleetConfig, SerialParticipant
     from tinyfed_host.secagg.aggregator import SecureAggregator, SecureOptions
 
-    tr = HostTrainer(setup.model_dir)
-    with start_host_devices(setup.model_dir, setup.shards[:3], workdir=tmp_path, storage=False) as fleet:
+    tr = NativeTrainer(setup.model_dir)
+    with start_native_devices(setup.model_dir, setup.shards[:3], workdir=tmp_path, storage=False) as fleet:
         parts = [SerialParticipant(d.url, ClientOptions(timeout=2.0, retries=4), name=d.name) for d in fleet]
         sec = SecureAggregator(SecureOptions(clip=1.0, dp_noise_multiplier=1.1, dp_delta=1e-5, fleet_size=6),
-                               log=lambda s: None)
+                               log=lambda s: None, manifest=fleet.manifest)
         r = FedAvgRunner(parts, init_params=tr.params(), model_hash=setup.model_hash,
                          evaluator=make_evaluator(tr, *setup.test), aggregator=sec,
-                         config=FleetConfig(rounds=3, train=CFG, train_timeout=30.0, persist=False,
+                         config=FleetConfig(updates=3, train=CFG, train_timeout=30.0, persist=False,
                                             final_broadcast=False), log=lambda s: None)
         recs = r.run()
         r.close()
@@ -204,12 +228,12 @@ def test_secure_only_image_never_sends_a_plain_update(setup: FlSetup, tmp_path: 
     """TFD_FL_SECURE_ONLY=1 (tinyfed build --secure-only): GET_UPDATE and the MODEL_UPDATE transfer are
     refused (POLICY), INFO says so, a --no-secure run refuses the boards, a secure run works."""
     from tinyfed_host.experiment import make_evaluator
-    from tinyfed_host.fedavg import PlainAggregator
+    from tinyfed_host.aggregation import PlainAggregation
     from tinyfed_host.fl_client import CAP_SECURE_ONLY
     from tinyfed_host.rounds import FedAvgRunner, FleetConfig, RefusedError, SerialParticipant
     from tinyfed_host.secagg.aggregator import SecureAggregator, SecureOptions
 
-    tr = HostTrainer(setup.model_dir)
+    tr = NativeTrainer(setup.model_dir)
     init = tr.params()
     secure_only = ["-DTFD_FL_SECURE_ONLY=1"]
 
@@ -217,10 +241,10 @@ def test_secure_only_image_never_sends_a_plain_update(setup: FlSetup, tmp_path: 
         parts = [SerialParticipant(d.url, ClientOptions(timeout=2.0, retries=4), name=d.name) for d in fleet]
         return FedAvgRunner(parts, init_params=init, model_hash=setup.model_hash,
                             evaluator=make_evaluator(tr, *setup.test), aggregator=agg,
-                            config=FleetConfig(rounds=1, train=CFG, train_timeout=30.0, persist=False,
+                            config=FleetConfig(updates=1, train=CFG, train_timeout=30.0, persist=False,
                                                final_broadcast=False), log=lambda s: None)
 
-    with start_host_devices(setup.model_dir, setup.shards[:1], workdir=tmp_path / "a", storage=False,
+    with start_native_devices(setup.model_dir, setup.shards[:1], workdir=tmp_path / "a", storage=False,
                             extra_flags=secure_only) as fleet:
         dev = DeviceClient.connect(fleet[0].url, ClientOptions(timeout=2.0, retries=4))
         assert dev.hello().caps & CAP_SECURE_ONLY
@@ -231,15 +255,16 @@ def test_secure_only_image_never_sends_a_plain_update(setup: FlSetup, tmp_path: 
         with pytest.raises(DeviceError, match="POLICY"):
             dev.receive_payload("MODEL_UPDATE", 1)
         dev.close()
-    with start_host_devices(setup.model_dir, setup.shards[:2], workdir=tmp_path / "b", storage=False,
+    with start_native_devices(setup.model_dir, setup.shards[:2], workdir=tmp_path / "b", storage=False,
                             extra_flags=secure_only) as fleet:
-        plain = runner(fleet, PlainAggregator())
+        plain = runner(fleet, PlainAggregation())
         with pytest.raises(RefusedError, match="secure-only image"):
             plain.run()
         plain.close()
-    with start_host_devices(setup.model_dir, setup.shards[:3], workdir=tmp_path / "c", storage=False,
+    with start_native_devices(setup.model_dir, setup.shards[:3], workdir=tmp_path / "c", storage=False,
                             extra_flags=secure_only) as fleet:
-        sec = runner(fleet, SecureAggregator(SecureOptions(clip=50.0, seed=0), log=lambda s: None))
+        sec = runner(fleet, SecureAggregator(SecureOptions(clip=50.0, seed=0), log=lambda s: None,
+                                             manifest=fleet.manifest))
         recs = sec.run()
         sec.close()
         assert recs[1].completed and recs[1].updates == 3 and not recs[1].secure["aborted"]

@@ -24,7 +24,7 @@ if not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")):
     pytest.skip("needs qemu-system-arm and arm-none-eabi-gcc", allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parent.parent
-K, T, N = 3, 2, 64
+K, T, N = 3, 3, 64  # t a strict majority of the k + 1 holders (device policy)
 
 
 def _bench() -> ModuleType:
@@ -47,12 +47,14 @@ def test_every_stage_measured_and_self_check_passes(bench: ModuleType, tmp_path:
     kv, info = bench.run(cfg, shift=bench.DEFAULT_SHIFT, timeout=120.0, build_dir=tmp_path)
     assert kv["secagg_stages"] == "ok" and "error" not in kv
     assert (int(kv["k"]), int(kv["t"]), int(kv["n_params"])) == (K, T, N)
-    want_bodies = {  # (request, reply) body bytes, host/secagg/messages.py
-        "advertise": (12 + 4 * K, 72),
-        "share_keys": (6 + 68 * K, 10 + 108 * K),
+    want_bodies = {  # (request, reply) body bytes, from the wire table (messages.py)
+        "advertise": (12 + 4 * K, 72 + 64),  # + the device's signature
+        "share_keys": (6 + 198 * K, 10 + 108 * K),  # keys + neighbourhood + signature per neighbour
         "masked_prepare": (6 + 112 * K, 0),
         "masked_stream": (0, 4 + 4 * (N + 1)),
-        "unmask": (8 + 4 * (K + 1), 10 + 37 * (K + 1)),  # 1 s + K b (drop) or K + 1 b (no drop)
+        "survivors": (6 + 1, 8 + 64),  # a 1-byte bitmap -> a signature
+        # the other survivors' signatures -> own b + one share per neighbour held
+        "unmask": (6 + 68 * (K - 1), 10 + 37 * (K + 1)),
     }
     max_nb = int(kv["max_neighbours"])
     stack_size = int(kv["stack_size"])
@@ -62,7 +64,10 @@ def test_every_stage_measured_and_self_check_passes(bench: ModuleType, tmp_path:
         for key, s in rows.items():
             assert s.insns > 0, (rnd, key)
             assert 0 < s.stack < stack_size, (rnd, key)
-            assert (s.req, s.reply) == want_bodies[key], (rnd, key)
+            want = want_bodies[key]
+            if key == "unmask" and rnd == "nodrop":
+                want = (6 + 68 * K, want[1])
+            assert (s.req, s.reply) == want, (rnd, key)
         # share_keys keeps coefficients + two share tables on its stack: the paint must see them
         assert rows["share_keys"].stack > 32 * max_nb + 2 * 32 * (max_nb + 1)
         # X25519 dominates: SHARE_KEYS does K agreements, ADVERTISE two key pairs

@@ -1,5 +1,5 @@
 """Secure-aggregation primitives: the C side (firmware/src/secagg + Monocypher,
-compiled for the host as firmware/host/secagg_vectors.c) and the Python side
+compiled for the build machine as firmware/native/secagg_vectors.c) and the Python side
 (tinyfed_host.secagg) must produce identical bytes for every primitive.
 
 Python generates the inputs (fixed seeds) and the expected outputs; the
@@ -27,8 +27,12 @@ import pytest
 from tinyfed_host.secagg import encoding as E
 from tinyfed_host.secagg import primitives as P
 from tinyfed_host.secagg import shamir as S
-from tinyfed_toolchain.host_cc import compile_host, secagg_sources
-from tinyfed_toolchain.paths import FIRMWARE
+from tinyfed_toolchain.facts.manifests import secagg_vectors_sources
+from tinyfed_toolchain.image.native_cc import compile_native
+from tinyfed_toolchain.facts.paths import FIRMWARE
+from tinyfed_toolchain.image import eddsa
+
+import eddsa_reference
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="host gcc not installed")
 
@@ -45,8 +49,7 @@ SUNSCREEN = (b"Ladies and Gentlemen of the class of '99: If I could offer you on
 
 @pytest.fixture(scope="module")
 def harness() -> Path:
-    return compile_host([*secagg_sources(), FIRMWARE / "host" / "secagg_vectors.c"], [],
-                        "secagg_vectors", monocypher=True)
+    return compile_native(secagg_vectors_sources(), [], "secagg_vectors", monocypher=True)
 
 
 def hx(b: bytes) -> str:
@@ -430,7 +433,7 @@ def test_masked_inputs_identical(harness: Path) -> None:
         x = (rng.standard_normal(n) * 0.05).astype(np.float32)
         enc = E.Encoding(1.0, E.choose_fraction_bits(64, 1.0), 500)
         w, noise, rnd = int(rng.integers(1, 501)), rng.bytes(32), int(rng.integers(0, 2**32))
-        want = P.masked_input(x, enc, w, noise, rnd, self_id, seed, sk, pk, peers)
+        want = E.masked_input(x, enc, w, noise, rnd, self_id, seed, sk, pk, peers)
         peer_args = " ".join(f"{pid} {hx(ppk)}" for pid, ppk in peers)
         b.add("masked", f"masked {self_id} {hx(seed)} {hx(sk)} {hx(pk)} {f32(enc.clip)} {enc.frac_bits} "
               f"{enc.weight_max} {w} {hx(noise)} {rnd} {floats(x)} {len(peers)} {peer_args}", ok(words_hex(want)))
@@ -566,7 +569,7 @@ def test_masked_vector_looks_uniform_to_the_server(harness: Path) -> None:
     positive = np.frombuffer(bytes.fromhex(positive_line[3:]), dtype="<u4")
     assert masked.size == plain.size == positive.size == n + 1
     # the C words are the Python reference's
-    assert np.array_equal(masked, P.masked_input(x, enc, 250, noise, 12, 7, seed, sk, pk, peers))
+    assert np.array_equal(masked, E.masked_input(x, enc, 250, noise, 12, 7, seed, sk, pk, peers))
 
     chi2, z = _uniformity(masked)
     print(f"\nmasked: chi2(255) = {chi2:.1f} (< {CHI2_255_CRIT}), max |z| bit = {z:.2f} (< {BIT_Z_CRIT})")
@@ -649,6 +652,32 @@ def test_masks_cancel_and_a_dropout_is_recovered(harness: Path) -> None:
     assert np.max(np.abs(mean - exact)) < enc.weight_max * len(survivors) / ws.sum() / 2**enc.frac_bits
 
 
+# ---------------------------------------------------------------- device identity: EdDSA
+def test_eddsa_equals_an_independent_implementation() -> None:
+    """Monocypher's EdDSA (the devices' and the toolchain's, here through ctypes) against
+    tests/eddsa_reference.py (pure Python, RFC 8032 with BLAKE2b-512): the same public keys
+    and signatures byte for byte, each accepts the other's signatures, and both refuse the
+    same forgeries (a flipped bit of R, S, the message or the key; S + L, non-canonical)."""
+    rng = np.random.default_rng(13)
+    for n, length in enumerate((0, 1, 32, 32, 64, 100, 1000, 32)):
+        seed, msg = rng.bytes(32), rng.bytes(length)
+        sk, pk = eddsa.keypair(seed)
+        assert pk == eddsa_reference.public_key(seed) and sk == seed + pk
+        sig = eddsa.sign(sk, msg)
+        assert sig == eddsa_reference.sign(seed, msg)  # deterministic: the same bytes
+        assert eddsa.verify(pk, msg, sig) and eddsa_reference.verify(pk, msg, sig)
+        s = int.from_bytes(sig[32:], "little") + eddsa_reference.L
+        bad = [sig[:n % 32] + bytes([sig[n % 32] ^ 1]) + sig[n % 32 + 1:],            # R
+               sig[:32 + n % 32] + bytes([sig[32 + n % 32] ^ 4]) + sig[33 + n % 32:],  # S
+               sig[:32] + s.to_bytes(32, "little") if s < 1 << 256 else sig[:63] + bytes([sig[63] ^ 0x80])]
+        for b in bad:
+            assert not eddsa.verify(pk, msg, b) and not eddsa_reference.verify(pk, msg, b)
+        other = msg[:-1] + bytes([msg[-1] ^ 0x10]) if msg else b"\0"
+        assert not eddsa.verify(pk, other, sig) and not eddsa_reference.verify(pk, other, sig)
+        pk2 = eddsa.public_key(rng.bytes(32))
+        assert not eddsa.verify(pk2, msg, sig) and not eddsa_reference.verify(pk2, msg, sig)
+
+
 # ---------------------------------------------------------------- on the emulated Cortex-M
 
 
@@ -676,4 +705,9 @@ def test_cortex_m_build_produces_the_same_bytes(board: str) -> None:
     bench = _load_bench()
     kv, _ = bench.run(board, shift=None, reps=1, timeout=120)
     assert not bench.vector_mismatches(kv)
-    assert len(bench.expected_vectors()) == 10
+    assert len(bench.expected_vectors()) == 13
+    # device identity: the board's EdDSA key and signatures are the independent reference's bytes
+    seed, msg = bench._fill(32, 20), bench._fill(100, 21)
+    assert kv["vec_eddsa_pk"] == eddsa_reference.public_key(seed).hex()
+    assert kv["vec_eddsa_sig32"] == eddsa_reference.sign(seed, msg[:32]).hex()
+    assert kv["vec_eddsa_sig100"] == eddsa_reference.sign(seed, msg).hex()

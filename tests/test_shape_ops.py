@@ -1,6 +1,6 @@
 """Models converted with a dynamic batch (Keras 3 `Flatten` / `Reshape` ->
 SHAPE, STRIDED_SLICE, PACK feeding RESHAPE's shape operand) compile: the
-shape arithmetic is dropped (toolchain/shape_ops.py) and the result stays
+shape arithmetic is dropped (toolchain/compile/shape_ops.py) and the result stays
 bit-exact with tflite-micro, which runs those ops; an int32 computation that
 feeds anything else is not dropped (and is refused by name)."""
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from quantized_models import assert_bit_exact, op_names
-from tinyfed_toolchain.plan import plan_model
-from tinyfed_toolchain.shape_ops import drop_shape_arithmetic
-from tinyfed_toolchain.tflite_reader import read_tflite
+from tinyfed_toolchain.compile.plan import plan_model
+from tinyfed_toolchain.compile.shape_ops import drop_shape_arithmetic
+from tinyfed_toolchain.compile.tflite_reader import read_tflite
 
 
 def _dynamic_batch_tflite() -> bytes:

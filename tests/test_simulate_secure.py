@@ -1,13 +1,13 @@
-"""`tinyfed simulate` with secure aggregation (the default): every virtual
-device masks its delta with the device's own SecAgg+ client
-(firmware/src/secagg/protocol.c, host-compiled, one process per device per
-round) and the host only unmasks the sum.
+"""`tinyfed simulate` with secure aggregation (the default): every in-process
+device (the boards' C code, tinyfed_host.inprocess) masks its delta with its
+own SecAgg+ client (firmware/src/secagg/protocol.c, reached through the device
+protocol like a board's) and the host only unmasks the sum.
 
 Checked: a secure round's global model equals the plain (--no-secure) round's
-to the fixed-point step, with the same seed (virtual devices are
-deterministic); the per-device traffic is exactly the SecAgg+ bodies plus the
-parameters; every client process has ended when the round ends; a device
-losing power before / after its masked input; the command line both ways.
+to the fixed-point step, with the same seed (the devices are deterministic);
+the per-device traffic is exactly the SecAgg+ bodies plus the parameters; a
+device losing power before / after its masked input; an aborted round; the
+command line both ways.
 """
 
 from __future__ import annotations
@@ -22,12 +22,16 @@ import numpy as np
 import pytest
 
 from fl_setup import make_digits_build
+from tinyfed_host.aggregation import WEIGHT_ONE
 from tinyfed_host.experiment import FlBuild
-from tinyfed_host.fl_client import ENC_F32, TrainConfig
-from tinyfed_host.rounds import DevStage, FedAvgRunner, FleetConfig
+from tinyfed_host.fl_client import ENC_F32
+from tinyfed_toolchain.facts.train_config import TrainConfig
+from tinyfed_host.participant import InProcessParticipant
+from tinyfed_host.rounds import DevStage, FederatedRunner, FleetConfig
 from tinyfed_host.secagg.aggregator import SecureAggregator, SecureOptions
 from tinyfed_host.secagg.server import STAGES
-from tinyfed_host.simulate import VirtualParticipant, VirtualSecAggEndpoint, secagg_client_exe
+from tinyfed_host.simulate import make_participants
+from tinyfed_toolchain.training.native_trainer import NativeTrainer
 
 CFG = TrainConfig(lr=0.02, momentum=0.9, epochs=1, batch=8, seed=4, max_samples=64)
 CLIP = 10.0
@@ -38,32 +42,28 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_digits_build(tmp_path_factory.mktemp("sim_secure"), per_device=120)
 
 
-class Recording(VirtualParticipant):
-    """A virtual device that keeps every SecAgg+ endpoint it handed out (to check their processes)."""
-
-    def __init__(self, *a: Any, **k: Any) -> None:
-        super().__init__(*a, **k)
-        self.endpoints: list[VirtualSecAggEndpoint] = []
-
-    def secagg_endpoint(self, client_id: int, enc: Any) -> VirtualSecAggEndpoint:
-        ep = super().secagg_endpoint(client_id, enc)
-        self.endpoints.append(ep)
-        return ep
+def _parts(build: FlBuild, **die: dict[int, str]) -> list[InProcessParticipant]:
+    stages = {k: (die.get("before", {}).get(k), die.get("after", {}).get(k)) for k in range(len(build.shards))}
+    return make_participants(build, build.shards, die=stages)
 
 
-def _parts(build: FlBuild, **die: dict[int, str]) -> list[Recording]:
-    exe = secagg_client_exe()
-    return [Recording(f"virtual{k}", build.model_dir, x, y, build.model_hash, secagg_exe=exe,
-                      secagg_die_before=die.get("before", {}).get(k), secagg_die_after=die.get("after", {}).get(k))
-            for k, (x, y) in enumerate(build.shards)]
+def _expected_deltas(build: FlBuild, init: np.ndarray, step: int = 1) -> list[np.ndarray]:
+    """What each device trains in step ``step`` from ``init`` (the host build of the same engine)."""
+    tr = NativeTrainer(build.model_dir)
+    out = []
+    for x, y in build.shards:
+        tr.set_params(init)
+        tr.fit(TrainConfig(**{**CFG.__dict__, "seed": CFG.seed + step * 7919}), x, y)
+        out.append(tr.params() - init)
+    return out
 
 
-def _runner(build: FlBuild, parts: list[Recording], secure: bool, rounds: int = 1) -> FedAvgRunner:
+def _runner(build: FlBuild, parts: list[InProcessParticipant], secure: bool, rounds: int = 1) -> FederatedRunner:
     agg = SecureAggregator(SecureOptions(clip=CLIP, seed=5, fleet_size=len(parts)), log=lambda s: None) \
         if secure else None
-    return FedAvgRunner(parts, init_params=build.init_params(), model_hash=build.model_hash,
+    return FederatedRunner(parts, init_params=build.init_params(), model_hash=build.model_hash,
                         evaluator=build.evaluator(), aggregator=agg, log=lambda s: None,
-                        config=FleetConfig(rounds=rounds, train=CFG, parallel=False, final_broadcast=False))
+                        config=FleetConfig(updates=rounds, train=CFG, parallel=False, final_broadcast=False))
 
 
 def _step_bound(secure: dict[str, Any], n_survivors: int, total_weight: int, plain: np.ndarray) -> np.ndarray:
@@ -71,12 +71,6 @@ def _step_bound(secure: dict[str, Any], n_survivors: int, total_weight: int, pla
     (tests/test_secagg_qemu.py), plus the float32 rounding of both new parameter vectors."""
     step = n_survivors * secure["weight_max"] / total_weight * 2.0 ** -secure["frac_bits"]
     return step + 2 * np.spacing(np.abs(plain).astype(np.float32)).astype(np.float64)
-
-
-def _assert_processes_ended(parts: list[Recording]) -> None:
-    eps = [e for p in parts for e in p.endpoints]
-    assert eps and all(not e.running for e in eps)
-    assert all(not Path(e.client._tmp.name).exists() for e in eps)  # the update files are gone too
 
 
 def test_secure_round_equals_plain_round_to_the_fixed_point_step(built: Path) -> None:
@@ -100,25 +94,23 @@ def test_secure_round_equals_plain_round_to_the_fixed_point_step(built: Path) ->
         run.setup()
         init = run.state.params.copy()
         rec = run.run_round()
-        # every client process ended with its round (after UNMASK), not at close()
-        _assert_processes_ended(parts)
-        assert all(len(p.endpoints) == 1 for p in parts)
         sec = rec.secure
         assert sec is not None and sec["secure"] and not sec["aborted"]
         assert all(v == [] for v in sec["dropouts"].values())
         assert rec.completed and rec.updates == 3 == plain_rec.updates
         assert rec.aggregate_weight == plain_rec.aggregate_weight == sum(min(64, len(y)) for _, y in build.shards)
-        assert sec["weight_max"] == max(min(64, len(y)) for _, y in build.shards)
+        # sync FedAvg: each device's public weight is its samples (in 1/SA_WEIGHT_ONE units)
+        assert sec["weight_max"] == WEIGHT_ONE * max(min(64, len(y)) for _, y in build.shards)
         secure_params = run.state.params
         plain = plain_params[0]
         diff = np.abs(secure_params.astype(np.float64) - plain.astype(np.float64))
-        bound = _step_bound(sec, 3, rec.aggregate_weight, plain)
+        bound = _step_bound(sec, 3, WEIGHT_ONE * rec.aggregate_weight, plain)
         assert np.all(diff <= bound), float(np.max(diff - bound))
         moved = np.abs(plain.astype(np.float64) - init.astype(np.float64))
         assert float(np.max(bound)) < float(np.max(moved)) / 1000  # the bound is far below the round's step
         assert not np.array_equal(secure_params, init)
         # traffic: the parameters plus exactly the SecAgg+ bodies the server exchanged with that device
-        srv = run.aggregator.last_server  # type: ignore[attr-defined]
+        srv = run.aggregation.inner.last_server  # type: ignore[attr-defined]
         n = build.init_params().size
         for k, row in enumerate(rec.devices):
             cid = k + 1
@@ -129,11 +121,9 @@ def test_secure_round_equals_plain_round_to_the_fixed_point_step(built: Path) ->
         # a second round starts fresh clients (a new SecAgg round id each time)
         rec2 = run.run_round()
         assert rec2.completed and rec2.secure is not None and not rec2.secure["aborted"]
-        assert all(len(p.endpoints) == 2 for p in parts)
-        _assert_processes_ended(parts)
+        assert run.aggregation.inner.last_server.round > srv.round  # type: ignore[attr-defined]
     finally:
         run.close()
-    _assert_processes_ended(parts)
 
 
 @pytest.mark.parametrize("when", ["before", "after"])
@@ -147,38 +137,41 @@ def test_a_virtual_device_losing_power_around_its_masked_input(built: Path, when
         run.setup()
         init = run.state.params.copy()
         rec = run.run_round()
-        _assert_processes_ended(parts)
         sec = rec.secure
         assert sec is not None and not sec["aborted"] and rec.completed
         drop = {s: v for s, v in sec["dropouts"].items() if v}
         rows = {d.name: d for d in rec.devices}
         if when == "before":
             assert drop == {"MASKED_INPUT": ["virtual1"]}
-            survivors = [parts[0], parts[2]]
+            survivors = [0, 2]
             assert rows["virtual1"].status == "lost" and "MASKED_INPUT" in rows["virtual1"].reason
             assert run.state.devices[1].stage is DevStage.OUT
         else:
-            assert drop == {"UNMASK": ["virtual1"]}
-            survivors = parts
+            assert drop == {"SURVIVORS": ["virtual1"]}  # gone after its masked input: it signs nothing
+            survivors = [0, 1, 2]
+            assert run.state.devices[1].stage is DevStage.READY  # its update counted; it is off only from now
         assert rec.updates == len(survivors)
-        # the new model is FedAvg of the survivors' deltas (each still held by its virtual device)
-        ups = [p.fetch_update(1, ENC_F32) for p in survivors]
-        wsum = sum(u.weight for u in ups)
+        # the new model is FedAvg of the survivors' deltas; a masked update never leaves
+        # plain afterwards (the device encoded it in place and refuses GET_UPDATE: POLICY)
+        deltas = _expected_deltas(build, init)
+        with pytest.raises(Exception, match="POLICY"):
+            parts[0].fetch_update(0, ENC_F32)
+        weights = [min(64, len(build.shards[k][1])) for k in survivors]
+        wsum = sum(weights)
         assert rec.aggregate_weight == wsum
-        mean = sum(u.weight * u.delta().astype(np.float64) for u in ups) / wsum
+        mean = sum(w * deltas[k].astype(np.float64) for w, k in zip(weights, survivors)) / wsum
         plain = (init.astype(np.float64) + mean).astype(np.float32)
         diff = np.abs(run.state.params.astype(np.float64) - plain.astype(np.float64))
-        assert np.all(diff <= _step_bound(sec, len(survivors), wsum, plain))
+        assert np.all(diff <= _step_bound(sec, len(survivors), WEIGHT_ONE * wsum, plain))
     finally:
         run.close()
-    _assert_processes_ended(parts)
 
 
 def _simulate(built: Path, tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     rep = tmp_path / f"r{len(list(tmp_path.iterdir()))}.json"
     p = subprocess.run([sys.executable, "-m", "tinyfed_host.cli", "simulate", "--devices", "3", "--build", str(built),
                         "--rounds", "2", "--epochs", "1", "--max-samples", "64", "--seed", "2", "--no-centralised",
-                        "--graph-seed", "1", "--report", str(rep), *extra],
+                        "--graph-seed", "1", "--insns-per-sample", "50000", "--report", str(rep), *extra],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     return p, json.loads(rep.read_text())
@@ -203,14 +196,14 @@ def test_simulate_cli_is_secure_by_default(built: Path, tmp_path: Path) -> None:
     assert r["rounds"][-1]["accuracy"] > r["rounds"][0]["accuracy"] + 0.15
     # one device cannot aggregate securely: a usage error, not a run of aborted rounds
     one = subprocess.run([sys.executable, "-m", "tinyfed_host.cli", "simulate", "--devices", "1", "--build", str(built),
-                          "--rounds", "1"], capture_output=True, text=True, timeout=120)
-    assert one.returncode == 2 and "at least 2 devices" in one.stderr and "--no-secure" in one.stderr
+                          "--rounds", "1", "--insns-per-sample", "50000"], capture_output=True, text=True, timeout=120)
+    assert one.returncode == 2 and "at least 3 devices" in one.stderr and "--no-secure" in one.stderr
 
 
 def test_an_aborted_secure_round_leaves_the_model_and_no_process(built: Path) -> None:
     """Two of three devices lose power before advertising keys: too few live holders
-    of the last one's shares, so the round aborts with the global model unchanged.
-    Every client process ends with the round."""
+    of the last one's shares, so the round aborts with the global model unchanged;
+    the next round (the two still off) cannot aggregate securely either."""
     build = FlBuild.load(built)
     parts = _parts(build, before={1: "ADVERTISE_KEYS", 2: "ADVERTISE_KEYS"})
     run = _runner(build, parts, secure=True, rounds=2)
@@ -221,10 +214,11 @@ def test_an_aborted_secure_round_leaves_the_model_and_no_process(built: Path) ->
         assert not rec.completed and rec.secure is not None and rec.secure["aborted"]
         assert rec.secure["dropouts"]["ADVERTISE_KEYS"] == ["virtual1", "virtual2"]
         np.testing.assert_array_equal(run.state.params, init)
-        # the aggregator ends every round's clients, the survivor's too, when the round aborts
-        assert [e.running for p in parts for e in p.endpoints] == [False, False, False]
+        assert [d.stage for d in run.state.devices] == [DevStage.READY, DevStage.OUT, DevStage.OUT]
         rec2 = run.run_round()
-        assert not rec2.completed
+        assert not rec2.completed and rec2.version == 0
+        assert {d.name: d.status for d in rec2.devices} == {"virtual0": "ok", "virtual1": "absent",
+                                                            "virtual2": "absent"}
+        np.testing.assert_array_equal(run.state.params, init)
     finally:
         run.close()
-    _assert_processes_ended(parts)

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tinyfed_host.loopback import SANITIZE_FLAGS, SANITIZER_ENV
-from tinyfed_toolchain.host_cc import compile_host
-from tinyfed_toolchain.paths import FIRMWARE, ROOT
+from tinyfed_toolchain.image.native_cc import compile_native
+from tinyfed_toolchain.facts.paths import FIRMWARE, ROOT
 
 HEADER = 48
 MAGIC = 0x50444654
@@ -28,7 +28,7 @@ MAGIC = 0x50444654
 def _harness() -> Path:
     src = [FIRMWARE / "src" / "storage" / "param_store.c", FIRMWARE / "src" / "proto" / "crc32.c",
            FIRMWARE / "src" / "runtime" / "status.c", ROOT / "tests" / "c" / "param_store_check.c"]
-    return compile_host(src, [], "param_store_check-asan", extra_flags=list(SANITIZE_FLAGS))
+    return compile_native(src, [], "param_store_check-asan", extra_flags=list(SANITIZE_FLAGS))
 
 
 def _run(*args: object) -> str:

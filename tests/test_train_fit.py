@@ -16,18 +16,13 @@ import pytest
 
 from train_reference import DigitsStudent, TFReference, assert_grads_close, make_trainer, model_plan
 
-from tinyfed_toolchain.plan import Plan
-from tinyfed_toolchain.train_host import HostTrainer, TrainConfig, TrainError
-from tinyfed_toolchain.train_plan import (
-    Selection,
-    TrainOptions,
-    TrainPlan,
-    TrainPlanError,
-    select_biases,
-    select_last_k,
-    select_lora,
-)
-from tinyfed_toolchain.train_sparse import ContributionScores, contribution_scores, select_sparse
+from tinyfed_toolchain.compile.plan import Plan
+from tinyfed_toolchain.facts.train_config import TrainConfig
+from tinyfed_toolchain.training.native_trainer import NativeTrainer, TrainError
+from tinyfed_toolchain.training.layers import TrainPlanError
+from tinyfed_toolchain.training.plan import Selection, TrainOptions, TrainPlan
+from tinyfed_toolchain.training.schemes import select_biases, select_last_k, select_lora
+from tinyfed_toolchain.training.sparse import ContributionScores, contribution_scores, select_sparse
 
 Shard = tuple[np.ndarray, np.ndarray]
 
@@ -53,7 +48,7 @@ def scores(mplan: Plan, shard: Shard, tmp_path_factory: pytest.TempPathFactory) 
     return contribution_scores(mplan, x[:128], y[:128], tmp_path_factory.mktemp("contrib"))
 
 
-def _mean_loss(ht: HostTrainer, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def _mean_loss(ht: NativeTrainer, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     correct, loss, n = ht.eval(x, y)
     return loss / n, correct / n
 
@@ -125,7 +120,7 @@ def test_optimizer_matches_numpy(student: DigitsStudent, mplan: Plan, shard: Sha
     lr, mu, wd = 0.1, 0.9, 0.01
     sel = select_last_k(mplan, 2)
     tp, ht = make_trainer(student.tflite, sel, tmp_path, mplan=mplan)
-    probe = HostTrainer(tmp_path)  # a second, independent trainer of the same plan
+    probe = NativeTrainer(tmp_path)  # a second, independent trainer of the same plan
     decay = np.zeros(tp.n_params, np.float32)
     for s in tp.segments:
         decay[s.offset : s.offset + s.count] = 1.0 if s.decay else 0.0
@@ -155,7 +150,7 @@ def test_schedules(student: DigitsStudent, mplan: Plan, tmp_path: Path) -> None:
 def test_shuffling_and_determinism(student: DigitsStudent, mplan: Plan, shard: Shard, tmp_path: Path) -> None:
     x, y = shard
     tp, a = make_trainer(student.tflite, select_last_k(mplan, 1), tmp_path, mplan=mplan)
-    b, c = HostTrainer(tmp_path), HostTrainer(tmp_path)
+    b, c = NativeTrainer(tmp_path), NativeTrainer(tmp_path)
     for n in (1, 2, 7, 100, 300, 1000):
         for seed, epoch in ((0, 0), (5, 3)):
             assert sorted(a.shuffle_order(seed, epoch, n)) == list(range(n))
@@ -169,7 +164,7 @@ def test_shuffling_and_determinism(student: DigitsStudent, mplan: Plan, shard: S
     assert sa == sb and np.array_equal(a.params(), b.params())
     assert not np.array_equal(a.params(), c.params()) and sc.samples == sa.samples
     # max_samples: the first max_samples of each epoch's order
-    d = HostTrainer(tmp_path)
+    d = NativeTrainer(tmp_path)
     st = d.fit(TrainConfig(lr=0.05, epochs=3, batch=8, max_samples=50), x, y)
     assert st.samples == 150 and st.steps == 3 * 7
 
@@ -185,7 +180,7 @@ def test_eval_and_predict(student: DigitsStudent, mplan: Plan, shard: Shard, tmp
     assert n == 64 and correct == int((z.argmax(axis=1) == y).sum())
     assert loss == pytest.approx(ce.sum(), rel=1e-5)
     # the float tail at init agrees with the int8 model's decisions on nearly all digits
-    from tinyfed_toolchain.tflm import run_tflm
+    from tinyfed_toolchain.compile.tflm import run_tflm
 
     q = run_tflm(student.tflite, x)[0].reshape(len(x), -1)
     assert (q.argmax(axis=1) == z.argmax(axis=1)).mean() >= 0.9

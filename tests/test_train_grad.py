@@ -27,19 +27,11 @@ import pytest
 from quantized_models import op_names, to_int8_tflite
 from train_reference import TFReference, assert_grads_close, make_trainer, model_plan
 
-from tinyfed_toolchain.plan import Plan
-from tinyfed_toolchain.tflite_reader import UnsupportedOpError
-from tinyfed_toolchain.train_host import TrainError
-from tinyfed_toolchain.train_plan import (
-    Selection,
-    TrainOptions,
-    TrainPlan,
-    build_train_plan,
-    select_all,
-    select_biases,
-    select_last_k,
-    select_lora,
-)
+from tinyfed_toolchain.compile.plan import Plan
+from tinyfed_toolchain.compile.tflite_reader import UnsupportedOpError
+from tinyfed_toolchain.training.native_trainer import TrainError
+from tinyfed_toolchain.training.plan import Selection, TrainOptions, TrainPlan, build_train_plan
+from tinyfed_toolchain.training.schemes import select_all, select_biases, select_last_k, select_lora
 
 EXPECTED_OPS = ["CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D", "MAX_POOL_2D", "RESHAPE", "AVERAGE_POOL_2D",
                 "CONV_2D", "MEAN", "RELU", "FULLY_CONNECTED", "FULLY_CONNECTED"]
@@ -187,7 +179,7 @@ def test_engine_refuses_op_without_backward(tanh_model: bytes, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Defence in depth: tables that put TANH in the tail (the toolchain check
     bypassed) are refused by tfd_trainer_init with TFD_ERR_UNSUPPORTED_OP."""
-    from tinyfed_toolchain import train_plan
+    from tinyfed_toolchain.training import plan as train_plan
 
     monkeypatch.setattr(train_plan, "BACKWARD_OPS", train_plan.BACKWARD_OPS | {"TANH"})
     mp = model_plan(tanh_model)
@@ -224,11 +216,11 @@ def edge_model() -> bytes:
 
 @pytest.mark.parametrize("scheme", ["all", "bias"])
 def test_gradient_parity_pool_edge_cases(edge_model: bytes, scheme: str, tmp_path: Path) -> None:
-    from tinyfed_toolchain.train_plan import header_constants
+    from tinyfed_toolchain.facts.c_headers import train_constants
 
     mp = model_plan(edge_model)
     tp, ht = make_trainer(edge_model, SCHEMES[scheme](mp), tmp_path, mplan=mp)
-    flags = header_constants()
+    flags = train_constants()
     pool = tp.tail[1]
     assert pool.op == "MAX_POOL_2D" and pool.act == "RELU6"
     # "all": the next conv keeps the pool's output for its weight gradient, so the

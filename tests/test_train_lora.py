@@ -15,14 +15,10 @@ import pytest
 from test_train_grad import build_tail_model
 from train_reference import make_trainer, model_plan
 
-from tinyfed_toolchain.train_host import TrainConfig
-from tinyfed_toolchain.train_plan import (
-    Selection,
-    TrainPlanError,
-    build_train_plan,
-    lora_layers,
-    select_lora,
-)
+from tinyfed_toolchain.facts.train_config import TrainConfig
+from tinyfed_toolchain.training.layers import TrainPlanError, lora_layers
+from tinyfed_toolchain.training.plan import Selection, build_train_plan
+from tinyfed_toolchain.training.schemes import select_lora
 
 
 @pytest.fixture(scope="module")

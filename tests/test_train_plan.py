@@ -19,22 +19,14 @@ import pytest
 from test_train_grad import build_tail_model
 from train_reference import make_trainer, model_plan
 
-from tinyfed_toolchain.emit_c import emit_model
-from tinyfed_toolchain.emit_train import emit_train
-from tinyfed_toolchain.paths import FIRMWARE, FIRMWARE_INCLUDE
-from tinyfed_toolchain.train_host import TrainError
-from tinyfed_toolchain.train_plan import (
-    Selection,
-    TrainOptions,
-    TrainPlan,
-    TrainPlanError,
-    build_train_plan,
-    select_all,
-    select_biases,
-    select_last_k,
-    select_lora,
-    train_abi,
-)
+from tinyfed_toolchain.compile.emit_c import emit_model
+from tinyfed_toolchain.training.emit import emit_train
+from tinyfed_toolchain.facts.paths import FIRMWARE, FIRMWARE_INCLUDE
+from tinyfed_toolchain.training.native_trainer import TrainError
+from tinyfed_toolchain.training.layers import TrainPlanError
+from tinyfed_toolchain.training.plan import Selection, TrainOptions, TrainPlan, build_train_plan
+from tinyfed_toolchain.facts.c_headers import train_abi
+from tinyfed_toolchain.training.schemes import select_all, select_biases, select_last_k, select_lora
 
 ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", "-Os",
              "-std=c11", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion"]
@@ -112,7 +104,7 @@ def test_emitted_tables(tail_model: bytes, tmp_path: Path) -> None:
     assert f"#define TFD_TRAIN_N_PARAMS {tp.n_params}u" in h
     assert "extern const tfd_train_plan_t tfd_train_plan;" in h
     assert c.count("_Static_assert") >= 7
-    # the C side computes the same block size (HostTrainer checks it at load) and works in it
+    # the C side computes the same block size (NativeTrainer checks it at load) and works in it
     assert ht.mem_bytes == tp.memory.mem_bytes
     info = json.loads((tmp_path / "train_info.json").read_text())
     assert info["n_params"] == tp.n_params and info["memory"]["mem_bytes"] == tp.memory.mem_bytes
@@ -161,10 +153,10 @@ def test_engine_refuses_tables_of_another_model(tail_model: bytes, tmp_path: Pat
     tp = build_train_plan(mp, select_last_k(mp, 1))
     mp.model_hash = bytes(16)  # as if planned for another .tflite
     emit_train(tp, tmp_path)
-    from tinyfed_toolchain.train_host import HostTrainer
+    from tinyfed_toolchain.training.native_trainer import NativeTrainer
 
     with pytest.raises(TrainError, match="ABI") as err:
-        HostTrainer(tmp_path)
+        NativeTrainer(tmp_path)
     assert err.value.status == 1
 
 
@@ -193,15 +185,15 @@ def test_quantized_domain_init_is_the_int8_codes(tail_model: bytes) -> None:
     assert w.qscale is not None and b.qscale is not None
 
 
-def test_selection_from_spec(tail_model: bytes) -> None:
-    from tinyfed_toolchain.train_plan import selection_from_spec
+def test_select_scheme(tail_model: bytes) -> None:
+    from tinyfed_toolchain.training.schemes import select_scheme
 
     mp = model_plan(tail_model)
-    assert selection_from_spec(mp, "last2") == select_last_k(mp, 2)
-    assert selection_from_spec(mp, "bias") == select_biases(mp)
-    assert selection_from_spec(mp, "bias1").biases == frozenset({10})
-    lora = selection_from_spec(mp, "lora3-store-h-bias")
+    assert select_scheme(mp, "last2") == select_last_k(mp, 2)
+    assert select_scheme(mp, "bias") == select_biases(mp)
+    assert select_scheme(mp, "bias1").biases == frozenset({10})
+    lora = select_scheme(mp, "lora3-store-h-bias")
     assert set(lora.lora.values()) == {3} and lora.lora_store_h and lora.biases
     for bad in ("foo", "sparse", "sparse16k"):  # sparse needs samples for the contribution analysis
         with pytest.raises(TrainPlanError):
-            selection_from_spec(mp, bad)
+            select_scheme(mp, bad)

@@ -15,7 +15,7 @@ import pytest
 
 from train_reference import DigitsStudent, model_plan
 
-from tinyfed_toolchain.train_plan import Selection
+from tinyfed_toolchain.training.plan import Selection
 
 REPO = Path(__file__).resolve().parent.parent
 

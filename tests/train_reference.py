@@ -20,12 +20,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
-from tinyfed_toolchain.emit_c import emit_model
-from tinyfed_toolchain.emit_train import emit_train
-from tinyfed_toolchain.plan import Plan, plan_model
-from tinyfed_toolchain.tflite_reader import read_tflite
-from tinyfed_toolchain.train_host import HostTrainer
-from tinyfed_toolchain.train_plan import Selection, TrainOptions, TrainPlan, build_train_plan
+from tinyfed_toolchain.compile.emit_c import emit_model
+from tinyfed_toolchain.training.emit import emit_train
+from tinyfed_toolchain.compile.plan import Plan, plan_model
+from tinyfed_toolchain.compile.tflite_reader import read_tflite
+from tinyfed_toolchain.training.native_trainer import NativeTrainer
+from tinyfed_toolchain.training.plan import Selection, TrainOptions, TrainPlan, build_train_plan
 
 PADDING = {0: "SAME", 1: "VALID"}
 
@@ -35,18 +35,18 @@ def model_plan(tflite: bytes) -> Plan:
 
 
 def make_trainer(tflite: bytes, sel: Selection, out_dir: Path, options: TrainOptions | None = None,
-                 mplan: Plan | None = None) -> tuple[TrainPlan, HostTrainer]:
+                 mplan: Plan | None = None) -> tuple[TrainPlan, NativeTrainer]:
     """Emit model + plan into ``out_dir`` and build the host trainer."""
     mp = mplan or model_plan(tflite)
     emit_model(mp, out_dir)
     tp = build_train_plan(mp, sel, options)
     emit_train(tp, out_dir)
-    return tp, HostTrainer(out_dir)
+    return tp, NativeTrainer(out_dir)
 
 
 def tflm_tensor(tflite: bytes, x: np.ndarray, tensor_index: int) -> np.ndarray:
     """Tensor ``tensor_index`` (graph index) after running each sample through tflite-micro."""
-    from tinyfed_toolchain.tflm import _interpreter
+    from tinyfed_toolchain.compile.tflm import _interpreter
 
     it = _interpreter(tflite, preserve_all=True)
     d = it.get_input_details(0)
@@ -233,10 +233,10 @@ class DigitsStudent:
         import hashlib
         import inspect
 
-        from tinyfed_toolchain import models
-        from tinyfed_toolchain.build import quantize_inputs
-        from tinyfed_toolchain.data import load_dataset
-        from tinyfed_toolchain.paths import BUILD
+        from tinyfed_toolchain.ml import models
+        from tinyfed_toolchain.ml.quantize import quantize_inputs
+        from tinyfed_toolchain.ml.data import load_dataset
+        from tinyfed_toolchain.facts.paths import BUILD
 
         ds = load_dataset("digits", seed=seed)
         key = hashlib.blake2b((inspect.getsource(models) + inspect.getsource(DigitsStudent)
@@ -264,7 +264,7 @@ class DigitsStudent:
         import keras
 
         from quantized_models import to_int8_tflite
-        from tinyfed_toolchain.models import build_student, with_batch_size
+        from tinyfed_toolchain.ml.models import build_student, with_batch_size
 
         keras.utils.set_random_seed(seed)
         m = build_student(ds.input_shape, ds.num_classes)

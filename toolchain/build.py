@@ -23,11 +23,27 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .budget import Budget, BudgetError, model_budget
-from .emit_c import emit_model
-from .emit_shard import emit_shard
-from .plan import plan_model
-from .tflite_reader import read_tflite
+from .compile.emit_c import emit_model
+from .compile.plan import plan_model
+from .compile.tflite_reader import Graph, read_tflite
+from .facts.boards import Board, load_board
+from .facts.c_headers import define
+from .facts.errors import EXIT_FAILED, OptionsError, TinyfedError
+from .image.budget import Budget, BudgetError, model_budget
+from .image.emit_shard import emit_shard
+from .image.firmware import ImageInfo, build_image
+from .image.provision import load_or_create_fleet_key, make_fleet, write_device, write_fleet
+from .ml.data import Dataset, DataError, load_dataset, partition
+from .ml.quantize import quantize_inputs
+from .training.emit import emit_train
+from .training.layers import TrainPlanError
+from .training.schemes import parse_scheme, plan_scheme
+
+
+class VerifyMismatch(TinyfedError):
+    """The emitted C disagrees with the tflite-micro runtime (a tinyfed bug: exit code 1)."""
+
+    exit_code = EXIT_FAILED
 
 
 @dataclass
@@ -59,6 +75,11 @@ class BuildOptions:
     # images without the plain update path (TFD_FL_SECURE_ONLY=1): an update leaves a
     # device only masked (SecAgg+); --no-secure runs refuse them
     secure_only: bool = False
+    # device identity, provisioned into each image (firmware/include/tfd/identity.h): the
+    # user's fleet key signs the manifest of the devices' public keys (default
+    # <out>/fleet/fleet.key, created once, mode 0600: keep it offline); the manifest's policy
+    fleet_key: str | None = None
+    min_neighbours: int = 2
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -76,200 +97,218 @@ class BuildResult:
     report: dict[str, Any]
 
 
-def quantize_inputs(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """Float inputs → the model's int8 input (TFLite QUANTIZE: ties away from zero, saturate)."""
-    from .quantize import QuantParams, quantize
-
-    return quantize(x, QuantParams(scale=float(scale), zero_point=int(zero_point)))
-
-
 def _tflm_arena_or_none(path: Path) -> int | None:
     try:
-        from .tflm import tflm_arena
+        from .compile.tflm import tflm_arena
 
         return tflm_arena(str(path)).total
     except Exception:
         return None
 
 
+@dataclass
+class _Model:
+    """Step 1's result, handed to the later steps in memory."""
+
+    tflite: bytes
+    path: Path  # out/model.tflite
+    name: str
+    dataset: Dataset | None = None  # what verification and the shards come from (None: no data)
+    held_out: tuple[np.ndarray, np.ndarray] | None = None  # (int8 inputs, labels) of the held-out split
+    private: tuple[np.ndarray, np.ndarray] | None = None  # the devices' part of the training split
+    ml_report: dict[str, Any] | None = None
+
+
 def run_build(opts: BuildOptions, log: Callable[[str], None] = print) -> BuildResult:
+    """``tinyfed build``: the steps below, results handed from one to the next in memory;
+    the files in the output folder (module docstring) are outputs only."""
     t0 = time.monotonic()
-    image_defines(opts)  # contradictory image options fail before any training
+    _check_options(opts)  # contradictory or unknown options fail before any training
     out = opts.out_dir
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}}
 
-    # 1. the model: train + distill + quantize, or take the given .tflite
-    ds = None
-    if opts.tflite is not None:
-        tflite_path = out / "model.tflite"
-        data = Path(opts.tflite).read_bytes()
-        read_tflite(data)  # refuse a malformed model before anything else
-        if Path(opts.tflite).resolve() != tflite_path.resolve():
-            tflite_path.write_bytes(data)
-        name = Path(opts.tflite).stem
-    else:
-        from .pipeline import run_ml_pipeline, BuildConfig
-
-        cfg = BuildConfig(dataset=opts.dataset or "digits", seed=opts.seed, out_dir=out,
-                          public_fraction=opts.public_fraction if opts.devices > 0 else 1.0)
-        if opts.quick:
-            cfg = cfg.quick() if hasattr(cfg, "quick") else cfg
-        ml = run_ml_pipeline(cfg, log=log)
-        report["ml"] = json.loads((out / "ml_report.json").read_text())
-        tflite_path = out / "model.tflite"
-        ds_name = opts.dataset or "digits"
-        name = ds_name if "/" not in ds_name else Path(ds_name).stem
-        ds = getattr(ml, "dataset", None)
-    tflite = tflite_path.read_bytes()
-
-    # 2. plan + emit C tables
-    graph = read_tflite(tflite)
-    plan = plan_model(graph, tflite)
+    model = _obtain_model(opts, out, log)  # 1. train + distill + quantize, or take the given .tflite
+    if model.ml_report is not None:
+        report["ml"] = model.ml_report
+    graph = read_tflite(model.tflite)  # 2. plan + emit the C tables and the training plan
+    plan = plan_model(graph, model.tflite)
     model_dir = out / "model_c"
-    info = emit_model(plan, model_dir, name=name)
+    info = emit_model(plan, model_dir, name=model.name)
     log(f"emitted {model_dir}/model_data.c: {info['n_layers']} layers ({', '.join(info['layers'])}), "
         f"weights {info['const_bytes']:,} B, arena {info['arena_bytes']:,} B")
-    training = _emit_training(plan, model_dir, name, opts, log)
+    training = _emit_training(plan, model_dir, model.name, opts, log, samples=_server_samples(model, graph, opts))
     if training is not None:
         report["training"] = training
 
-    # 3. budget before anything is built or flashed
-    from .firmware import load_board
-
-    board = load_board(opts.board)
+    board = load_board(opts.board)  # 3. the budget, before anything is built or flashed
     budget = model_budget(info, opts.board, board.flash_bytes, board.ram_bytes)
-    budget.tflm_arena = _tflm_arena_or_none(tflite_path)
+    budget.tflm_arena = _tflm_arena_or_none(model.path)
     report["plan"] = {k: info[k] for k in ("hash", "arena_bytes", "const_bytes", "n_layers", "layers")}
     report["tflm_arena_bytes"] = budget.tflm_arena
 
-    # 4. verify the emitted C against tflite-micro on the held-out inputs
+    held_out = _held_out(model, graph, out)  # 4. the emitted C against tflite-micro on the held-out split
     mismatches = total = None
-    test_x_path = out / "test_x_int8.npy"
-    if opts.tflite is not None and opts.dataset:
-        from .data import DataError, load_dataset
-
-        ds = load_dataset(opts.dataset, seed=opts.seed)
-        in_t = graph.tensor(graph.inputs[0])
-        if int(np.prod(ds.input_shape)) != in_t.num_elements:
-            raise DataError(
-                f"dataset {opts.dataset!r} samples have shape {list(ds.input_shape)}, "
-                f"the model input {in_t.name!r} has shape {list(in_t.shape)}"
-            )
-        np.save(test_x_path, quantize_inputs(ds.x_test, in_t.scale, in_t.zero_point).reshape((len(ds.x_test), *in_t.shape[1:])))
-        np.save(out / "test_y.npy", ds.y_test)
-    if test_x_path.exists() and (opts.tflite is None or opts.dataset):
-        from .verify import verify
-
-        x = np.load(test_x_path)
-        if opts.verify_samples:
-            x = x[: opts.verify_samples]
-        res = verify(tflite, x, out / "verify")
-        mismatches, total = res.mismatches, res.total
-        log(f"verify (emitted C vs tflite-micro, held-out split): mismatches: {mismatches} of {total}")
+    if held_out is not None:
+        mismatches, total = _verify_emitted(model.tflite, held_out[0], opts, out, log)
         report["verify"] = {"mismatches": mismatches, "total": total}
-        if mismatches:
-            raise RuntimeError(f"emitted C disagrees with tflite-micro on {mismatches} of {total} inputs")
 
-    # 5. device shards + firmware images
-    device_dirs: list[Path] = []
+    device_dirs: list[Path] = []  # 5. a shard and a firmware image per device
     images: list[Any] = []
-    if (opts.tflite is None or opts.dataset) and opts.devices > 0:
-        from .data import load_dataset, partition
-
-        if ds is None:
-            ds = load_dataset(opts.dataset or "digits", seed=opts.seed)
-        in_t = graph.tensor(graph.inputs[0])
-        x_priv, y_priv = ds.x_train, ds.y_train
-        if opts.tflite is None and (out / "private_y.npy").exists():
-            y_p = np.load(out / "private_y.npy")
-            if len(y_p):
-                x_priv, y_priv = np.load(out / "private_x.npy"), y_p
-        parts = partition(x_priv, y_priv, opts.devices, scheme=opts.partition,  # type: ignore[arg-type]
-                          alpha=opts.alpha, seed=opts.seed)
-        if not (out / "test_y.npy").exists() or opts.tflite is None:
-            # the held-out split for host-side evaluation of federated rounds
-            if not test_x_path.exists():
-                np.save(test_x_path, quantize_inputs(ds.x_test, in_t.scale, in_t.zero_point)
-                        .reshape((len(ds.x_test), *in_t.shape[1:])))
-            np.save(out / "test_y.npy", ds.y_test)
-        shard_rows = []
-        for k, (xs, ys) in enumerate(parts):
-            d = out / "devices" / f"dev{k}"
-            xq = quantize_inputs(xs, in_t.scale, in_t.zero_point).reshape((len(xs), *in_t.shape[1:]))
-            emit_shard(xq, ys, d, device=k, num_classes=ds.num_classes)
-            np.savez(d / "shard.npz", x=xq, y=np.asarray(ys, dtype=np.uint8))
-            device_dirs.append(d)
-            shard_rows.append({"device": k, "samples": int(len(ys)),
-                               "classes": np.bincount(ys, minlength=ds.num_classes).tolist()})
-        report["shards"] = shard_rows
-        log(f"shards ({opts.partition}{f', alpha={opts.alpha}' if opts.partition == 'dirichlet' else ''}): "
-            + ", ".join(f"dev{r['device']}={r['samples']}" for r in shard_rows))
+    if model.dataset is not None and opts.devices > 0:
+        device_dirs, report["shards"] = _device_shards(model, model.dataset, graph, opts, out, log)
         if opts.images:
-            from .firmware import build_image
-
-            storage_kb = None
-            if training is not None and board.emulated:
-                # Emulated flash is resizable: reserve what the A/B parameter store needs.
-                need_kb = -(-int(training["param_store_bytes"]) // 1024)
-                storage_kb = max(int(board.spec.get("storage_kb", 16)), need_kb)
-            for k, d in enumerate(device_dirs):
-                img = build_image(opts.board, model_dir, d, extra_sources=[d / "shard_data.c"],
-                                  seed=None, quiet=True, storage_kb=storage_kb,
-                                  defines=image_defines(opts))
-                images.append(img)
-            if images and training is not None:
-                need = int(training["param_store_bytes"])
-                training["storage_bytes"] = images[0].storage_size
-                training["persist"] = need <= images[0].storage_size
-                if not training["persist"]:
-                    log(f"warning: the parameter store needs {need:,} B of storage, {opts.board} images "
-                        f"reserve {images[0].storage_size:,} B: trained parameters will not persist")
-            if images:
-                budget.image_flash = max(i.flash_used for i in images)
-                budget.image_ram = max(i.ram_used for i in images)
-                report["images"] = [
-                    {"device": k, "elf": str(i.elf), "flash_used": i.flash_used, "ram_used": i.ram_used,
-                     "flash_size": i.flash_size, "ram_size": i.ram_size, "test_messages": opts.test_images,
-                     "secure_only": opts.secure_only}
-                    for k, i in enumerate(images)
-                ]
-                if opts.test_images:
-                    log("note: TEST images (TFD_TEST_MESSAGES=1): they reveal model outputs and the unmasked "
-                        "encoded update on request -- never deploy them")
+            images = _device_images(opts, board, model_dir, device_dirs, training, budget, report, log)
     for line in budget.lines():
         log(line)
     report["budget"] = asdict(budget)
     report["seconds"] = round(time.monotonic() - t0, 1)
     (out / "build_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    return BuildResult(out, tflite_path, model_dir, info, budget, device_dirs, images, mismatches, total, report)
+    return BuildResult(out, model.path, model_dir, info, budget, device_dirs, images, mismatches, total, report)
 
 
-def training_selection(plan: Any, scheme: str) -> Any:
-    """The Selection for a scheme name: auto | lastK | bias | loraR."""
-    import re
+def _check_options(opts: BuildOptions) -> None:
+    image_defines(opts)
+    parse_scheme(opts.train_scheme)
+    if opts.head_init not in ("pretrained", "reset-head"):
+        raise OptionsError(f"head_init {opts.head_init!r}: pretrained | reset-head")
 
-    from .train_plan import TrainPlanError, select_biases, select_last_k, select_lora, weight_layers
 
-    if scheme == "auto":
-        return select_last_k(plan, 2 if len(weight_layers(plan)) >= 2 else 1)
-    m = re.fullmatch(r"last(\d+)", scheme)
-    if m:
-        return select_last_k(plan, int(m.group(1)))
-    if scheme == "bias":
-        return select_biases(plan)
-    m = re.fullmatch(r"lora(\d+)", scheme)
-    if m:
-        return select_lora(plan, int(m.group(1)), k=1)
-    raise TrainPlanError(f"unknown training scheme {scheme!r}: auto | lastK | bias | loraR | none")
+def _obtain_model(opts: BuildOptions, out: Path, log: Callable[[str], None]) -> _Model:
+    """The int8 model: the ML pipeline's (with its data), or the given .tflite (with
+    ``opts.dataset``'s data, if one is given)."""
+    path = out / "model.tflite"
+    if opts.tflite is not None:
+        data = Path(opts.tflite).read_bytes()
+        read_tflite(data)  # refuse a malformed model before anything else
+        if Path(opts.tflite).resolve() != path.resolve():
+            path.write_bytes(data)
+        ds = load_dataset(opts.dataset, seed=opts.seed) if opts.dataset else None
+        for note in ds.notes if ds is not None else []:
+            log(f"warning: dataset {opts.dataset}: {note}")
+        return _Model(data, path, Path(opts.tflite).stem, dataset=ds)
+    from .ml.pipeline import PipelineConfig, run_ml_pipeline  # TensorFlow: only when training
+
+    cfg = PipelineConfig(dataset=opts.dataset or "digits", seed=opts.seed, out_dir=out,
+                         public_fraction=opts.public_fraction if opts.devices > 0 else 1.0)
+    ml = run_ml_pipeline(cfg.quick() if opts.quick else cfg, log=log)
+    ds_name = opts.dataset or "digits"
+    assert ml.x_test_int8 is not None
+    return _Model(ml.tflite, path, ds_name if "/" not in ds_name else Path(ds_name).stem, dataset=ml.dataset,
+                  held_out=(ml.x_test_int8, ml.dataset.y_test), private=ml.private, ml_report=ml.report)
+
+
+def _quantized(x: np.ndarray, graph: Graph) -> np.ndarray:
+    """Float samples -> the model's int8 input, shaped like it."""
+    t = graph.tensor(graph.inputs[0])
+    return quantize_inputs(x, t.scale, t.zero_point).reshape((len(x), *t.shape[1:]))
+
+
+def _held_out(model: _Model, graph: Graph, out: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The held-out split as int8 model inputs and labels (written for host-side evaluation)."""
+    if model.held_out is not None:
+        return model.held_out  # the pipeline wrote test_x_int8.npy / test_y.npy
+    ds = model.dataset
+    if ds is None:
+        return None
+    t = graph.tensor(graph.inputs[0])
+    if int(np.prod(ds.input_shape)) != t.num_elements:
+        raise DataError(f"dataset {ds.name!r} samples have shape {list(ds.input_shape)}, "
+                        f"the model input {t.name!r} has shape {list(t.shape)}")
+    x = _quantized(ds.x_test, graph)
+    np.save(out / "test_x_int8.npy", x)
+    np.save(out / "test_y.npy", ds.y_test)
+    return x, ds.y_test
+
+
+def _verify_emitted(tflite: bytes, x: np.ndarray, opts: BuildOptions, out: Path,
+                    log: Callable[[str], None]) -> tuple[int, int]:
+    from .verify import verify
+
+    res = verify(tflite, x[: opts.verify_samples] if opts.verify_samples else x, out / "verify")
+    log(f"verify (emitted C vs tflite-micro, held-out split): mismatches: {res.mismatches} of {res.total}")
+    if res.mismatches:
+        raise VerifyMismatch(f"emitted C disagrees with tflite-micro on {res.mismatches} of {res.total} inputs")
+    return res.mismatches, res.total
+
+
+def _device_shards(model: _Model, ds: Dataset, graph: Graph, opts: BuildOptions, out: Path,
+                   log: Callable[[str], None]) -> tuple[list[Path], list[dict[str, Any]]]:
+    """Partition the devices' data into one shard per device: ``shard_data.c`` (for the
+    image) and ``shard.npz`` (for ``tinyfed simulate`` and the centralised baseline)."""
+    x_priv, y_priv = ds.x_train, ds.y_train
+    if model.private is not None and len(model.private[1]):
+        x_priv, y_priv = model.private
+    parts = partition(x_priv, y_priv, opts.devices, scheme=opts.partition,  # type: ignore[arg-type]
+                      alpha=opts.alpha, seed=opts.seed)
+    dirs, rows = [], []
+    for k, (xs, ys) in enumerate(parts):
+        d = out / "devices" / f"dev{k}"
+        xq = _quantized(xs, graph)
+        emit_shard(xq, ys, d, device=k, num_classes=ds.num_classes)
+        np.savez(d / "shard.npz", x=xq, y=np.asarray(ys, dtype=np.uint8))
+        dirs.append(d)
+        rows.append({"device": k, "samples": int(len(ys)),
+                     "classes": np.bincount(ys, minlength=ds.num_classes).tolist()})
+    log(f"shards ({opts.partition}{f', alpha={opts.alpha}' if opts.partition == 'dirichlet' else ''}): "
+        + ", ".join(f"dev{r['device']}={r['samples']}" for r in rows))
+    return dirs, rows
+
+
+def _device_images(opts: BuildOptions, board: Board, model_dir: Path, device_dirs: list[Path],
+                   training: dict[str, Any] | None, budget: Budget, report: dict[str, Any],
+                   log: Callable[[str], None]) -> list[ImageInfo]:
+    """One firmware image per device (model + training plan + its shard); the image
+    sizes go into the budget and the report."""
+    storage_kb = None
+    if training is not None and board.emulated:
+        # Emulated flash is resizable: reserve what the A/B parameter store needs.
+        need_kb = -(-int(training["param_store_bytes"]) // 1024)
+        storage_kb = max(int(board.spec.get("storage_kb", 16)), need_kb)
+    _provision(opts, device_dirs, log)
+    images = [build_image(opts.board, model_dir, d, extra_sources=[d / "shard_data.c", d / "identity_data.c"],
+                          seed=None, quiet=True, storage_kb=storage_kb, defines=image_defines(opts))
+              for d in device_dirs]
+    if not images:
+        return images
+    if training is not None:
+        need = int(training["param_store_bytes"])
+        training["storage_bytes"] = images[0].storage_size
+        training["persist"] = need <= images[0].storage_size
+        if not training["persist"]:
+            log(f"warning: the parameter store needs {need:,} B of storage, {opts.board} images "
+                f"reserve {images[0].storage_size:,} B: trained parameters will not persist")
+    budget.image_flash = max(i.flash_used for i in images)
+    budget.image_ram = max(i.ram_used for i in images)
+    report["images"] = [
+        {"device": k, "elf": str(i.elf), "flash_used": i.flash_used, "ram_used": i.ram_used,
+         "flash_size": i.flash_size, "ram_size": i.ram_size, "test_messages": opts.test_images,
+         "secure_only": opts.secure_only}
+        for k, i in enumerate(images)
+    ]
+    if opts.test_images:
+        log("note: TEST images (TFD_TEST_MESSAGES=1): they reveal model outputs and the unmasked "
+            "encoded update on request -- never deploy them")
+    return images
+
+
+def _provision(opts: BuildOptions, device_dirs: list[Path], log: Callable[[str], None]) -> None:
+    """Device identities: a key pair per device (id k + 1 for devK), the manifest of their
+    public keys signed with the fleet key, one identity record per image (secret, 0600)."""
+    out = Path(opts.out_dir)
+    key = load_or_create_fleet_key(Path(opts.fleet_key) if opts.fleet_key else out / "fleet" / "fleet.key")
+    fleet = make_fleet(key, [k + 1 for k in range(len(device_dirs))], min_neighbours=opts.min_neighbours)
+    write_fleet(fleet, out / "fleet")
+    for k, d in enumerate(device_dirs):
+        write_device(fleet, k + 1, d)
+    log(f"identity: {len(device_dirs)} device keys, manifest v{fleet.manifest.version} signed with the fleet key "
+        f"{key.path} (keep it offline), {out / 'fleet' / 'manifest.json'}")
 
 
 def reset_head(tp: Any, seed: int = 0) -> Any:
     """The plan with its last trained layer's parameters re-initialised:
     Glorot-uniform weight rows, zero bias (real-unit parameters only)."""
     import dataclasses
-
-    from .train_plan import TrainPlanError
 
     if tp.options.domain != "real":
         raise TrainPlanError("reset-head needs real-unit parameters (TrainOptions(domain='real'))")
@@ -289,31 +328,28 @@ def reset_head(tp: Any, seed: int = 0) -> Any:
     return dataclasses.replace(tp, init_params=p)
 
 
-def _emit_training(plan: Any, model_dir: Path, name: str, opts: BuildOptions,
-                   log: Callable[[str], None]) -> dict[str, Any] | None:
-    """Plan + emit the on-device training tables next to the model's (train_data.{c,h})."""
-    from .emit_train import emit_train
-    from .firmware import load_board
-    from .tflite_reader import UnsupportedOpError
-    from .train_plan import TrainPlanError, build_train_plan
+def _server_samples(model: _Model, graph: Graph, opts: BuildOptions) -> dict[str, Any]:
+    """What a ``sparse`` scheme's contribution analysis runs on: the toolchain's own (public)
+    training samples -- the server picks the fleet's one sparse subset w* without the devices'
+    data.  Nothing for other schemes."""
+    if parse_scheme(opts.train_scheme).kind != "sparse":
+        return {}
+    ds = model.dataset
+    if ds is None or not len(ds.y_train):
+        raise OptionsError(f"--train-scheme {opts.train_scheme}: the sparse update is picked by contribution "
+                           "analysis on the toolchain's training samples: give --dataset")
+    return {"x": _quantized(ds.x_train, graph), "y": np.asarray(ds.y_train), "work_dir": opts.out_dir / "sparse"}
 
+
+def _emit_training(plan: Any, model_dir: Path, name: str, opts: BuildOptions,
+                   log: Callable[[str], None], samples: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Plan + emit the on-device training tables next to the model's (train_data.{c,h});
+    ``samples``: x / y / work_dir of a sparse scheme's contribution analysis."""
     for stale in ("train_data.c", "train_data.h", "train_info.json"):
         (model_dir / stale).unlink(missing_ok=True)
-    if opts.train_scheme == "none":
+    tp = plan_scheme(plan, opts.train_scheme, log=log, **(samples or {}))
+    if tp is None:
         return None
-    if opts.head_init not in ("pretrained", "reset-head"):
-        raise TrainPlanError(f"head_init {opts.head_init!r}: pretrained | reset-head")
-    try:
-        tp = build_train_plan(plan, training_selection(plan, opts.train_scheme))
-    except (TrainPlanError, UnsupportedOpError) as exc:
-        if opts.train_scheme != "auto":
-            raise
-        try:  # auto: the last layer alone when the last two cannot train (an op without a backward)
-            tp = build_train_plan(plan, training_selection(plan, "last1"))
-            log(f"training: the last two layers cannot train here ({exc}); training the last layer")
-        except (TrainPlanError, UnsupportedOpError):
-            log(f"no on-device training for this model: {exc}")
-            return None
     if opts.head_init == "reset-head":
         tp = reset_head(tp, opts.seed)
     tinfo = emit_train(tp, model_dir, name=name)
@@ -327,7 +363,7 @@ def _emit_training(plan: Any, model_dir: Path, name: str, opts: BuildOptions,
 def image_defines(opts: BuildOptions) -> dict[str, int]:
     """C defines of the device images: TEST messages and the secure-only policy."""
     if opts.test_images and opts.secure_only:
-        raise ValueError("test images reveal the unmasked update (SA_ENCODED): they cannot be secure-only")
+        raise OptionsError("test images reveal the unmasked update (SA_ENCODED): they cannot be secure-only")
     out = {}
     if opts.test_images:
         out["TFD_TEST_MESSAGES"] = 1
@@ -337,10 +373,11 @@ def image_defines(opts: BuildOptions) -> dict[str, int]:
 
 
 def param_store_bytes(n_params: int, erase_unit: int) -> int:
-    """Storage the A/B parameter store takes (firmware/src/storage/param_store.c)."""
-    slot = -(-(48 + 4 * n_params) // erase_unit) * erase_unit
+    """Storage the A/B parameter store takes (firmware/src/storage/param_store.c): two slots,
+    each a record header (TFD_PARAM_RECORD_HEADER) and the float parameters, in whole erase units."""
+    slot = -(-(define("TFD_PARAM_RECORD_HEADER", "param_store.h") + 4 * n_params) // erase_unit) * erase_unit
     return 2 * slot
 
 
-__all__ = ["BuildOptions", "BuildResult", "run_build", "quantize_inputs", "BudgetError", "training_selection",
-           "reset_head", "param_store_bytes", "image_defines"]
+__all__ = ["BuildOptions", "BuildResult", "run_build", "BudgetError", "VerifyMismatch", "reset_head", "param_store_bytes",
+           "image_defines"]

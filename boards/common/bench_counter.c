@@ -46,9 +46,10 @@ uint64_t tfd_bench_clocks_to_insns(uint64_t clocks)
 {
     const int shift = tfd_bench_icount_shift();
     if (shift < 0) return 0;
-    /* ns per clock is an integer on every QEMU board (25 MHz: 40, 20 MHz: 50). */
-    const uint64_t ns_per_clock = 1000000000u / TFD_BOARD_CPU_HZ;
-    const uint64_t ns = clocks * ns_per_clock;
+    /* Virtual ns = clocks * 1e9 / f, exactly (168 MHz is not a whole number of
+     * ns per clock), split so the product cannot overflow. */
+    const uint64_t hz = tfd_systick_hz() ? tfd_systick_hz() : TFD_BOARD_CPU_HZ;
+    const uint64_t ns = clocks / hz * 1000000000u + clocks % hz * 1000000000u / hz;
     return (ns + ((1u << shift) >> 1)) >> shift;
 }
 

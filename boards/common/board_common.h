@@ -2,7 +2,7 @@
  * and what each port.c must provide to boards/common.
  *
  * Every board build gets these -D defines from its board.json (through
- * toolchain/firmware.py or the PlatformIO builder, one code path):
+ * toolchain/image/firmware.py or the PlatformIO builder, one code path):
  *   TFD_BOARD_NAME "..."   TFD_BOARD_CPU_HZ   TFD_BOARD_IRQ_COUNT
  *   TFD_BOARD_UART_BASE    TFD_BOARD_UART_RX_IRQ   TFD_BOARD_UART_TX_IRQ
  */
@@ -13,13 +13,13 @@
 #include <stdint.h>
 
 #ifndef TFD_BOARD_NAME
-#error "TFD_BOARD_NAME is not defined: build through toolchain/firmware.py (board.json)"
+#error "TFD_BOARD_NAME is not defined: build through toolchain/image/firmware.py (board.json)"
 #endif
 #ifndef TFD_BOARD_CPU_HZ
-#error "TFD_BOARD_CPU_HZ is not defined: build through toolchain/firmware.py (board.json)"
+#error "TFD_BOARD_CPU_HZ is not defined: build through toolchain/image/firmware.py (board.json)"
 #endif
 #ifndef TFD_BOARD_IRQ_COUNT
-#error "TFD_BOARD_IRQ_COUNT is not defined: build through toolchain/firmware.py (board.json)"
+#error "TFD_BOARD_IRQ_COUNT is not defined: build through toolchain/image/firmware.py (board.json)"
 #endif
 
 /* Exit codes used by the common fault handlers (tfd_port_exit(code)):

@@ -3,8 +3,20 @@
 
 #include <string.h>
 
+#if !defined(TFD_BOARD_SEMIHOSTING_RUNTIME)
+int tfd_board_semihosting(void)
+{
+#if defined(TFD_BOARD_SEMIHOSTING)
+    return 1;
+#else
+    return 0;
+#endif
+}
+#endif
+
 int32_t tfd_sh_call(uint32_t op, const void *arg)
 {
+    if (!tfd_board_semihosting()) return -1;
     register uint32_t r0 __asm("r0") = op;
     register const void *r1 __asm("r1") = arg;
     __asm volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");

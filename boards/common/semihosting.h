@@ -1,7 +1,12 @@
 /* tinyfed boards — ARM semihosting (BKPT 0xAB on M-profile).
  *
  * Only for emulators/debuggers: on a real board without a debugger attached a
- * semihosting call escalates to HardFault.  Real-board ports never call these. */
+ * semihosting call escalates to HardFault.  So every call first asks
+ * tfd_board_semihosting(): 1 on the QEMU-only boards (board.json
+ * "semihosting": true), 0 on the real boards (the calls then fail: -1, and
+ * tfd_sh_write0 does nothing), and the port's answer at run time on a board
+ * whose one image runs both on silicon and under QEMU (board.json defines
+ * TFD_BOARD_SEMIHOSTING_RUNTIME: stm32f405 answers 1 only under QEMU). */
 #ifndef TFD_SEMIHOSTING_H
 #define TFD_SEMIHOSTING_H
 
@@ -25,7 +30,11 @@
 #define TFD_SH_MODE_RPLUSB 3 /* "r+b" */
 #define TFD_SH_MODE_WPLUSB 7 /* "w+b" */
 
-/* Raw call: r0 = op, r1 = arg; returns r0. */
+/* May this image use semihosting now?  (See above; the port defines it when
+ * TFD_BOARD_SEMIHOSTING_RUNTIME is set, semihosting.c otherwise.) */
+int tfd_board_semihosting(void);
+
+/* Raw call: r0 = op, r1 = arg; returns r0 (-1 without semihosting). */
 int32_t tfd_sh_call(uint32_t op, const void *arg);
 
 /* Write a NUL-terminated string to the host console (QEMU: its stdout). */

@@ -1,26 +1,25 @@
 """PlatformIO extra script for the real-board envs on the standard platforms
 (ststm32 / nordicnrf52 in platformio.ini).
 
-Adds tinyfed's sources, flags and linker script from toolchain/firmware.py
+Adds tinyfed's sources, flags and linker script from toolchain/image/firmware.py
 (the one description of an image build) to a framework-less build.
 NOT RUN HERE: those platforms need PlatformIO's registry (the internet); the
 offline equivalents are the *-local envs on boards/platformio.
 """
 
-import importlib.util
 import os
 import sys
 
 Import("env")  # noqa: F821  (SCons extra-script global)
 
 project_dir = env.subst("$PROJECT_DIR")  # noqa: F821
-_spec = importlib.util.spec_from_file_location(
-    "tinyfed_firmware_pio", os.path.join(project_dir, "toolchain", "firmware.py"))
-fw = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = fw
-_spec.loader.exec_module(fw)
+sys.path.insert(0, os.path.join(project_dir, "boards", "platformio"))
+from tinyfed_package import firmware_module  # noqa: E402
 
-BOARD_OF = {"disco_f746ng": "stm32f746g-disco", "nrf52840_dk": "nrf52840"}
+fw = firmware_module(project_dir)
+
+BOARD_OF = {"disco_f746ng": "stm32f746g-disco", "nrf52840_dk": "nrf52840", "genericSTM32F405RG": "stm32f405",
+            "nano33ble": "nano33ble"}
 board = BOARD_OF[env.subst("$BOARD")]  # noqa: F821
 model_dir = os.environ.get("TINYFED_MODEL_DIR") or os.path.join(project_dir, "build", "model_c")
 app = os.environ.get("TINYFED_APP") or "main"

@@ -5,7 +5,7 @@ from platformio.public import PlatformBase
 
 class TinyfedPlatform(PlatformBase):
     """Boards come from boards/platformio/boards/*.json; the build is
-    builder/main.py, which asks toolchain/firmware.py what to compile."""
+    builder/main.py, which asks toolchain/image/firmware.py what to compile."""
 
     def is_embedded(self) -> bool:
         return True

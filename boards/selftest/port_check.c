@@ -32,20 +32,22 @@ int main(void)
     (void)tfd_sh_cmdline_value("storage-phase", phase, sizeof phase);
 
     const size_t size = tfd_port_storage_size();
+    const size_t unit = tfd_port_storage_erase_unit();
     uint8_t buf[64];
     st_log_u64("storage_size", size);
-    check(size >= 8192, 1, "storage size");
+    st_log_u64("storage_erase_unit", unit);
+    check(size >= 2 * unit && unit >= 4 && size % unit == 0, 1, "storage size");
 
     if (strcmp(phase, "verify") == 0) {
-        check(tfd_port_storage_read(4096 + 100, buf, sizeof kPattern) == TFD_OK, 40, "read");
+        check(tfd_port_storage_read((uint32_t)unit + 100, buf, sizeof kPattern) == TFD_OK, 40, "read");
         check(memcmp(buf, kPattern, sizeof kPattern) == 0, 41, "persisted pattern");
         return s_failed;
     }
 
-    /* Erase semantics: whole pages only, erased reads 0xFF. */
-    check(tfd_port_storage_erase(0, 4096) == TFD_OK, 2, "erase page");
-    check(tfd_port_storage_erase(100, 4096) == TFD_ERR_ARG, 3, "misaligned erase rejected");
-    check(tfd_port_storage_erase(0, size + 4096) == TFD_ERR_ARG, 4, "erase out of bounds");
+    /* Erase semantics: whole erase units only, erased reads 0xFF. */
+    check(tfd_port_storage_erase(0, unit) == TFD_OK, 2, "erase page");
+    check(tfd_port_storage_erase(100, unit) == TFD_ERR_ARG, 3, "misaligned erase rejected");
+    check(tfd_port_storage_erase(0, size + unit) == TFD_ERR_ARG, 4, "erase out of bounds");
     check(tfd_port_storage_read(0, buf, sizeof buf) == TFD_OK, 5, "read");
     int all_ff = 1;
     for (size_t i = 0; i < sizeof buf; ++i) all_ff &= buf[i] == 0xFF;
@@ -63,12 +65,12 @@ int main(void)
     check(tfd_port_storage_write(14, ones, 2) == TFD_ERR_STORAGE, 12, "write over programmed fails");
     check(tfd_port_storage_read(10, buf, sizeof kPattern) == TFD_OK, 13, "read");
     check(memcmp(buf, kPattern, sizeof kPattern) == 0, 14, "data kept after failed write");
-    check(tfd_port_storage_erase(0, 4096) == TFD_OK, 15, "erase again");
+    check(tfd_port_storage_erase(0, unit) == TFD_OK, 15, "erase again");
     check(tfd_port_storage_write(14, ones, 2) == TFD_OK, 16, "write after erase");
 
     if (strcmp(phase, "write") == 0) {
-        check(tfd_port_storage_erase(4096, 4096) == TFD_OK, 30, "erase page 1");
-        check(tfd_port_storage_write(4096 + 100, kPattern, sizeof kPattern) == TFD_OK, 31,
+        check(tfd_port_storage_erase((uint32_t)unit, unit) == TFD_OK, 30, "erase page 1");
+        check(tfd_port_storage_write((uint32_t)unit + 100, kPattern, sizeof kPattern) == TFD_OK, 31,
               "write pattern");
     }
 

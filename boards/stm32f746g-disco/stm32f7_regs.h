@@ -1,55 +1,17 @@
-/* tinyfed — STM32F74x/75x registers used by the port, from RM0385 (rev 8).
+/* tinyfed — STM32F74x/75x specifics used by the port, from RM0385 (rev 8)
+ * and the STM32F746xx datasheet (DS10916).  What the F4 and F7 share (RCC,
+ * PWR, flash interface, GPIO, RNG) is in boards/common/stm32/stm32_regs.h.
  * Our own definitions; no ST/CMSIS headers. */
 #ifndef TFD_STM32F7_REGS_H
 #define TFD_STM32F7_REGS_H
 
-#include <stdint.h>
+#include "stm32_regs.h"
 
-#define STM32_REG(base, off) (*(volatile uint32_t *)(uintptr_t)((base) + (off)))
+/* RCC_DCKCFGR2 (RM0385 5.3.27): CK48MSEL bit 27 (0: PLLQ), USART1SEL [1:0] (00: APB2). */
+#define RCC_F7_DCKCFGR2_CK48MSEL (1u << 27)
+#define RCC_F7_DCKCFGR2_USART1SEL (3u << 0)
 
-/* RCC (RM0385 5.3) */
-#define RCC_BASE 0x40023800u
-#define RCC_CR STM32_REG(RCC_BASE, 0x00)
-#define RCC_PLLCFGR STM32_REG(RCC_BASE, 0x04)
-#define RCC_CFGR STM32_REG(RCC_BASE, 0x08)
-#define RCC_AHB1ENR STM32_REG(RCC_BASE, 0x30)
-#define RCC_AHB2ENR STM32_REG(RCC_BASE, 0x34)
-#define RCC_APB1ENR STM32_REG(RCC_BASE, 0x40)
-#define RCC_APB2ENR STM32_REG(RCC_BASE, 0x44)
-#define RCC_DCKCFGR2 STM32_REG(RCC_BASE, 0x90)
-#define RCC_CR_HSION (1u << 0)
-#define RCC_CR_HSIRDY (1u << 1)
-#define RCC_CR_HSEON (1u << 16)
-#define RCC_CR_HSERDY (1u << 17)
-#define RCC_CR_PLLON (1u << 24)
-#define RCC_CR_PLLRDY (1u << 25)
-#define RCC_PLLCFGR_SRC_HSE (1u << 22)
-#define RCC_AHB1ENR_GPIOAEN (1u << 0)
-#define RCC_AHB1ENR_GPIOBEN (1u << 1)
-#define RCC_AHB2ENR_RNGEN (1u << 6)
-#define RCC_APB1ENR_PWREN (1u << 28)
-#define RCC_APB2ENR_USART1EN (1u << 4)
-
-/* PWR (RM0385 4.4) */
-#define PWR_BASE 0x40007000u
-#define PWR_CR1 STM32_REG(PWR_BASE, 0x00)
-#define PWR_CSR1 STM32_REG(PWR_BASE, 0x04)
-#define PWR_CR1_ODEN (1u << 16)
-#define PWR_CR1_ODSWEN (1u << 17)
-#define PWR_CR1_VOS_SCALE1 (3u << 14)
-#define PWR_CSR1_ODRDY (1u << 16)
-#define PWR_CSR1_ODSWRDY (1u << 17)
-
-/* GPIO (RM0385 6.4) */
-#define GPIOA_BASE 0x40020000u
-#define GPIOB_BASE 0x40020400u
-#define GPIO_MODER(b) STM32_REG(b, 0x00)
-#define GPIO_OSPEEDR(b) STM32_REG(b, 0x08)
-#define GPIO_PUPDR(b) STM32_REG(b, 0x0C)
-#define GPIO_AFRL(b) STM32_REG(b, 0x20)
-#define GPIO_AFRH(b) STM32_REG(b, 0x24)
-
-/* USART1 (RM0385 34.8) */
+/* USART1 (RM0385 34.8: the F7 USART, ISR/ICR/RDR/TDR layout) */
 #define USART1_BASE 0x40011000u
 #define USART_CR1(b) STM32_REG(b, 0x00)
 #define USART_CR2(b) STM32_REG(b, 0x04)
@@ -67,46 +29,19 @@
 #define USART_ISR_ORE (1u << 3)
 #define USART_ISR_RXNE (1u << 5)
 #define USART_ISR_TXE (1u << 7)
-#define USART_ICR_ALL 0x00121B5Fu /* PE FE NE ORE IDLE TC LBD CTS RTO EOB CM WU */
+/* ICR clear flags the F74x has: PE FE NF ORE IDLE (0-4), TC 6, LBD 8, CTS 9,
+ * RTO 11, EOB 12, CM 17 (WUCF, bit 20, exists on F76x/F77x only). */
+#define USART_ICR_ALL 0x00021B5Fu
 #define USART1_IRQ 37u
 
-/* RNG (RM0385 22.8) */
-#define RNG_BASE 0x50060800u
-#define RNG_CR STM32_REG(RNG_BASE, 0x00)
-#define RNG_SR STM32_REG(RNG_BASE, 0x04)
-#define RNG_DR STM32_REG(RNG_BASE, 0x08)
-#define RNG_CR_RNGEN (1u << 2)
-#define RNG_SR_DRDY (1u << 0)
-#define RNG_SR_CECS (1u << 1)
-#define RNG_SR_SECS (1u << 2)
-#define RNG_SR_CEIS (1u << 5)
-#define RNG_SR_SEIS (1u << 6)
+/* Flash sectors (RM0385 table 3): 0-3 32 KiB, 4 128 KiB, 5-7 256 KiB. */
+#define F7_SECTOR_BYTES_SMALL (32u * 1024u)
+#define F7_STORAGE_FIRST_SECTOR 1u /* storage = sectors 1 and 2 */
 
-/* Flash interface (RM0385 3.7) */
-#define FLASH_R_BASE 0x40023C00u
-#define FLASH_ACR STM32_REG(FLASH_R_BASE, 0x00)
-#define FLASH_KEYR STM32_REG(FLASH_R_BASE, 0x04)
-#define FLASH_SR STM32_REG(FLASH_R_BASE, 0x0C)
-#define FLASH_CR STM32_REG(FLASH_R_BASE, 0x10)
-#define FLASH_KEY1 0x45670123u
-#define FLASH_KEY2 0xCDEF89ABu
-#define FLASH_ACR_PRFTEN (1u << 8)
-#define FLASH_ACR_ARTEN (1u << 9)
-#define FLASH_SR_EOP (1u << 0)
-#define FLASH_SR_OPERR (1u << 1)
-#define FLASH_SR_WRPERR (1u << 4)
-#define FLASH_SR_PGAERR (1u << 5)
-#define FLASH_SR_PGPERR (1u << 6)
-#define FLASH_SR_ERSERR (1u << 7)
-#define FLASH_SR_BSY (1u << 16)
-#define FLASH_SR_ERRORS (FLASH_SR_OPERR | FLASH_SR_WRPERR | FLASH_SR_PGAERR | FLASH_SR_PGPERR | FLASH_SR_ERSERR)
-#define FLASH_CR_PG (1u << 0)
-#define FLASH_CR_SER (1u << 1)
-#define FLASH_CR_SNB_SHIFT 3
-#define FLASH_CR_PSIZE_X8 (0u << 8)
-#define FLASH_CR_PSIZE_X32 (2u << 8)
-#define FLASH_CR_STRT (1u << 16)
-#define FLASH_CR_LOCK (1u << 31)
-#define FLASH_STORAGE_SECTOR 1u /* first storage sector (sectors 1 and 2) */
+/* The clocks (DS10916 table 16/17): 216 MHz with over-drive, APB1 <= 54 MHz,
+ * APB2 <= 108 MHz; hse = 0 keeps the core on HSI 16 MHz. */
+#define TFD_STM32F746_CLOCK_CFG(hse)                                                             \
+    {.hse_hz = (hse), .sysclk_hz = 216000000u, .apb1_div = 4, .apb2_div = 2, .overdrive = 1, \
+     .f4_vos = 0, .f4_art = 0}
 
 #endif /* TFD_STM32F7_REGS_H */

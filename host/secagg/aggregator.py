@@ -21,23 +21,34 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
+from tinyfed_toolchain.facts.errors import OptionsError
+from tinyfed_toolchain.facts.wire_table import WIRE
+from tinyfed_toolchain.image.provision import Manifest
+
 from ..fedavg import Aggregate, AggregationError
 from ..fl_client import ENC_F32, Update
 from . import dp
-from .encoding import Encoding, choose_fraction_bits, decode_sum
-from .graph import default_degree, default_threshold, harary_graph
-from .server import STAGES, Endpoint, SecAggAbort, SecAggServer
+from .encoding import Encoding, choose_fraction_bits, decode_sum, n_words
+from .graph import MIN_NEIGHBOURS, default_degree, default_threshold, harary_graph
+from .server import STAGES, Endpoint, SecAggAbort, SecAggPolicyError, SecAggServer
 
 
-#: TFD_SA_CLIENT_MAX_NEIGHBOURS of the device build (tfd/secagg_client.h): a device refuses a larger
-#: neighbourhood, so the default degree is capped here (fleets above 128 devices need a larger build)
-DEVICE_MAX_NEIGHBOURS = 16
+#: the largest neighbourhood a device accepts (wire.def SA_MAX_NEIGHBOURS, the device's
+#: TFD_SA_CLIENT_MAX_NEIGHBOURS): the default degree is capped there (fleets above 128 devices
+#: need a larger table)
+DEVICE_MAX_NEIGHBOURS = WIRE.const("SA_MAX_NEIGHBOURS")
 
 
 class SecureParticipant(Protocol):
     name: str
 
-    def secagg_endpoint(self, client_id: int, enc: Encoding) -> Endpoint: ...
+    def secagg_endpoint(self, client_id: int, enc: Encoding, weight: int = 0, staleness: int = 0) -> Endpoint: ...
+
+
+#: DP mechanisms (``--dp``): ``central`` = the host adds the discrete Gaussian noise to the unmasked
+#: integer sum (dp.py).  Distributed DP (each device adds its share of the noise before masking, so
+#: that a curious host never sees the exact sum) is NOT built: see firmware/docs/SECURITY.md.
+DP_MECHANISMS = ("central",)
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,16 @@ class SecureOptions:
     dp_noise_multiplier: float = 0.0      # z (0: no DP noise)
     dp_delta: float = 1e-5
     fleet_size: int | None = None         # reported participation rate q = survivors / fleet (no amplification)
+    dp: str = "central"                   # DP mechanism (DP_MECHANISMS), used when dp_noise_multiplier > 0
+
+    def check(self) -> None:
+        """Refuse options no run can honour (one clear line)."""
+        if not self.clip > 0 or self.dp_noise_multiplier < 0 or not 0 < self.dp_delta < 1:
+            raise OptionsError("secure aggregation needs clip > 0, dp_noise_multiplier >= 0, 0 < dp_delta < 1")
+        if self.dp not in DP_MECHANISMS:
+            raise OptionsError(f"--dp {self.dp}: not available; this version has {', '.join(DP_MECHANISMS)} DP only "
+                               "(the host adds the noise after unmasking; distributed DP, noise added on the "
+                               "devices, is not built)")
 
 
 class SecureAggregator:
@@ -59,8 +80,11 @@ class SecureAggregator:
     interactive = True
 
     def __init__(self, options: SecureOptions = SecureOptions(), log: Callable[[str], None] = print,
-                 noise_bits: dp.RandBits | None = None) -> None:
-        """``noise_bits``: the DP noise's bit source (default: the OS CSPRNG; inject one only in tests)."""
+                 noise_bits: dp.RandBits | None = None, manifest: Manifest | None = None) -> None:
+        """``noise_bits``: the DP noise's bit source (default: the OS CSPRNG; inject one only in tests);
+        ``manifest``: the fleet manifest the devices pin (their identities; survivor bitmaps are over
+        it); None: taken from the participants (in-process fleets carry theirs)."""
+        self.manifest = manifest
         self.opt = options
         self.log = log
         self.noise_bits: dp.RandBits = noise_bits if noise_bits is not None else dp.SystemRandomBits()
@@ -78,6 +102,17 @@ class SecureAggregator:
     def load_state(self, state: dict[str, Any]) -> None:
         self.rounds_done = int(state.get("rounds_done", 0))
         self._last_sa_round = max(self._last_sa_round, int(state.get("last_sa_round", 0)))
+
+    def dp_summary(self) -> dict[str, Any] | None:
+        """The run's DP for its report (``dp``): mechanism, noise multiplier z, delta and epsilon after
+        the secure aggregations done so far (one Gaussian mechanism each, composed without
+        amplification: dp.py); None without DP noise."""
+        z = self.opt.dp_noise_multiplier
+        if not z > 0:
+            return None
+        eps = dp.epsilon(z, self.rounds_done, self.opt.dp_delta) if self.rounds_done else 0.0
+        return {"mechanism": self.opt.dp, "noise_multiplier": z, "delta": self.opt.dp_delta, "epsilon": eps,
+                "rounds": self.rounds_done}
 
     # -- the Aggregator interface: a secure round takes no plain update ---------------------------
     def begin(self, round_: int, n_params: int) -> None:
@@ -97,26 +132,38 @@ class SecureAggregator:
         return rid & 0xFFFFFFFF
 
     def aggregate_secure(self, round_: int, n_params: int,
-                         members: Sequence[tuple[int, SecureParticipant, int]]) -> Aggregate:
-        """members: (client id, participant, its weight as reported by TRAIN_RESULT)."""
+                         members: Sequence[tuple[int, SecureParticipant, int] | tuple[int, SecureParticipant, int, int]]
+                         ) -> Aggregate:
+        """members: (client id, participant, its weight as reported by TRAIN_RESULT: the samples it
+        trained on, which the device weights its update by), or (client id, participant, public
+        weight, staleness): the cohort invitation (ADVERTISE_KEYS) names the weight the device
+        weights its update by (a semi-async strategy's staleness factor x samples, in units of
+        1/SA_WEIGHT_ONE sample; the device refuses more than SA_WEIGHT_ONE per sample it trained on).
+        The mean is W * sum / sum of the weight words."""
         n = len(members)
-        if n < 2:
-            raise SecAggAbort(f"round {round_}: secure aggregation needs >= 2 trained devices, have {n}")
+        if n < MIN_NEIGHBOURS + 1:
+            raise SecAggAbort(f"round {round_}: secure aggregation needs >= {MIN_NEIGHBOURS + 1} trained devices "
+                              f"(a device refuses fewer than {MIN_NEIGHBOURS} neighbours), have {n}")
         k = self.opt.neighbours or min(default_degree(n), DEVICE_MAX_NEIGHBOURS)
         k = min(k, n - 1)
         if k < n - 1 and k % 2:
             k -= 1
         t = self.opt.threshold or default_threshold(k)
         t = min(t, k + 1)
-        wmax = max(w for _, _, w in members)
+        wmax = max(m[2] for m in members)
         enc = Encoding(self.opt.clip, choose_fraction_bits(n, self.opt.clip), max(1, wmax))
-        ids = [cid for cid, _, _ in members]
+        manifest = self._fleet_manifest(members)
+        # a device takes part as its manifest identity, whatever the host calls it
+        sids = {m[0]: self._device_id(m[1], manifest) for m in members}
+        ids = [sids[m[0]] for m in members]
         seed = self.opt.seed if self.opt.seed is None else self.opt.seed + round_
         g = harary_graph(ids, k, seed)
-        srv = SecAggServer(g, t, self._sa_round_id(), n_params + 1, log=self.log)
+        names = {sids[m[0]]: m[1].name for m in members}
+        srv = SecAggServer(g, t, self._sa_round_id(), n_words(n_params), log=self.log, label=f"round {round_}",
+                           names=names, fleet_ids=manifest.ids)
         self.last_server = srv
-        eps = [p.secagg_endpoint(cid, enc) for cid, p, _ in members]
-        names = {cid: p.name for cid, p, _ in members}
+        eps = [m[1].secagg_endpoint(sids[m[0]], enc, m[2], m[3]) if len(m) > 3
+               else m[1].secagg_endpoint(sids[m[0]], enc) for m in members]
         try:
             res = srv.run(eps)
         finally:
@@ -148,6 +195,31 @@ class SecureAggregator:
             self.last_report["dp"] = dp_info
         mean = values * (float(enc.weight_max) / float(total))
         return Aggregate(round_, mean, total, len(res.survivors), tuple(names[i] for i in res.survivors))
+
+    def _fleet_manifest(self, members: Sequence[tuple[Any, ...]]) -> Manifest:
+        """The fleet manifest the devices pin: the one in-process participants carry (they were
+        provisioned for this run), else the one given (boards: the build's)."""
+        m = next((getattr(mb[1], "manifest", None) for mb in members if getattr(mb[1], "manifest", None)), None)
+        if m is None:
+            m = self.manifest
+        if m is None:
+            raise SecAggPolicyError("secure aggregation needs the fleet manifest the devices were provisioned "
+                                    "with (<build>/fleet/manifest.json): rebuild the images with this tinyfed")
+        return m
+
+    @staticmethod
+    def _device_id(p: SecureParticipant, manifest: Manifest) -> int:
+        """Device p's manifest id, after checking it was provisioned for this fleet."""
+        info = getattr(p, "info", None)
+        ident = getattr(info, "identity", None) if info is not None else None
+        if ident is None or ident.status != 0:
+            why = "it answers no GET_IDENTITY" if ident is None else f"identity status {ident.status}"
+            raise SecAggPolicyError(f"{p.name}: no usable device identity ({why}): its image was built without "
+                                    "identity provisioning, or its record is corrupt; secure aggregation refused")
+        if ident.manifest_digest != manifest.digest:
+            raise SecAggPolicyError(f"{p.name}: provisioned for another fleet manifest (digest "
+                                    f"{ident.manifest_digest.hex()[:16]}..., this run's is {manifest.digest.hex()[:16]}...)")
+        return int(ident.device_id)
 
     @staticmethod
     def _report(srv: SecAggServer, n_params: int, names: dict[int, str], k: int, t: int,

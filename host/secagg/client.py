@@ -1,28 +1,35 @@
 """SecAgg+ client state machine, host reference (the behaviour the device's C
-state machine must have; Bonawitz et al. 2017 section 4, Bell et al. 2020).
+state machine must have, firmware/include/tfd/secagg_client.h; Bonawitz et al.
+2017 sections 4 and 6 -- malicious server --, Bell et al. 2020).
 
-One round, four stages, bytes in and bytes out (host/secagg/messages.py)::
+One round, five stages, bytes in and bytes out (host/secagg/messages.py)::
 
     IDLE --ADVERTISE_KEYS--> ADVERTISED --SHARE_KEYS--> SHARED
-         --MASKED_INPUT--> MASKED --UNMASK--> DONE
+         --MASKED_INPUT--> MASKED --SURVIVORS--> CHECKED --UNMASK--> DONE
 
 * every request names its round; a request for another round than the
   current one, or in another stage, is refused (``StateError``): no replay,
   no out-of-round message, no stage run twice.  A new ADVERTISE_KEYS must
-  carry a round strictly greater than any seen before.
-* ADVERTISE_KEYS: two fresh X25519 key pairs (c: encrypts shares, s: masks).
-* SHARE_KEYS: fresh self-mask seed b; b and the mask secret key s_sk are
-  Shamir-split (threshold t, one x per neighbour); each live neighbour v gets
-  its b-share || s-share sealed with XChaCha20-Poly1305 under
-  agree(c_sk, c_pk_v, "share-key", round), AD = (sender, receiver, round).
+  carry a round after the last one (RFC 1982 serial order).
+* ADVERTISE_KEYS: policy (neighbourhood size, a majority threshold), the
+  neighbours must be manifest devices; two fresh X25519 key pairs (c: encrypts
+  shares, s: masks), signed with the device key (identity.adv_digest).
+* SHARE_KEYS: each neighbour's keys only with its signature for this round and
+  threshold, over a neighbourhood that contains this client; fresh self-mask
+  seed b; b and the mask secret key s_sk are Shamir-split (threshold t, one x
+  per neighbour); each live neighbour v gets its b-share || s-share sealed with
+  XChaCha20-Poly1305 under agree(c_sk, c_pk_v, "share-key", round), AD =
+  (sender, receiver, round).
 * MASKED_INPUT: stores the sealed shares addressed to it (it cannot open
-  anything of its own), then sends y = encode(clip(x) w/W) || w + PRG(b) +
-  sum_v sign(u, v) PRG(s_uv) over the neighbours that shared keys.  b and
+  anything of its own), then sends y = encode(clip(x) w/W) || summed + PRG(b) +
+  sum_v sign(u, v) PRG(s_uv) over the neighbours that sent it shares.  b and
   s_sk are dropped right after.
-* UNMASK: for each neighbour named dropped, the s-share; for each named
-  surviving, the b-share -- a request naming one id in both lists (which
-  would let the server unmask that client's input) is refused, as is any id
-  whose share it does not hold.
+* SURVIVORS: checks the survivor set (itself in it; a neighbour in it sent it a
+  share) and signs it (identity.survivors_digest).
+* UNMASK: counts the valid signatures of the set it signed; for its own b and
+  each held neighbour's secret, t of that secret's holders must have signed;
+  then its own b-share, and per held neighbour the b-share if it is in the set,
+  the s-share if not.
 
 Python cannot wipe memory; secrets are dropped (set to None) on every path,
 the C client wipes them with crypto_wipe.
@@ -32,24 +39,31 @@ from __future__ import annotations
 
 import enum
 import os
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
+
+from tinyfed_toolchain.facts.errors import TinyfedError
 
 from . import messages as M
 from . import primitives as P
 from .encoding import Encoding, encode
-from .graph import holders
+from .graph import MIN_NEIGHBOURS, holders, policy_problem, round_after
+from .identity import DeviceIdentity, adv_digest, bitmap_members, survivors_digest
 
 Random = Callable[[int], bytes]
 
 
-class StateError(RuntimeError):
+class StateError(TinyfedError, RuntimeError):
     """A request out of round or out of stage (replay, reordering)."""
 
 
-class Refused(RuntimeError):
+class Refused(TinyfedError, RuntimeError):
     """A request that is well-formed but must not be answered (e.g. both shares of one client)."""
+
+
+class PolicyRefused(Refused):
+    """Refused by the device policy (threshold / neighbourhood size): the C client's TFD_ERR_POLICY."""
 
 
 class ClientStage(enum.IntEnum):
@@ -57,20 +71,24 @@ class ClientStage(enum.IntEnum):
     ADVERTISED = 1
     SHARED = 2
     MASKED = 3
-    DONE = 4
+    CHECKED = 4
+    DONE = 5
 
 
 _NEXT = {ClientStage.IDLE: ClientStage.ADVERTISED, ClientStage.ADVERTISED: ClientStage.SHARED,
-         ClientStage.SHARED: ClientStage.MASKED, ClientStage.MASKED: ClientStage.DONE}
+         ClientStage.SHARED: ClientStage.MASKED, ClientStage.MASKED: ClientStage.CHECKED,
+         ClientStage.CHECKED: ClientStage.DONE}
 
 
 class SecAggClient:
     """One client (see the module docstring); ``set_update`` before MASKED_INPUT."""
 
-    def __init__(self, client_id: int, enc: Encoding, rand: Random = os.urandom, keep_encoding: bool = False) -> None:
-        if not 1 <= client_id <= 0xFFFFFFFF:
+    def __init__(self, identity: DeviceIdentity, enc: Encoding, rand: Random = os.urandom,
+                 keep_encoding: bool = False) -> None:
+        if not 1 <= identity.device_id <= 0xFFFFFFFF:
             raise ValueError("client id must be 1..2^32-1")
-        self.id = client_id
+        self.identity = identity
+        self.id = identity.device_id
         self.enc = enc
         self.rand = rand
         self.keep_encoding = keep_encoding  # tests only: keep encode(x) to compare sums
@@ -91,7 +109,10 @@ class SecAggClient:
         self._seed: bytes | None = None
         self._own_b: bytes | None = None
         self._peers: dict[int, tuple[bytes, bytes]] = {}
-        self._held: dict[int, M.SealedShare] = {}
+        self._nbhd: dict[int, tuple[int, ...]] = {}  # neighbour -> its neighbourhood, as it signed it
+        self._held: dict[int, Any] = {}  # sender -> M.SealedIn
+        self._survivors: set[int] = set()
+        self._view = b""
 
     def wipe(self) -> None:
         """Forget every secret of the round (any path out of a round ends here)."""
@@ -121,14 +142,18 @@ class SecAggClient:
     # ---- stages ----------------------------------------------------------------------------
     def advertise_keys(self, payload: bytes) -> bytes:
         req = M.AdvertiseRequest.unpack(payload)
-        if req.round <= self.round:
+        if self.round >= 0 and not round_after(req.round, self.round):
             raise StateError(f"client {self.id}: ADVERTISE_KEYS for round {req.round} after round {self.round}")
         if req.self_id != self.id:
             raise Refused(f"client {self.id}: addressed as {req.self_id}")
         ns = req.neighbours
-        if (not ns or len(ns) > 254 or self.id in ns or list(ns) != sorted(set(ns))
-                or not 2 <= req.threshold <= len(ns) + 1):
-            raise Refused(f"client {self.id}: bad neighbour list / threshold")
+        why = policy_problem(len(ns), req.threshold, self._min_neighbours())
+        if why is not None:
+            raise PolicyRefused(f"client {self.id}: {why}")
+        if 0 in ns or self.id in ns or list(ns) != sorted(set(ns)):
+            raise Refused(f"client {self.id}: bad neighbour list")
+        if not all(self.identity.in_manifest(v) for v in ns):
+            raise Refused(f"client {self.id}: a neighbour outside the fleet manifest")
         self._reset()  # a new round ends the previous one (its secrets go); the update stays
         self.stage, self.round = ClientStage.IDLE, req.round
         self.threshold, self.neighbours = req.threshold, ns
@@ -136,20 +161,48 @@ class SecAggClient:
         self._share_sk, self._share_pk = r1, P.public_key(r1)
         self._mask_sk, self._mask_pk = r2, P.public_key(r2)
         self._go(ClientStage.ADVERTISED)
-        return M.AdvertiseReply(self.round, self.id, self._share_pk, self._mask_pk).pack()
+        sig = self.identity.sign(adv_digest(self.identity.fleet_id, self.round, self.id, self.threshold, ns,
+                                            self._share_pk, self._mask_pk))
+        return M.AdvertiseReply(self.round, self.id, self._share_pk, self._mask_pk, sig).pack()
+
+    def _min_neighbours(self) -> int:
+        return max(MIN_NEIGHBOURS, self.identity.manifest.min_neighbours)
 
     def share_keys(self, payload: bytes) -> bytes:
         req = M.ShareKeysRequest.unpack(payload)
         self._expect(ClientStage.ADVERTISED, req.round)
-        ids = [i for i, _, _ in req.keys]
-        if len(set(ids)) != len(ids) or any(i not in self.neighbours for i in ids):
+        if len(req.keys) > len(self.neighbours):
             self._abandon()
-            raise Refused(f"client {self.id}: SHARE_KEYS names ids outside its neighbourhood")
-        if len(ids) + 1 < self.threshold:
+            raise Refused(f"client {self.id}: SHARE_KEYS names more ids than its neighbourhood")
+        seen: set[int] = set()
+        for e in req.keys:  # in order, as the C client: the first bad record refuses
+            if e.id not in self.neighbours or e.id in seen:
+                self._abandon()
+                raise Refused(f"client {self.id}: SHARE_KEYS names ids outside its neighbourhood / twice")
+            seen.add(e.id)
+            kv = e.n_nb
+            nb = tuple(e.nb[:kv]) if 1 <= kv <= len(e.nb) else ()
+            if (not nb or list(nb) != sorted(set(nb)) or 0 in nb or e.id in nb or any(e.nb[kv:])
+                    or self.id not in nb):
+                self._abandon()
+                raise Refused(f"client {self.id}: neighbour {e.id}'s neighbourhood is not canonical / symmetric")
+            if policy_problem(kv, self.threshold, self._min_neighbours()) is not None:
+                self._abandon()
+                raise PolicyRefused(f"client {self.id}: neighbour {e.id}'s neighbourhood fails the policy")
+            if not self.identity.in_manifest(e.id):
+                self._abandon()
+                raise Refused(f"client {self.id}: neighbour {e.id} is not in the fleet manifest")
+            h = adv_digest(self.identity.fleet_id, self.round, e.id, self.threshold, nb, e.share_pk, e.mask_pk)
+            if not self.identity.verify(e.id, e.sig, h):
+                self._abandon()
+                raise Refused(f"client {self.id}: neighbour {e.id}'s keys are not signed by its device key "
+                              "(substituted or replayed)")
+            self._nbhd[e.id] = nb
+        if len(req.keys) + 1 < self.threshold:
             self._abandon()
-            raise Refused(f"client {self.id}: {len(ids)} live neighbours + itself < threshold {self.threshold}")
+            raise Refused(f"client {self.id}: {len(req.keys)} live neighbours + itself < threshold {self.threshold}")
         assert self._mask_sk is not None and self._share_sk is not None
-        self._peers = {i: (c, s) for i, c, s in req.keys}
+        self._peers = {e.id: (e.share_pk, e.mask_pk) for e in req.keys}
         t, hs = self.threshold, holders(self.id, self.neighbours)
         k = len(hs)
         seed = self.rand(32)
@@ -162,7 +215,7 @@ class SecAggClient:
                 key = P.agree(self._share_sk, self._share_pk, self._peers[v][0], P.LABEL_SHARE_KEY, self.round)
                 nonce = self.rand(P.NONCE_BYTES)
                 sealed = P.seal_share(key, nonce, self.id, v, self.round, b_sh[x - 1] + s_sh[x - 1])
-                out.append(M.SealedShare(self.id, v, nonce, sealed))
+                out.append(M.SealedOut(v, nonce, sealed))
         except P.CryptoError as e:
             self._abandon()
             raise Refused(f"client {self.id}: {e}") from e
@@ -202,30 +255,58 @@ class SecAggClient:
         self._go(ClientStage.MASKED)
         return M.MaskedInputReply(self.round, y.astype("<u4").tobytes()).pack()
 
+    def survivors(self, payload: bytes) -> bytes:
+        req = M.SurvivorsRequest.unpack(payload)
+        self._expect(ClientStage.MASKED, req.round)
+        ids = self.identity.manifest.ids
+        bm = bytes(req.bitmap)
+        try:
+            if len(bm) != (len(ids) + 7) // 8:
+                raise Refused(f"client {self.id}: a survivor bitmap of {len(bm)} bytes for {len(ids)} devices")
+            if len(ids) % 8 and bm[-1] >> (len(ids) % 8):
+                raise Refused(f"client {self.id}: survivor bits past the fleet")
+            members = bitmap_members(ids, bm)
+            if self.id not in members:
+                raise Refused(f"client {self.id}: the survivor set leaves out this client, whose input is in the sum")
+            bad = [v for v in self.neighbours if v in members and v not in self._held]
+            if bad:
+                raise Refused(f"client {self.id}: the survivor set names {bad}, which sent it no share")
+        except Refused:
+            self._abandon()
+            raise
+        self._survivors = {v for v in self.neighbours if v in members}
+        self._bitmap = bm
+        self._view = survivors_digest(self.identity.fleet_id, self.round, bm)
+        self._go(ClientStage.CHECKED)
+        return M.SurvivorsReply(self.round, self.id, self.identity.sign(self._view)).pack()
+
     def unmask(self, payload: bytes) -> bytes:
         req = M.UnmaskRequest.unpack(payload)
-        self._expect(ClientStage.MASKED, req.round)
-        both = set(req.dropped) & set(req.survivors)
+        self._expect(ClientStage.CHECKED, req.round)
+        members = bitmap_members(self.identity.manifest.ids, self._bitmap)
+        signers = {self.id}
+        for g in req.sigs:
+            if g.signer in signers or g.signer not in members:
+                continue
+            if self.identity.verify(g.signer, g.sig, self._view):
+                signers.add(g.signer)
         try:
-            if both:
-                raise Refused(f"client {self.id}: UNMASK asks for both shares of {sorted(both)}: refused")
-            ids = [*req.dropped, *req.survivors]
-            if len(set(ids)) != len(ids) or any(i not in self._held and i != self.id for i in ids) \
-                    or self.id in req.dropped:
-                raise Refused(f"client {self.id}: UNMASK names ids whose shares it does not hold")
-            assert self._share_sk is not None
-            out = []
-            if self.id in req.survivors:
-                assert self._own_b is not None
-                out.append((self.id, M.KIND_B, self._own_b))
-            for owner in (i for i in ids if i != self.id):
+            owners = [(self.id, self.neighbours)] + [(v, self._nbhd[v]) for v in sorted(self._held)]
+            for owner, nb in owners:
+                have = len(signers & {owner, *nb})
+                if have < self.threshold:
+                    raise PolicyRefused(f"client {self.id}: {have} holder(s) of client {owner}'s shares signed "
+                                        f"this survivor set, threshold {self.threshold}: nothing revealed")
+            assert self._share_sk is not None and self._own_b is not None
+            out = [(self.id, M.KIND_B, self._own_b)]
+            for owner in sorted(self._held):
                 s = self._held[owner]
                 key = P.agree(self._share_sk, self._share_pk, self._peers[owner][0], P.LABEL_SHARE_KEY, self.round)
                 plain = P.open_share(key, s.nonce, owner, self.id, self.round, s.sealed)
-                if owner in req.dropped:
-                    out.append((owner, M.KIND_S, plain[32:]))
-                else:
+                if owner in self._survivors:
                     out.append((owner, M.KIND_B, plain[:32]))
+                else:
+                    out.append((owner, M.KIND_S, plain[32:]))
         except P.CryptoError as e:
             self._abandon()
             raise Refused(f"client {self.id}: {e}") from e
@@ -239,10 +320,10 @@ class SecAggClient:
     def handle(self, message: str, payload: bytes) -> bytes:
         """Dispatch by message name (what a device's protocol layer does by id)."""
         fn = {"ADVERTISE_KEYS": self.advertise_keys, "SHARE_KEYS": self.share_keys,
-              "MASKED_INPUT": self.masked_input, "UNMASK": self.unmask}.get(message)
+              "MASKED_INPUT": self.masked_input, "SURVIVORS": self.survivors, "UNMASK": self.unmask}.get(message)
         if fn is None:
             raise StateError(f"unknown message {message}")
         return fn(payload)
 
 
-__all__ = ["ClientStage", "Refused", "SecAggClient", "StateError"]
+__all__ = ["ClientStage", "PolicyRefused", "Refused", "SecAggClient", "StateError"]

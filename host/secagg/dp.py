@@ -103,7 +103,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .encoding import Encoding
+from .encoding import Encoding, n_words
 
 #: a source of uniform random bits: ``randbits(k)`` is uniform in [0, 2^k) (k >= 1)
 RandBits = Callable[[int], int]
@@ -378,15 +378,15 @@ def calibrate(noise_multiplier: float, enc: Encoding, dim: int) -> Calibration:
 
 
 def add_noise(sum_words: np.ndarray, cal: Calibration, randbits: RandBits | None = None) -> np.ndarray:
-    """The noised integer coordinates S + Y (int64) of an unmasked sum ``n + 1`` words.
+    """The noised integer coordinates S + Y (int64) of an unmasked sum (n update words, then the summed scalars).
 
     S is read as int32 (``encoding.check_encoding`` guarantees it did not wrap); the noise is
     added in int64, so the noised sum is never wrapped modulo 2^32.  Decode with ``/ 2^f``.
     """
     w = np.asarray(sum_words, dtype=np.uint32)
-    if w.ndim != 1 or w.size != cal.dim + 1:
-        raise ValueError(f"expected {cal.dim + 1} words")
-    s = w[:-1].view(np.int32).astype(np.int64)
+    if w.ndim != 1 or w.size != n_words(cal.dim):
+        raise ValueError(f"expected {n_words(cal.dim)} words")
+    s = w[:cal.dim].view(np.int32).astype(np.int64)
     return s + discrete_gaussian(cal.sigma_sq, cal.dim, randbits)
 
 

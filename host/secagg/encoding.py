@@ -11,7 +11,7 @@ clip rounded to float32, f fraction bits, w the client's sample count and W
     q_i = floor((floor(v_i 2^32) + r_i) / 2^32)     r_i: word i of PRG(KDF(noise_key,
         = floor(v_i + r_i 2^-32)                      "stoch-round", round))
     q_i = clamp(q_i, -B, B),  B = floor(C 2^f) + 1  (B <= 2^31 - 1 required)
-    words = (q mod 2^32) || w
+    words = (q mod 2^32) || the TFD_SUMMED scalars of wire.def (w first)
 
 (v_i 2^32 is exact and |v_i| < 2^31, so the rounding is exact int64 work.)
 
@@ -26,8 +26,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 import numpy as np
+
+from tinyfed_toolchain.facts.wire_table import WIRE
+
+from .primitives import LABEL_ROUNDING, kdf, pair_masks, prg, self_mask
+
+#: the scalars summed with the update, words n, n+1, ... of an encoding (wire.def TFD_SUMMED)
+SUMMED: tuple[str, ...] = WIRE.summed
+N_SUMMED = len(SUMMED)
+WEIGHT_WORD = SUMMED.index("weight")  # index of the weight among the summed words
 
 MAX_FRAC_BITS = 30
 INT32_MAX = 2**31 - 1
@@ -103,10 +113,15 @@ def encoding_scale(update: np.ndarray, enc: Encoding, weight: int) -> float:
     return g * float(1 << enc.frac_bits)
 
 
-def encode(update: np.ndarray, enc: Encoding, weight: int, noise_key: bytes, round_id: int) -> np.ndarray:
-    """The n + 1 words of ``tfd_sa_encode`` (uint32)."""
-    from .primitives import LABEL_ROUNDING, kdf, prg  # primitives imports this module
+def n_words(n_params: int) -> int:
+    """Words of an encoding of ``n_params`` values: the update, then the summed scalars (TFD_SA_WORDS)."""
+    return int(n_params) + N_SUMMED
 
+
+def encode(update: np.ndarray, enc: Encoding, weight: int, noise_key: bytes, round_id: int,
+           summed: Mapping[str, int] | None = None) -> np.ndarray:
+    """The ``n_words(n)`` words of ``tfd_sa_encode`` (uint32): the update, then the TFD_SUMMED
+    scalars (``weight``, then ``summed[name]`` for the others, 0 if not given)."""
     x = np.asarray(update, dtype=np.float32).ravel()
     check_encoding(1, enc)  # B <= 2^31 - 1: |v| < 2^31
     scale = encoding_scale(x, enc, weight)
@@ -116,19 +131,32 @@ def encode(update: np.ndarray, enc: Encoding, weight: int, noise_key: bytes, rou
     q = (v_fixed + r.astype(np.int64)) >> 32  # arithmetic shift = floor division
     b = int(enc.bound)
     q = np.clip(q, -b, b)
-    words = np.empty(x.size + 1, dtype=np.uint32)
-    words[:-1] = (q & 0xFFFFFFFF).astype(np.uint32)
-    words[-1] = weight
+    words = np.empty(n_words(x.size), dtype=np.uint32)
+    words[:x.size] = (q & 0xFFFFFFFF).astype(np.uint32)
+    extra = dict(summed or {})
+    unknown = set(extra) - set(SUMMED)
+    if unknown:
+        raise ValueError(f"not TFD_SUMMED scalars: {sorted(unknown)}")
+    for i, name in enumerate(SUMMED):
+        words[x.size + i] = weight if name == "weight" else int(extra.get(name, 0)) & 0xFFFFFFFF
     return words
 
 
 def decode_sum(sum_words: np.ndarray, enc: Encoding) -> tuple[np.ndarray, int]:
     """(sum_u g_u x_u as float64, sum_u w_u) from the unmasked sum of encodings."""
     w = np.asarray(sum_words, dtype=np.uint32)
-    if w.ndim != 1 or w.size < 1:
-        raise ValueError("expected n + 1 words")
-    values = w[:-1].view(np.int32).astype(np.float64) / float(1 << enc.frac_bits)
-    return values, int(w[-1])
+    if w.ndim != 1 or w.size < N_SUMMED:
+        raise ValueError(f"expected n + {N_SUMMED} words")
+    n = w.size - N_SUMMED
+    values = w[:n].view(np.int32).astype(np.float64) / float(1 << enc.frac_bits)
+    return values, int(w[n + WEIGHT_WORD])
+
+
+def summed_totals(sum_words: np.ndarray) -> dict[str, int]:
+    """The sums of the TFD_SUMMED scalars (mod 2^32) from the unmasked sum."""
+    w = np.asarray(sum_words, dtype=np.uint32)
+    n = w.size - N_SUMMED
+    return {name: int(w[n + i]) for i, name in enumerate(SUMMED)}
 
 
 def weighted_mean(sum_words: np.ndarray, enc: Encoding) -> np.ndarray:
@@ -137,3 +165,14 @@ def weighted_mean(sum_words: np.ndarray, enc: Encoding) -> np.ndarray:
     if total <= 0:
         raise ValueError("total weight is zero")
     return values * (float(enc.weight_max) / float(total))
+
+
+def masked_input(update: np.ndarray, enc: Encoding, weight: int, noise_key: bytes, round_id: int,
+                 self_id: int, self_seed: bytes, mask_sk: bytes, mask_pk: bytes,
+                 peers: Sequence[tuple[int, bytes]]) -> np.ndarray:
+    """encode(update) || the summed scalars + self mask + pairwise masks (``n_words(n)`` uint32 words)."""
+    words = encode(update, enc, weight, noise_key, round_id)
+    n = len(words)
+    out: np.ndarray = words + self_mask(self_seed, round_id, n)
+    out = out + pair_masks(self_id, mask_sk, mask_pk, peers, round_id, n)
+    return out.astype(np.uint32)

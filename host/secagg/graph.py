@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinyfed_toolchain.facts.wire_table import WIRE
+
 
 def default_degree(n: int) -> int:
     """k = smallest even number >= 2 ceil(log2 n) + 2 (SecAgg+: O(log n)), capped at n - 1."""
@@ -37,6 +39,38 @@ def default_degree(n: int) -> int:
 def default_threshold(k: int) -> int:
     """t = floor((k + 1) / 2) + 1: a strict majority of the k + 1 holders must answer."""
     return (k + 1) // 2 + 1
+
+
+#: the smallest neighbourhood a device accepts (wire.def SA_MIN_NEIGHBOURS; device policy)
+MIN_NEIGHBOURS: int = WIRE.const("SA_MIN_NEIGHBOURS")
+MAX_NEIGHBOURS: int = WIRE.const("SA_MAX_NEIGHBOURS")
+
+
+def policy_problem(k: int, t: int, min_neighbours: int = MIN_NEIGHBOURS) -> str | None:
+    """Why a device refuses neighbourhood size ``k`` with threshold ``t`` (None: it accepts).
+
+    The device policy (firmware/src/secagg/protocol.c, ADVERTISE_KEYS): at least
+    SA_MIN_NEIGHBOURS neighbours, and a strict majority of the k + 1 holders of a
+    secret (2t > k + 1), so that two disjoint sets of holders -- one told a client
+    dropped, the other that it survived -- can never both reach t.
+    """
+    if k < max(MIN_NEIGHBOURS, min_neighbours):
+        m = max(MIN_NEIGHBOURS, min_neighbours)
+        return f"a neighbourhood of {k} < {m} (SA_MIN_NEIGHBOURS / the fleet's min_neighbours): secure " \
+               f"aggregation needs >= {m + 1} devices"
+    if k > MAX_NEIGHBOURS:
+        return f"a neighbourhood of {k} > {MAX_NEIGHBOURS} (SA_MAX_NEIGHBOURS)"
+    if not 2 * t > k + 1:
+        return f"threshold {t} is not a strict majority of the {k + 1} holders (needs >= {default_threshold(k)})"
+    if t > k + 1:
+        return f"threshold {t} > {k + 1} holders"
+    return None
+
+
+def round_after(r: int, last: int) -> bool:
+    """RFC 1982 serial-number order of round ids (as the device): 0 < r - last < 2^31 mod 2^32."""
+    d = (int(r) - int(last)) & 0xFFFFFFFF
+    return 0 < d < 0x80000000
 
 
 @dataclass(frozen=True)
@@ -99,4 +133,5 @@ def harary_graph(ids: list[int], k: int, seed: int | None = None) -> Graph:
     return g
 
 
-__all__ = ["Graph", "holders", "default_degree", "default_threshold", "harary_graph"]
+__all__ = ["Graph", "MAX_NEIGHBOURS", "MIN_NEIGHBOURS", "holders", "default_degree", "default_threshold",
+           "harary_graph", "policy_problem", "round_after"]

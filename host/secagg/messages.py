@@ -1,20 +1,31 @@
-"""The four SecAgg+ exchanges as bytes: the bodies of wire.def's
-ADVERTISE_KEYS (0x50), SHARE_KEYS (0x51), MASKED_INPUT (0x52) and UNMASK
-(0x53).  Over serial (tinyfed_host.secagg.serial) a request body travels as
-transfer SA_REQUEST, the stage message names its round, length and CRC, and
-the reply body comes back as transfer SA_REPLY (SA_MASKED after
-MASKED_INPUT).  Every body starts with ``u32 round``; integers little-endian.
+"""The SecAgg+ stage bodies as Python objects, decoded from the one wire table.
 
-What each carries (and the wire table's privacy class of the transfer):
+The bodies of ADVERTISE_KEYS (0x50), SHARE_KEYS (0x51), MASKED_INPUT (0x52)
+and UNMASK (0x53) are described in ``firmware/include/tfd/wire.def``
+(``TFD_BODY`` / ``TFD_RECORD`` lines: a fixed part, then repeated fixed-size
+records); the device decodes them from the same table
+(``firmware/src/secagg/protocol.c``).  This module builds one frozen dataclass
+per body and one named tuple per record from that table, so a field added
+there is a field here, with no code change:
 
 =================  ===========================================  =================================
 message            request body (SA_REQUEST, KEYS)              reply body
 =================  ===========================================  =================================
-ADVERTISE_KEYS     own id, threshold, neighbour ids             2 X25519 public keys (SA_REPLY, KEYS)
-SHARE_KEYS         neighbours' public keys                      sealed shares, ciphertext (SA_REPLY, KEYS)
+ADVERTISE_KEYS     own id, threshold, neighbour ids             2 X25519 public keys, signed (SA_REPLY)
+SHARE_KEYS         neighbours' signed public keys               sealed shares, ciphertext (SA_REPLY, KEYS)
 MASKED_INPUT       sealed shares addressed to the device        masked vector (SA_MASKED, UPDATE)
-UNMASK             dropped / surviving ids                      Shamir shares (SA_REPLY, KEYS)
+SURVIVORS          the survivor set (bitmap over the manifest)  its signature of the set (SA_REPLY, KEYS)
+UNMASK             the others' signatures of the set            Shamir shares (SA_REPLY, KEYS)
 =================  ===========================================  =================================
+
+A body class takes its fields in table order, without the count fields
+(they are the lengths of their groups): ``AdvertiseRequest(round, self_id,
+threshold, neighbours)``.  A group is a tuple of records -- a named tuple
+(``PeerKeys``, ``SealedOut``, ``SealedIn``, ``Share``) or, for a one-field
+record (``SA_ID``), the bare value; a TFD_REST group (the masked words) is
+bytes.  ``pack()`` / ``unpack()`` go through the table codec
+(:class:`tinyfed_toolchain.facts.wire_table.Struct`); a body that does not decode raises
+:class:`MessageError`.
 
 None carries samples or an unmasked update: the only vector is the masked
 one (uniform in Z_2^32 to anyone without the masks).
@@ -22,207 +33,137 @@ one (uniform in Z_2^32 to anyone without the masks).
 
 from __future__ import annotations
 
-import struct
-from dataclasses import dataclass
+import dataclasses
+from collections import namedtuple
+from typing import Any
 
-KEY = 32
-NONCE = 24
-SHARE_PLAIN = 64  # b-share || s-share
-SEALED = SHARE_PLAIN + 16
-KIND_B, KIND_S = 0, 1
+from tinyfed_toolchain.facts.errors import DeviceFailure
+from tinyfed_toolchain.facts.wire_table import WIRE, CodecError, Struct
 
-#: message -> (request transfer purpose, reply transfer purpose, what the reply carries)
+KEY = WIRE.const("SA_KEY_LEN")
+NONCE = WIRE.const("SA_NONCE_LEN")
+SEALED = WIRE.const("SA_SEALED_LEN")
+SHARE = WIRE.const("SA_SHARE_LEN")
+SHARE_PLAIN = 2 * SHARE  # b-share || s-share
+KIND_B, KIND_S = WIRE.const("SA_KIND_B"), WIRE.const("SA_KIND_S")
+#: the scalars summed with the update, in masked-vector order after its n words (TFD_SUMMED)
+SUMMED: tuple[str, ...] = WIRE.summed
+STAGES = ("ADVERTISE_KEYS", "SHARE_KEYS", "MASKED_INPUT", "SURVIVORS", "UNMASK")
+SIG = WIRE.const("SA_SIG_LEN")
+
+_WHAT = {"ADVERTISE_KEYS": "public keys", "SHARE_KEYS": "ciphertext shares",
+         "MASKED_INPUT": "masked vector", "SURVIVORS": "signature", "UNMASK": "shares"}
+#: message -> (request transfer purpose, reply transfer purpose, what the reply carries), from the table
 CARRIES: dict[str, tuple[str, str, str]] = {
-    "ADVERTISE_KEYS": ("SA_REQUEST", "SA_REPLY", "public keys"),
-    "SHARE_KEYS": ("SA_REQUEST", "SA_REPLY", "ciphertext shares"),
-    "MASKED_INPUT": ("SA_REQUEST", "SA_MASKED", "masked vector"),
-    "UNMASK": ("SA_REQUEST", "SA_REPLY", "shares"),
+    m: (str(WIRE.body_of(m, "H2D").purpose), str(WIRE.body_of(m, "D2H").purpose), _WHAT[m]) for m in STAGES
 }
 
 
-class MessageError(ValueError):
-    """A payload that does not parse (wrong length, count, kind)."""
+class MessageError(DeviceFailure, CodecError):
+    """A body that does not decode (length, count, field value)."""
 
 
-class _R:
-    def __init__(self, data: bytes) -> None:
-        self.d, self.o = bytes(data), 0
-
-    def take(self, n: int) -> bytes:
-        if self.o + n > len(self.d):
-            raise MessageError("payload too short")
-        b = self.d[self.o:self.o + n]
-        self.o += n
-        return b
-
-    def u(self, fmt: str) -> int:
-        return int(struct.unpack("<" + fmt, self.take(struct.calcsize(fmt)))[0])
-
-    def end(self) -> None:
-        if self.o != len(self.d):
-            raise MessageError(f"{len(self.d) - self.o} trailing bytes")
+def _camel(name: str) -> str:
+    parts = name.removeprefix("SA_").split("_")
+    words = {"REQ": "Request", "REPLY": "Reply"}
+    return "".join(words.get(p, p.capitalize()) for p in parts)
 
 
-@dataclass(frozen=True)
-class AdvertiseRequest:
-    round: int
-    self_id: int
-    threshold: int
-    neighbours: tuple[int, ...]
-
-    def pack(self) -> bytes:
-        return struct.pack("<IIHH", self.round, self.self_id, self.threshold, len(self.neighbours)) + \
-            b"".join(struct.pack("<I", v) for v in self.neighbours)
-
-    @classmethod
-    def unpack(cls, data: bytes) -> "AdvertiseRequest":
-        r = _R(data)
-        rnd, sid, t, k = r.u("I"), r.u("I"), r.u("H"), r.u("H")
-        ns = tuple(r.u("I") for _ in range(k))
-        r.end()
-        return cls(rnd, sid, t, ns)
+def _record_type(rec: Struct) -> Any:
+    """A named tuple of the record's fields, or None for a one-field record (bare values)."""
+    if len(rec.fields) == 1:
+        return None
+    return namedtuple(_camel(rec.name), [f.name for f in rec.fields])  # type: ignore[misc]
 
 
-@dataclass(frozen=True)
-class AdvertiseReply:
-    round: int
-    self_id: int
-    share_pk: bytes  # c_u: encrypts shares
-    mask_pk: bytes   # s_u: pairwise masks
-
-    def pack(self) -> bytes:
-        return struct.pack("<II", self.round, self.self_id) + self.share_pk + self.mask_pk
-
-    @classmethod
-    def unpack(cls, data: bytes) -> "AdvertiseReply":
-        r = _R(data)
-        out = cls(r.u("I"), r.u("I"), r.take(KEY), r.take(KEY))
-        r.end()
-        return out
+RECORDS: dict[str, Any] = {s.name: _record_type(s) for s in WIRE.structs if not s.is_body}
 
 
-@dataclass(frozen=True)
-class ShareKeysRequest:
-    round: int
-    keys: tuple[tuple[int, bytes, bytes], ...]  # (id, share_pk, mask_pk) of live neighbours
+def _body_class(body: Struct) -> type:
+    counts = body.count_fields
+    specs: list[tuple[str, Any, Any]] = []
+    for f in body.fields:
+        if f.name in counts:
+            continue
+        default = (b"" if f.type in ("U8", "I8") else "") if f.is_array else 0
+        specs.append((f.name, Any, dataclasses.field(default=default)))
+    for r in body.repeats:
+        specs.append((r.name, Any, dataclasses.field(default=b"" if r.count is None else ())))
 
-    def pack(self) -> bytes:
-        return struct.pack("<IH", self.round, len(self.keys)) + \
-            b"".join(struct.pack("<I", i) + c + s for i, c, s in self.keys)
+    def pack(self: Any) -> bytes:
+        values = {name: getattr(self, name) for name, _, _ in specs}
+        try:
+            return body.encode(**values)
+        except CodecError as e:
+            raise MessageError(str(e)) from None
 
-    @classmethod
-    def unpack(cls, data: bytes) -> "ShareKeysRequest":
-        r = _R(data)
-        rnd, n = r.u("I"), r.u("H")
-        keys = tuple((r.u("I"), r.take(KEY), r.take(KEY)) for _ in range(n))
-        r.end()
-        return cls(rnd, keys)
+    def unpack(cls: type, data: bytes) -> Any:
+        try:
+            d = body.decode(data)
+        except CodecError as e:
+            raise MessageError(str(e)) from None
+        for r in body.repeats:
+            rt = RECORDS[r.record]
+            if rt is not None and r.count is not None:
+                d[r.name] = tuple(rt(*x) for x in d[r.name])
+        return cls(**{k: v for k, v in d.items() if k not in counts})
 
-
-@dataclass(frozen=True)
-class SealedShare:
-    sender: int
-    receiver: int
-    nonce: bytes
-    sealed: bytes  # ciphertext || mac of b-share || s-share
-
-
-@dataclass(frozen=True)
-class ShareKeysReply:
-    round: int
-    sender: int
-    shares: tuple[SealedShare, ...]
-
-    def pack(self) -> bytes:
-        return struct.pack("<IIH", self.round, self.sender, len(self.shares)) + \
-            b"".join(struct.pack("<I", s.receiver) + s.nonce + s.sealed for s in self.shares)
-
-    @classmethod
-    def unpack(cls, data: bytes) -> "ShareKeysReply":
-        r = _R(data)
-        rnd, snd, n = r.u("I"), r.u("I"), r.u("H")
-        shares = tuple(SealedShare(snd, r.u("I"), r.take(NONCE), r.take(SEALED)) for _ in range(n))
-        r.end()
-        return cls(rnd, snd, shares)
+    return dataclasses.make_dataclass(
+        _camel(body.name), specs, frozen=True,
+        namespace={"BODY": body.name, "pack": pack, "unpack": classmethod(unpack),
+                   "__doc__": f"Body {body.name} of wire.def ({body.msg}, {body.direction})."},
+    )
 
 
-@dataclass(frozen=True)
-class MaskedInputRequest:
-    round: int
-    shares: tuple[SealedShare, ...]  # addressed to this device
+BODIES: dict[str, type] = {s.name: _body_class(s) for s in WIRE.structs if s.is_body}
 
-    def pack(self) -> bytes:
-        return struct.pack("<IH", self.round, len(self.shares)) + \
-            b"".join(struct.pack("<II", s.sender, s.receiver) + s.nonce + s.sealed for s in self.shares)
+AdvertiseRequest: Any = BODIES["SA_ADVERTISE_REQ"]
+AdvertiseReply: Any = BODIES["SA_ADVERTISE_REPLY"]
+ShareKeysRequest: Any = BODIES["SA_SHARE_KEYS_REQ"]
+ShareKeysReply: Any = BODIES["SA_SHARE_KEYS_REPLY"]
+MaskedInputRequest: Any = BODIES["SA_MASKED_INPUT_REQ"]
+MaskedInputReply: Any = BODIES["SA_MASKED_INPUT_REPLY"]
+SurvivorsRequest: Any = BODIES["SA_SURVIVORS_REQ"]
+SurvivorsReply: Any = BODIES["SA_SURVIVORS_REPLY"]
+UnmaskRequest: Any = BODIES["SA_UNMASK_REQ"]
+UnmaskReply: Any = BODIES["SA_UNMASK_REPLY"]
 
-    @classmethod
-    def unpack(cls, data: bytes) -> "MaskedInputRequest":
-        r = _R(data)
-        rnd, n = r.u("I"), r.u("H")
-        shares = tuple(SealedShare(r.u("I"), r.u("I"), r.take(NONCE), r.take(SEALED)) for _ in range(n))
-        r.end()
-        return cls(rnd, shares)
-
-
-@dataclass(frozen=True)
-class MaskedInputReply:
-    round: int
-    words: bytes  # (n + 1) uint32 LE: the masked encoded update || masked weight
-
-    def pack(self) -> bytes:
-        return struct.pack("<I", self.round) + self.words
-
-    @classmethod
-    def unpack(cls, data: bytes) -> "MaskedInputReply":
-        if len(data) < 8 or (len(data) - 4) % 4:
-            raise MessageError("masked input must be whole uint32 words")
-        return cls(struct.unpack_from("<I", data)[0], bytes(data[4:]))
+PeerKeys: Any = RECORDS["SA_PEER_KEYS"]    # (id, share_pk, mask_pk, n_nb, nb (zero-padded), sig)
+Signature: Any = RECORDS["SA_SIGNATURE"]   # (signer, sig): in an UNMASK request
+SealedOut: Any = RECORDS["SA_SEALED_OUT"]  # (receiver, nonce, sealed): in a SHARE_KEYS reply
+SealedIn: Any = RECORDS["SA_SEALED_IN"]    # (sender, receiver, nonce, sealed): in a MASKED_INPUT request
+Share: Any = RECORDS["SA_SHARE"]           # (owner, kind, share): in an UNMASK reply
 
 
-@dataclass(frozen=True)
-class UnmaskRequest:
-    round: int
-    dropped: tuple[int, ...]    # neighbours that shared keys but sent no masked input
-    survivors: tuple[int, ...]  # neighbours whose masked input is in the sum
-
-    def pack(self) -> bytes:
-        return struct.pack("<IHH", self.round, len(self.dropped), len(self.survivors)) + \
-            b"".join(struct.pack("<I", v) for v in (*self.dropped, *self.survivors))
-
-    @classmethod
-    def unpack(cls, data: bytes) -> "UnmaskRequest":
-        r = _R(data)
-        rnd, nd, ns = r.u("I"), r.u("H"), r.u("H")
-        d = tuple(r.u("I") for _ in range(nd))
-        s = tuple(r.u("I") for _ in range(ns))
-        r.end()
-        return cls(rnd, d, s)
+def peer_keys(device_id: int, share_pk: bytes, mask_pk: bytes, neighbourhood: Any, sig: bytes) -> Any:
+    """A SHARE_KEYS record: a neighbour's keys with its neighbourhood (zero-padded) and signature."""
+    nb = list(neighbourhood)
+    cap = WIRE.const("SA_MAX_NEIGHBOURS")
+    if len(nb) > cap:
+        raise MessageError(f"a neighbourhood of {len(nb)} > SA_MAX_NEIGHBOURS {cap}")
+    return PeerKeys(device_id, share_pk, mask_pk, len(nb), nb + [0] * (cap - len(nb)), sig)
 
 
-@dataclass(frozen=True)
-class UnmaskReply:
-    round: int
-    holder: int
-    shares: tuple[tuple[int, int, bytes], ...]  # (owner id, KIND_B | KIND_S, 32-byte share)
-
-    def pack(self) -> bytes:
-        return struct.pack("<IIH", self.round, self.holder, len(self.shares)) + \
-            b"".join(struct.pack("<IB", o, k) + s for o, k, s in self.shares)
-
-    @classmethod
-    def unpack(cls, data: bytes) -> "UnmaskReply":
-        r = _R(data)
-        rnd, h, n = r.u("I"), r.u("I"), r.u("H")
-        shares = []
-        for _ in range(n):
-            o, k, s = r.u("I"), r.u("B"), r.take(32)
-            if k not in (KIND_B, KIND_S):
-                raise MessageError(f"share kind {k}")
-            shares.append((o, k, s))
-        r.end()
-        return cls(rnd, h, tuple(shares))
+def request_body(message: str) -> Struct:
+    """The table's request body of a stage message."""
+    return WIRE.body_of(message, "H2D")
 
 
-__all__ = ["AdvertiseReply", "AdvertiseRequest", "CARRIES", "KIND_B", "KIND_S", "MaskedInputReply",
-           "MaskedInputRequest", "MessageError", "SealedShare", "ShareKeysReply", "ShareKeysRequest",
-           "UnmaskReply", "UnmaskRequest"]
+def reply_body(message: str) -> Struct:
+    """The table's reply body of a stage message."""
+    return WIRE.body_of(message, "D2H")
+
+
+def body_round(message: str, payload: bytes, direction: str = "H2D") -> int:
+    """The ``round`` of a body (its first field), after checking the whole body decodes."""
+    try:
+        return int(WIRE.body_of(message, direction).decode(payload)["round"])
+    except CodecError as e:
+        raise MessageError(str(e)) from None
+
+
+__all__ = ["AdvertiseReply", "AdvertiseRequest", "BODIES", "CARRIES", "KEY", "KIND_B", "KIND_S", "MaskedInputReply",
+           "MaskedInputRequest", "MessageError", "NONCE", "PeerKeys", "RECORDS", "SEALED", "SHARE", "SHARE_PLAIN",
+           "SIG", "STAGES", "SUMMED", "SealedIn", "SealedOut", "Share", "ShareKeysReply", "ShareKeysRequest",
+           "Signature", "SurvivorsReply", "SurvivorsRequest", "UnmaskReply", "UnmaskRequest", "body_round",
+           "peer_keys", "reply_body", "request_body"]

@@ -10,7 +10,7 @@ inputs and requires identical bytes.
 * ``keypair`` / ``agree`` / ``kdf``: X25519, then keyed BLAKE2b-256 over
   ``"tinyfed/v1/" || u8 len(label) || label || u32le(round) || ctx``.
 * ``prg``: words of the ChaCha20-IETF keystream (nonce 0, counter 0), uint32 LE.
-* ``self_mask`` / ``pair_masks`` / ``masked_input``: the SecAgg masked vector.
+* ``self_mask`` / ``pair_masks``: the SecAgg masks (``encoding.masked_input`` adds them).
 * ``hchacha20`` / ``xchacha20poly1305_seal`` / ``_open``: XChaCha20-Poly1305
   (draft-irtf-cfrg-xchacha) built from ``cryptography``'s ChaCha20 and
   ChaCha20Poly1305; ``seal_share`` / ``open_share`` bind sender, receiver and
@@ -33,14 +33,16 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from .encoding import Encoding, encode
+from tinyfed_toolchain.facts.c_headers import string_defines
+from tinyfed_toolchain.facts.errors import TinyfedError
+
 from .shamir import combine as shamir_combine
 from .shamir import split as shamir_split
 
 __all__ = [
     "AD_PREFIX", "DOMAIN", "KEY_BYTES", "LABEL_PAIR_MASK", "LABEL_ROUNDING", "LABEL_SELF_MASK",
     "LABEL_SHARE_KEY", "MAC_BYTES", "NONCE_BYTES", "CryptoError", "agree", "ct_equal", "hchacha20",
-    "kdf", "keypair", "masked_input", "open_share", "pair_masks", "pair_sign", "prg", "public_key",
+    "kdf", "keypair", "open_share", "pair_masks", "pair_sign", "prg", "public_key",
     "seal_share", "self_mask", "shamir_combine", "shamir_split", "share_ad", "x25519",
     "xchacha20poly1305_open", "xchacha20poly1305_seal",
 ]
@@ -48,17 +50,18 @@ __all__ = [
 KEY_BYTES = 32
 NONCE_BYTES = 24
 MAC_BYTES = 16
-DOMAIN = b"tinyfed/v1/"
-LABEL_PAIR_MASK = "pair-mask"
-LABEL_SHARE_KEY = "share-key"
-LABEL_SELF_MASK = "self-mask"
-LABEL_ROUNDING = "stoch-round"
-AD_PREFIX = b"tinyfed/v1/share"
+_STRINGS = string_defines("secagg.h")  # the device's domain and labels (firmware/include/tfd/secagg.h)
+DOMAIN = _STRINGS["TFD_SA_DOMAIN"]
+LABEL_PAIR_MASK = _STRINGS["TFD_SA_LABEL_PAIR_MASK"].decode()
+LABEL_SHARE_KEY = _STRINGS["TFD_SA_LABEL_SHARE_KEY"].decode()
+LABEL_SELF_MASK = _STRINGS["TFD_SA_LABEL_SELF_MASK"].decode()
+LABEL_ROUNDING = _STRINGS["TFD_SA_LABEL_ROUNDING"].decode()
+AD_PREFIX = _STRINGS["TFD_SA_AD_PREFIX"]
 _WORDS_PER_BLOCK = 16
 _SIGMA = (0x61707865, 0x3320646E, 0x79622D32, 0x6B206574)  # "expand 32-byte k"
 
 
-class CryptoError(ValueError):
+class CryptoError(TinyfedError, ValueError):
     """A cryptographic check failed (bad tag, low-order key, own key echoed)."""
 
 
@@ -177,17 +180,6 @@ def pair_masks(self_id: int, mask_sk: bytes, mask_pk: bytes, peers: Sequence[tup
         words = prg(pair_mask_key(mask_sk, mask_pk, ppk, round_id), n, word_offset)
         acc = acc + words if pair_sign(self_id, pid) > 0 else acc - words
     return acc.astype(np.uint32)
-
-
-def masked_input(update: np.ndarray, enc: Encoding, weight: int, noise_key: bytes, round_id: int,
-                 self_id: int, self_seed: bytes, mask_sk: bytes, mask_pk: bytes,
-                 peers: Sequence[tuple[int, bytes]]) -> np.ndarray:
-    """encode(update) || weight + self mask + pairwise masks (n + 1 uint32 words)."""
-    words = encode(update, enc, weight, noise_key, round_id)
-    n = len(words)
-    out: np.ndarray = words + self_mask(self_seed, round_id, n)
-    out = out + pair_masks(self_id, mask_sk, mask_pk, peers, round_id, n)
-    return out.astype(np.uint32)
 
 
 # ---------------------------------------------------------------- XChaCha20-Poly1305

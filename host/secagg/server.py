@@ -21,27 +21,43 @@ abort too (no sum is returned).  The same threshold check runs after stages 1
 and 2 (a neighbourhood with fewer than t live members cannot continue).
 
 A client is reached through an endpoint: ``exchange(message, payload) ->
-payload`` (any exception = the client dropped out of the round).
+payload`` (any exception = the client dropped out of the round).  A stage's
+requests never depend on that stage's replies, so the server builds all of
+them first and hands them over together: endpoints that share a ``batch``
+callable (``batch(stage, [(endpoint, payload), ...]) -> [reply or
+exception, ...]``) get one call per stage -- a gateway relay sends one
+message per gateway, an in-process fleet runs the C clients on every core;
+other endpoints are called one after the other.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
+
+from tinyfed_toolchain.facts.errors import DeviceFailure, OptionsError
+from tinyfed_toolchain.facts.wire_table import WIRE
 
 from . import messages as M
 from . import primitives as P
 from .encoding import Encoding, decode_sum
-from .graph import Graph
+from .graph import Graph, policy_problem
+from .identity import bitmap
+from .shamir import combine_many as shamir_combine_many
 
-STAGES = ("ADVERTISE_KEYS", "SHARE_KEYS", "MASKED_INPUT", "UNMASK")
+STAGES = M.STAGES  # ADVERTISE_KEYS, SHARE_KEYS, MASKED_INPUT, SURVIVORS, UNMASK
+MAX_SIGNERS = WIRE.const("SA_MAX_SIGNERS")
 
 
-class SecAggAbort(RuntimeError):
+class SecAggAbort(DeviceFailure, RuntimeError):
     """The round cannot be unmasked safely; no aggregate is produced."""
+
+
+class SecAggPolicyError(OptionsError):
+    """Parameters the devices' policy refuses (threshold, neighbourhood size): refused before any message."""
 
 
 class Endpoint(Protocol):
@@ -71,7 +87,7 @@ class StageStats:
 @dataclass
 class SecAggResult:
     round: int
-    sum_words: np.ndarray  # n + 1 uint32: sum over U3 of encode(x_u) || w_u
+    sum_words: np.ndarray  # n_words(n) uint32: sum over U3 of encode(x_u) || the summed scalars (w_u ...)
     survivors: tuple[int, ...]  # U3
     stats: dict[str, StageStats]
     unmask_seconds: float  # host time to rebuild secrets and remove masks
@@ -87,15 +103,27 @@ class SecAggServer:
     """One round of SecAgg+ over ``graph`` with threshold ``t`` and vectors of ``n_words``."""
 
     def __init__(self, graph: Graph, threshold: int, round_id: int, n_words: int,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, *, label: str | None = None,
+                 names: dict[int, str] | None = None, fleet_ids: Sequence[int] | None = None) -> None:
+        """``label``: how log lines name the round (default: its wire id); ``names``: how
+        they name client ids (default: "client <id>"); ``fleet_ids``: the fleet manifest's
+        device ids in its order (survivor bitmaps are over it; default: the graph's ids,
+        a manifest of exactly this cohort)."""
         graph.check()
-        kmin = min(graph.degree(u) for u in graph.ids)
-        if not 2 <= threshold <= kmin + 1:
-            raise ValueError(f"threshold {threshold} must be 2..{kmin + 1} (smallest neighbourhood + itself)")
+        for u in graph.ids:  # what every device will check (its policy): refuse before any message
+            why = policy_problem(graph.degree(u), threshold)
+            if why is not None:
+                raise SecAggPolicyError(f"device {u} would refuse: {why}")
         if not 0 <= round_id <= 0xFFFFFFFF or n_words < 2:
             raise ValueError("bad round id or vector size")
         self.g, self.t, self.round, self.n_words = graph, threshold, round_id, n_words
+        self.fleet_ids = list(fleet_ids) if fleet_ids is not None else list(graph.ids)
+        missing = set(graph.ids) - set(self.fleet_ids)
+        if missing:
+            raise SecAggPolicyError(f"devices {sorted(missing)} are not in the fleet manifest: they cannot take part")
         self.log = log or (lambda s: None)
+        self.label = label if label is not None else f"round {round_id}"
+        self.names = dict(names or {})
         self.stats = {s: StageStats() for s in STAGES}
         self.result: SecAggResult | None = None
         self.share_requests = 0  # UNMASK requests actually sent (0 after an early abort)
@@ -108,14 +136,40 @@ class SecAggServer:
             reply = ep.exchange(stage, payload)
         except Exception as e:  # noqa: BLE001 - any failure = the client dropped out
             st.dropped.append((ep.id, f"{type(e).__name__}: {e}"))
-            self.log(f"[secagg] round {self.round}: client {ep.id} dropped at {stage} ({e})")
+            self._log_drop(stage, ep.id, e)
             return None
         st.received[ep.id] = st.received.get(ep.id, 0) + len(reply)
         return reply
 
+    def _call_all(self, stage: str, calls: Sequence[tuple[Endpoint, bytes]]) -> dict[int, bytes | None]:
+        """Every request of one stage; a reply per client id (None: it dropped out)."""
+        batch = getattr(calls[0][0], "batch", None) if calls else None
+        if batch is None or any(getattr(ep, "batch", None) is not batch for ep, _ in calls[1:]):
+            return {ep.id: self._call(stage, ep, payload) for ep, payload in calls}
+        st = self.stats[stage]
+        for ep, payload in calls:
+            st.sent[ep.id] = st.sent.get(ep.id, 0) + len(payload)
+        outcomes = list(batch(stage, list(calls)))
+        if len(outcomes) != len(calls):
+            raise RuntimeError(f"{stage}: batch answered {len(outcomes)} of {len(calls)} requests")
+        out: dict[int, bytes | None] = {}
+        for (ep, _), res in zip(calls, outcomes):
+            if isinstance(res, BaseException):
+                st.dropped.append((ep.id, f"{type(res).__name__}: {res}"))
+                self._log_drop(stage, ep.id, res)
+                out[ep.id] = None
+            else:
+                st.received[ep.id] = st.received.get(ep.id, 0) + len(res)
+                out[ep.id] = bytes(res)
+        return out
+
     def _drop(self, stage: str, u: int, why: str) -> None:
         self.stats[stage].dropped.append((u, why))
-        self.log(f"[secagg] round {self.round}: client {u} dropped at {stage} ({why})")
+        self._log_drop(stage, u, why)
+
+    def _log_drop(self, stage: str, u: int, why: object) -> None:
+        who = self.names.get(u, f"client {u}")
+        self.log(f"[secagg] {self.label}: {who} dropped out at {stage} ({why})")
 
     def _check_neighbourhoods(self, stage: str, live: set[int], who: Sequence[int]) -> None:
         for u in who:
@@ -133,9 +187,11 @@ class SecAggServer:
 
         # 1. ADVERTISE_KEYS
         t0 = time.perf_counter()
-        keys: dict[int, tuple[bytes, bytes]] = {}
+        ads: dict[int, Any] = {}  # u -> its signed advertisement (keys, signature)
+        replies = self._call_all("ADVERTISE_KEYS", [(eps[u], M.AdvertiseRequest(r, u, t, g.neighbours[u]).pack())
+                                                    for u in g.ids])
         for u in g.ids:
-            rep = self._call("ADVERTISE_KEYS", eps[u], M.AdvertiseRequest(r, u, t, g.neighbours[u]).pack())
+            rep = replies[u]
             if rep is None:
                 continue
             try:
@@ -145,29 +201,33 @@ class SecAggServer:
             except M.MessageError as e:
                 self._drop("ADVERTISE_KEYS", u, str(e))
                 continue
-            keys[u] = (a.share_pk, a.mask_pk)
+            ads[u] = a
+        keys = {u: (a.share_pk, a.mask_pk) for u, a in ads.items()}
         self.stats["ADVERTISE_KEYS"].seconds = time.perf_counter() - t0
         u1 = set(keys)
         self._check_neighbourhoods("ADVERTISE_KEYS", u1, sorted(u1))
 
-        # 2. SHARE_KEYS
+        # 2. SHARE_KEYS: each live neighbour's keys as it signed them (with its neighbourhood)
         t0 = time.perf_counter()
-        inbox: dict[int, list[M.SealedShare]] = {u: [] for u in u1}
+        inbox: dict[int, list[Any]] = {u: [] for u in u1}  # receiver -> [M.SealedIn]
         u2: set[int] = set()
+        lives = {u: tuple(M.peer_keys(v, ads[v].share_pk, ads[v].mask_pk, g.neighbours[v], ads[v].sig)
+                          for v in g.neighbours[u] if v in u1) for u in sorted(u1)}
+        replies = self._call_all("SHARE_KEYS", [(eps[u], M.ShareKeysRequest(r, lives[u]).pack()) for u in sorted(u1)])
         for u in sorted(u1):
-            live = tuple((v, *keys[v]) for v in g.neighbours[u] if v in u1)
-            rep = self._call("SHARE_KEYS", eps[u], M.ShareKeysRequest(r, live).pack())
+            live = lives[u]
+            rep = replies[u]
             if rep is None:
                 continue
             try:
                 s = M.ShareKeysReply.unpack(rep)
-                if s.round != r or s.sender != u or sorted(x.receiver for x in s.shares) != [v for v, _, _ in live]:
+                if s.round != r or s.sender != u or sorted(x.receiver for x in s.shares) != [e.id for e in live]:
                     raise M.MessageError("shares not for exactly its live neighbours")
             except M.MessageError as e:
                 self._drop("SHARE_KEYS", u, str(e))
                 continue
             for x in s.shares:
-                inbox[x.receiver].append(x)
+                inbox[x.receiver].append(M.SealedIn(u, x.receiver, x.nonce, x.sealed))
             u2.add(u)
         self.stats["SHARE_KEYS"].seconds = time.perf_counter() - t0
         self._check_neighbourhoods("SHARE_KEYS", u2, sorted(u2))
@@ -176,9 +236,11 @@ class SecAggServer:
         t0 = time.perf_counter()
         total = np.zeros(self.n_words, dtype=np.uint32)
         u3: set[int] = set()
+        delivered = {u: tuple(x for x in inbox[u] if x.sender in u2) for u in sorted(u2)}
+        replies = self._call_all("MASKED_INPUT", [(eps[u], M.MaskedInputRequest(r, delivered[u]).pack())
+                                                  for u in sorted(u2)])
         for u in sorted(u2):
-            mine = tuple(x for x in inbox[u] if x.sender in u2)
-            rep = self._call("MASKED_INPUT", eps[u], M.MaskedInputRequest(r, mine).pack())
+            rep = replies[u]
             if rep is None:
                 continue
             try:
@@ -195,34 +257,56 @@ class SecAggServer:
         if not u3:
             raise SecAggAbort(f"round {r} aborted: no masked input arrived")
         # every secret we will need must be recoverable from survivors' shares
-        self._check_neighbourhoods("MASKED_INPUT", u3, sorted(u3 | {j for j in dropped
-                                                                    if any(v in u3 for v in g.neighbours[j])}))
+        needed = sorted(u3 | {j for j in dropped if any(v in u3 for v in g.neighbours[j])})
+        self._check_neighbourhoods("MASKED_INPUT", u3, needed)
 
-        # 4. UNMASK
+        # 4. SURVIVORS (the consistency check): every survivor signs the one survivor set
         t0 = time.perf_counter()
-        b_sh: dict[int, dict[int, bytes]] = {u: {} for u in u3}
-        s_sh: dict[int, dict[int, bytes]] = {j: {} for j in dropped}
+        bm = bitmap(self.fleet_ids, u3)
+        replies = self._call_all("SURVIVORS", [(eps[u], M.SurvivorsRequest(r, bm).pack()) for u in sorted(u3)])
+        sigs: dict[int, bytes] = {}
         for u in sorted(u3):
-            d = tuple(v for v in g.neighbours[u] if v in dropped)
-            s = tuple(v for v in g.holders(u) if v in u3)  # includes u: its own b-share
-            self.share_requests += 1
-            rep = self._call("UNMASK", eps[u], M.UnmaskRequest(r, d, s).pack())
+            rep = replies[u]
             if rep is None:
                 continue
             try:
+                sv = M.SurvivorsReply.unpack(rep)
+                if sv.round != r or sv.self_id != u:
+                    raise M.MessageError("wrong round / id")
+            except M.MessageError as e:
+                self._drop("SURVIVORS", u, str(e))
+                continue
+            sigs[u] = sv.sig
+        self.stats["SURVIVORS"].seconds = time.perf_counter() - t0
+        # a device reveals shares of a secret only with t of its holders' signatures: check first
+        self._check_neighbourhoods("SURVIVORS", set(sigs), needed)
+
+        # 5. UNMASK: each signer gets the signatures its holders need; it answers with its own
+        # b-share, and per neighbour it holds a share of: b if in the set, s if dropped
+        t0 = time.perf_counter()
+        b_sh: dict[int, dict[int, bytes]] = {u: {} for u in u3}
+        s_sh: dict[int, dict[int, bytes]] = {j: {} for j in dropped}
+        asks = {u: self._signatures_for(u, u2, sigs) for u in sorted(sigs)}
+        self.share_requests += len(asks)
+        replies = self._call_all("UNMASK", [(eps[u], M.UnmaskRequest(r, asks[u]).pack()) for u in sorted(sigs)])
+        for u in sorted(sigs):
+            rep = replies[u]
+            if rep is None:
+                continue
+            expect = {u: M.KIND_B, **{v: (M.KIND_B if v in u3 else M.KIND_S) for v in g.neighbours[u] if v in u2}}
+            try:
                 un = M.UnmaskReply.unpack(rep)
-                if un.round != r or un.holder != u or sorted(o for o, _, _ in un.shares) != sorted(d + s):
-                    raise M.MessageError("shares for other ids than asked")
+                got = {o: k for o, k, _ in un.shares}
+                if un.round != r or un.holder != u or len(got) != len(un.shares) or got != expect:
+                    raise M.MessageError("shares for other ids or of other kinds than the survivor set says")
             except M.MessageError as e:
                 self._drop("UNMASK", u, str(e))
                 continue
             for owner, kind, share in un.shares:
-                if kind == M.KIND_B and owner in u3:
+                if kind == M.KIND_B:
                     b_sh[owner][u] = share
-                elif kind == M.KIND_S and owner in dropped:
-                    s_sh[owner][u] = share
                 else:
-                    raise SecAggAbort(f"round {r} aborted: client {u} returned a share of the wrong kind for {owner}")
+                    s_sh[owner][u] = share
         self.stats["UNMASK"].seconds = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -231,6 +315,26 @@ class SecAggServer:
         self.result = SecAggResult(r, total, tuple(sorted(u3)), self.stats, unmask_s)
         return self.result
 
+    def _signatures_for(self, u: int, u2: set[int], sigs: dict[int, bytes]) -> tuple[Any, ...]:
+        """The survivor-set signatures device u needs: for its own secrets and each neighbour's it
+        holds shares of, t signers among that secret's holders (at most SA_MAX_SIGNERS in all)."""
+        g, t = self.g, self.t
+        chosen: list[int] = []
+        owners = [u] + [v for v in g.neighbours[u] if v in u2]
+        for o in owners:
+            holders_o = [h for h in g.holders(o) if h in sigs]
+            have = sum(1 for h in holders_o if h in chosen or h == u)
+            for h in holders_o:
+                if have >= t:
+                    break
+                if h not in chosen and h != u:
+                    chosen.append(h)
+                    have += 1
+        if len(chosen) > MAX_SIGNERS:
+            raise SecAggAbort(f"round {self.round} aborted: device {u} needs {len(chosen)} survivor signatures, "
+                              f"more than one UNMASK carries ({MAX_SIGNERS}); use a ring (Harary) graph")
+        return tuple(M.Signature(h, sigs[h]) for h in sorted(chosen))
+
     def _combine(self, owner: int, shares: dict[int, bytes], what: str) -> bytes:
         if len(shares) < self.t:
             raise SecAggAbort(f"round {self.round} aborted in UNMASK: {len(shares)} {what}-share(s) of client "
@@ -238,12 +342,31 @@ class SecAggServer:
         holders = sorted(shares)[: self.t]
         return P.shamir_combine([self.g.holder_x(owner, h) for h in holders], [shares[h] for h in holders])
 
+    def _combine_all(self, owners: Sequence[int], shares_of: dict[int, dict[int, bytes]], what: str) -> dict[int, bytes]:
+        """:meth:`_combine` for many owners at once (vectorised Lagrange over GF(2^8))."""
+        rows_x: list[list[int]] = []
+        rows: list[bytes] = []
+        for u in owners:
+            sh = shares_of[u]
+            if len(sh) < self.t:
+                raise SecAggAbort(f"round {self.round} aborted in UNMASK: {len(sh)} {what}-share(s) of client "
+                                  f"{u}, threshold is {self.t}; no aggregate revealed")
+            hs = sorted(sh)[: self.t]
+            x_of = {h: i + 1 for i, h in enumerate(self.g.holders(u))}
+            rows_x.append([x_of[h] for h in hs])
+            rows.append(b"".join(sh[h] for h in hs))
+        if not rows:
+            return {}
+        arr = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), self.t, len(rows[0]) // self.t)
+        out = shamir_combine_many(rows_x, arr)
+        return {u: out[k].tobytes() for k, u in enumerate(owners)}
+
     def _remove_masks(self, total: np.ndarray, u3: set[int], dropped: set[int],
                       keys: dict[int, tuple[bytes, bytes]], b_sh: dict[int, dict[int, bytes]],
                       s_sh: dict[int, dict[int, bytes]]) -> np.ndarray:
         r, n = self.round, self.n_words
         # rebuild everything first: an abort must leave no partial result behind
-        seeds = {u: self._combine(u, b_sh[u], "b") for u in sorted(u3)}
+        seeds = self._combine_all(sorted(u3), b_sh, "b")
         sks: dict[int, bytes] = {}
         for j in sorted(dropped):
             if not any(v in u3 for v in self.g.neighbours[j]):
@@ -265,4 +388,4 @@ class SecAggServer:
         return acc.astype(np.uint32)
 
 
-__all__ = ["Endpoint", "STAGES", "SecAggAbort", "SecAggResult", "SecAggServer", "StageStats"]
+__all__ = ["Endpoint", "STAGES", "SecAggAbort", "SecAggPolicyError", "SecAggResult", "SecAggServer", "StageStats"]

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 SECRET_BYTES = 32
 MAX_HOLDERS = 255
 
@@ -86,3 +88,55 @@ def combine(xs: Sequence[int], shares: Sequence[bytes]) -> bytes:
         for b in range(SECRET_BYTES):
             acc[b] ^= gf_mul(li, shares[i][b])
     return bytes(acc)
+
+
+# ---- many secrets at once (the server rebuilding every survivor's seed) -----------------------------
+def _tables() -> tuple[np.ndarray, np.ndarray]:
+    """exp / log of GF(2^8) for the generator 3 (exp doubled: a sum of two logs needs no modulo)."""
+    exp = np.zeros(512, dtype=np.uint8)
+    log = np.zeros(256, dtype=np.int32)
+    x = 1
+    for i in range(255):
+        exp[i] = x
+        log[x] = i
+        x = gf_mul(x, 3)
+    exp[255:510] = exp[:255]
+    return exp, log
+
+
+_EXP, _LOG = _tables()
+
+
+def lagrange_at_zero(xs: Sequence[int]) -> list[int]:
+    """The Lagrange coefficients l_i with P(0) = sum_i l_i y_i for shares at ``xs``."""
+    out = []
+    for i in range(len(xs)):
+        num = den = 1
+        for j in range(len(xs)):
+            if j != i:
+                num = gf_mul(num, xs[j])
+                den = gf_mul(den, xs[j] ^ xs[i])
+        out.append(gf_mul(num, gf_inv(den)))
+    return out
+
+
+def combine_many(xs_rows: Sequence[Sequence[int]], shares: np.ndarray) -> np.ndarray:
+    """:func:`combine` for m secrets at once: row r has shares ``shares[r]`` ([m, t, 32] uint8)
+    at ``xs_rows[r]`` (t distinct x in 1..255 each); returns the m secrets ([m, 32] uint8).
+    Rows with the same x tuple share their Lagrange coefficients."""
+    sh = np.asarray(shares, dtype=np.uint8)
+    m = len(xs_rows)
+    if sh.ndim != 3 or sh.shape[0] != m or sh.shape[2] != SECRET_BYTES:
+        raise ValueError(f"shares must be [{m}, t, {SECRET_BYTES}] bytes")
+    t = sh.shape[1]
+    coeff: dict[tuple[int, ...], list[int]] = {}
+    lam = np.empty((m, t), dtype=np.int32)
+    for r, xs in enumerate(xs_rows):
+        key = tuple(int(x) for x in xs)
+        if len(key) != t or len(set(key)) != t or any(not 1 <= x <= 255 for x in key):
+            raise ValueError("x coordinates must be t distinct values in 1..255 per row")
+        if key not in coeff:
+            coeff[key] = lagrange_at_zero(key)
+        lam[r] = coeff[key]
+    prod = np.where(sh != 0, _EXP[_LOG[sh] + _LOG[lam][:, :, None]], 0).astype(np.uint8)
+    return np.bitwise_xor.reduce(prod, axis=1)

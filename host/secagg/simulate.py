@@ -11,13 +11,18 @@ from typing import Sequence
 
 import numpy as np
 
+from tinyfed_toolchain.facts.errors import DeviceFailure
+
 from .client import SecAggClient
-from .encoding import Encoding
+from tinyfed_toolchain.image.provision import Fleet
+
+from .encoding import Encoding, n_words
+from .identity import ephemeral_fleet, identities
 from .graph import Graph, harary_graph
 from .server import STAGES, SecAggResult, SecAggServer
 
 
-class Dropped(ConnectionError):
+class Dropped(DeviceFailure, ConnectionError):
     """The simulated client is gone."""
 
 
@@ -51,18 +56,21 @@ def simulate_round(updates: Sequence[np.ndarray], weights: Sequence[int], enc: E
                    threshold: int, round_id: int = 1, seed: int | None = 0,
                    die_before: dict[int, str] | None = None, die_after: dict[int, str] | None = None,
                    ids: Sequence[int] | None = None, keep_encoding: bool = True,
-                   rand=os.urandom) -> tuple[SecAggServer, list[LocalEndpoint], Graph]:
-    """Run one round over simulated clients (ids 1..n unless given); returns the
-    server (``.result`` set, or SecAggAbort raised), the endpoints and the graph."""
+                   rand=os.urandom, fleet: Fleet | None = None) -> tuple[SecAggServer, list[LocalEndpoint], Graph]:
+    """Run one round over simulated clients (ids 1..n unless given; identities from ``fleet``,
+    default an ephemeral fleet of exactly those ids); returns the server (``.result`` set, or
+    SecAggAbort raised), the endpoints and the graph."""
     ids = list(ids) if ids is not None else list(range(1, len(updates) + 1))
+    fleet = fleet if fleet is not None else ephemeral_fleet(ids)
+    who = identities(fleet)
     g = harary_graph(ids, degree, seed)
     eps = []
     for i, (x, w) in zip(ids, zip(updates, weights)):
-        c = SecAggClient(i, enc, rand=rand, keep_encoding=keep_encoding)
+        c = SecAggClient(who[i], enc, rand=rand, keep_encoding=keep_encoding)
         c.set_update(x, w)
         eps.append(LocalEndpoint(c, (die_before or {}).get(i), (die_after or {}).get(i)))
-    n_words = int(np.asarray(updates[0]).size) + 1
-    srv = SecAggServer(g, threshold, round_id, n_words)
+    srv = SecAggServer(g, threshold, round_id, n_words(int(np.asarray(updates[0]).size)),
+                       fleet_ids=fleet.manifest.ids)
     srv.run(eps)
     return srv, eps, g
 

@@ -5,6 +5,10 @@
  *                           MSG name id dir cls gate fixed tailmax nfields
  *                           FIELD msg type is_tail count wire_off
  *                           PURPOSE name id dir cls gate
+ *                           STRUCT name is_body msg dir purpose fixed nfields nrepeats
+ *                           SFIELD struct type count wire_off
+ *                           REPEAT struct record count_off count_size max
+ *                           SUMMED count
  *   wire_check vectors    stdin: lines "<hex frame>"; for each, decode the frame
  *                         byte by byte, decode the message through the table,
  *                         re-encode message and frame, print "OK <hex>" or
@@ -13,6 +17,9 @@
  *                         event ("FRAME id seq flags len" / "DROP code") and a
  *                         final "STATS ..." line
  *   wire_check crc        print the CRC-32 of stdin in hex
+ *   wire_check bodies     stdin: lines "<body name> <hex>"; decode each through
+ *                         the table and encode it back: print "OK round
+ *                         count... <hex>" or "ERR <status name>"
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +57,20 @@ static int cmd_table(void)
         const tfd_wire_purpose_t *p = &tfd_wire_purposes[i];
         printf("PURPOSE %s %u %u %u %u\n", p->name, p->id, p->dir, p->cls, p->gate);
     }
+    for (size_t i = 0; i < tfd_wire_struct_count; ++i) {
+        const tfd_wire_struct_t *s = tfd_wire_structs[i];
+        printf("STRUCT %s %u %u %u %u %u %u %u\n", s->name, s->is_body, s->msg, s->dir, s->purpose, s->fixed_bytes,
+               s->n_fields, s->n_repeats);
+        for (const tfd_wire_field_t *f = s->fields; f->type != TFD_WT_END; ++f) {
+            printf("SFIELD %s %u %u %u\n", s->name, f->type, f->count, f->wire_off);
+        }
+        for (unsigned r = 0; r < s->n_repeats; ++r) {
+            const tfd_wire_repeat_t *g = &s->repeats[r];
+            printf("REPEAT %s %s %u %u %lu\n", s->name, g->record->name, g->count_off, g->count_size,
+                   (unsigned long)g->max);
+        }
+    }
+    printf("SUMMED %u\n", (unsigned)TFD_SA_SUMMED_COUNT);
     return 0;
 }
 
@@ -77,7 +98,8 @@ static tfd_status_t roundtrip(const uint8_t *wire, size_t n, uint8_t *out, size_
         const tfd_frame_event_t ev = tfd_frame_feed(&dec, wire[i], &f, &why);
         if (ev == TFD_FRAME_DROPPED) return why;
         if (ev == TFD_FRAME_READY) {
-            TFD_ENSURE(i == n - 1, TFD_ERR_FRAME_DECODE);
+            /* the frame ends at its first delimiter; the other END_ZEROS are empty frames */
+            TFD_ENSURE(!got && i + TFD_WIRE_END_ZEROS == n, TFD_ERR_FRAME_DECODE);
             got = 1;
         }
     }
@@ -149,6 +171,60 @@ static int cmd_crc(void)
     return 0;
 }
 
+static int cmd_bodies(void)
+{
+    static char line[70000];
+    static uint8_t in[32768], out[32768];
+    static union {
+        tfd_body_SA_ADVERTISE_REQ_t a;
+        tfd_body_SA_ADVERTISE_REPLY_t ar;
+        tfd_body_SA_SHARE_KEYS_REQ_t s;
+        tfd_body_SA_SHARE_KEYS_REPLY_t sr;
+        tfd_body_SA_MASKED_INPUT_REQ_t m;
+        tfd_body_SA_MASKED_INPUT_REPLY_t mr;
+        tfd_body_SA_SURVIVORS_REQ_t sv;
+        tfd_body_SA_SURVIVORS_REPLY_t svr;
+        tfd_body_SA_UNMASK_REQ_t u;
+        tfd_body_SA_UNMASK_REPLY_t ur;
+    } nat;
+    while (fgets(line, sizeof line, stdin)) {
+        char *sp = strchr(line, ' ');
+        if (!sp) continue;
+        *sp = '\0';
+        const tfd_wire_struct_t *d = NULL;
+        for (size_t i = 0; i < tfd_wire_struct_count; ++i) {
+            if (tfd_wire_structs[i]->is_body && !strcmp(tfd_wire_structs[i]->name, line)) d = tfd_wire_structs[i];
+        }
+        if (!d || d->native_size > sizeof nat) {
+            printf("ERR unknown\n");
+            continue;
+        }
+        size_t n = 0;
+        for (const char *h = sp + 1; h[0] && h[1] && hexval(h[0]) >= 0 && n < sizeof in; h += 2) {
+            in[n++] = (uint8_t)(hexval(h[0]) * 16 + hexval(h[1]));
+        }
+        tfd_status_t st = tfd_wire_body_decode(d, in, n, &nat, d->native_size);
+        size_t olen = 0;
+        if (st == TFD_OK) st = tfd_wire_body_encode(d, &nat, d->native_size, out, sizeof out, &olen);
+        if (st != TFD_OK) {
+            printf("ERR %s\n", status_name(st));
+            continue;
+        }
+        uint32_t round;
+        memcpy(&round, &nat, sizeof round);
+        printf("OK %lu", (unsigned long)round);
+        for (unsigned g = 0; g < d->n_repeats; ++g) {
+            uint32_t cnt;
+            memcpy(&cnt, (const uint8_t *)&nat + d->repeats[g].native_count_off, sizeof cnt);
+            printf(" %lu", (unsigned long)cnt);
+        }
+        printf(" ");
+        for (size_t i = 0; i < olen; ++i) printf("%02x", out[i]);
+        printf("\n");
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) return 2;
@@ -156,5 +232,6 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "vectors")) return cmd_vectors();
     if (!strcmp(argv[1], "stream")) return cmd_stream();
     if (!strcmp(argv[1], "crc")) return cmd_crc();
+    if (!strcmp(argv[1], "bodies")) return cmd_bodies();
     return 2;
 }

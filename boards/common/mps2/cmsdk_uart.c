@@ -3,6 +3,7 @@
 
 #include "cortex_m.h"
 #include "ringbuf.h"
+#include "systick.h"
 
 typedef struct {
     volatile uint32_t data;      /* 0x00 */
@@ -25,6 +26,8 @@ typedef struct {
 
 static cmsdk_uart_regs_t *s_uart;
 static tfd_ring_t s_rx;
+static volatile int s_deaf;           /* emulated flash stall: received bytes are lost */
+static volatile uint32_t s_deaf_lost; /* bytes dropped while deaf */
 
 void tfd_cmsdk_uart_init(uintptr_t base, uint32_t pclk_hz, uint32_t baud, unsigned rx_irq,
                          unsigned tx_irq)
@@ -45,6 +48,10 @@ void tfd_cmsdk_uart_init(uintptr_t base, uint32_t pclk_hz, uint32_t baud, unsign
  * buffers the rest), so nothing is lost; tfd_cmsdk_uart_read resumes. */
 static void drain_rx(void)
 {
+    while (s_deaf && (s_uart->state & STATE_RXFULL)) {
+        (void)s_uart->data; /* what a stalled core misses */
+        s_deaf_lost++;
+    }
     while (s_uart->state & STATE_RXFULL) {
         if (s_rx.head - s_rx.tail >= TFD_UART_RX_RING_BYTES) {
             s_uart->ctrl &= ~CTRL_RX_INTEN;
@@ -94,6 +101,16 @@ size_t tfd_cmsdk_uart_read(uint8_t *out, size_t cap)
         tfd_irq_restore(primask);
     }
     return n;
+}
+
+uint32_t tfd_cmsdk_uart_stall(uint32_t ms)
+{
+    s_deaf_lost = 0;
+    s_deaf = 1;
+    const uint32_t t0 = tfd_systick_millis();
+    while (tfd_systick_millis() - t0 < ms) tfd_wfi(); /* SysTick wakes us every ms */
+    s_deaf = 0;
+    return s_deaf_lost;
 }
 
 int tfd_cmsdk_uart_rx_empty(void)

@@ -16,6 +16,11 @@ size_t tfd_cmsdk_uart_read(uint8_t *out, size_t cap);
 int tfd_cmsdk_uart_rx_empty(void);
 uint32_t tfd_cmsdk_uart_dropped(void);
 
+/* Flash-stall emulation (emu_storage.h): for `ms` milliseconds every received
+ * byte is read and thrown away, as a core stalled by a flash erase would lose
+ * it; returns how many were. */
+uint32_t tfd_cmsdk_uart_stall(uint32_t ms);
+
 /* Call from the board's tfd_board_irq for the RX / TX interrupt lines. */
 void tfd_cmsdk_uart_rx_isr(void);
 void tfd_cmsdk_uart_tx_isr(void);

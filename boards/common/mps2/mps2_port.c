@@ -3,8 +3,9 @@
  * UART: CMSDK APB UART0, RX interrupt into a ring, TX sleeps while full.
  * Ticks: SysTick on the processor clock, 1 ms, started right after the UART
  *   (QEMU's main loop needs the timer to notice received bytes promptly).
- * Random: emu_random.c — NOT a secure RNG (no hardware RNG on these machines).
- * Storage: emu_storage.c — reserved end of "flash", optional host-file backing.
+ * Random: common/emu/emu_random.c — NOT a secure RNG (no hardware RNG on these machines).
+ * Storage: common/emu/emu_storage.c — reserved end of "flash", optional host-file
+ *   backing, optional erase-stall emulation (--storage-stall-ms=N).
  * Log / exit: semihosting (SYS_WRITE0 / SYS_EXIT_EXTENDED). */
 #include "mps2_port.h"
 
@@ -17,16 +18,26 @@
 #include "systick.h"
 #include "tfd/port.h"
 
+/* The UART's clock (board.json defines TFD_BOARD_UART_PCLK_HZ where it is not
+ * the core clock: mps3-an547's peripherals run at 25 MHz, its core at 32 MHz). */
+#ifndef TFD_BOARD_UART_PCLK_HZ
+#define TFD_BOARD_UART_PCLK_HZ TFD_BOARD_CPU_HZ
+#endif
+
+/* Erase unit of the emulated flash ("flash" pages of 4 KiB). */
+#define TFD_EMU_STORAGE_PAGE 4096u
+
 static int s_initialised;
 
 void tfd_port_init(void)
 {
     if (s_initialised) return;
     s_initialised = 1;
-    tfd_cmsdk_uart_init(TFD_BOARD_UART_BASE, TFD_BOARD_CPU_HZ, TFD_MPS2_BAUD,
+    tfd_cmsdk_uart_init(TFD_BOARD_UART_BASE, TFD_BOARD_UART_PCLK_HZ, TFD_MPS2_BAUD,
                         TFD_BOARD_UART_RX_IRQ, TFD_BOARD_UART_TX_IRQ);
     tfd_systick_start(TFD_BOARD_CPU_HZ, 1000u);
-    tfd_emu_storage_init();
+    tfd_emu_storage_init(__tfd_storage_start, (size_t)(uintptr_t)__tfd_storage_size, TFD_EMU_STORAGE_PAGE);
+    tfd_emu_storage_set_stall(tfd_cmsdk_uart_stall);
     tfd_emu_random_init();
 }
 
@@ -84,6 +95,12 @@ _Static_assert(TFD_BOARD_STORAGE_ERASE_BYTES == TFD_EMU_STORAGE_PAGE, "board.jso
 size_t tfd_port_storage_erase_unit(void)
 {
     return TFD_EMU_STORAGE_PAGE;
+}
+
+uint32_t tfd_port_storage_busy_ms(size_t erase_bytes, size_t write_bytes)
+{
+    (void)write_bytes;
+    return erase_bytes ? tfd_emu_storage_busy_ms() : 0u; /* RAM: no stall unless emulated */
 }
 
 tfd_status_t tfd_port_storage_read(uint32_t offset, void *out, size_t len)

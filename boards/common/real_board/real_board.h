@@ -3,12 +3,17 @@
  * "common/real_board" in its board.json source_dirs; real_board.c then defines
  *   tfd_port_uart_read, tfd_port_idle   drain tfd_real_uart_rx, the ring the
  *                                       board's UART receive interrupt fills;
- *   tfd_port_storage_read               straight from the memory-mapped flash
- *                                       reserve (__tfd_storage_start);
+ *   tfd_port_storage_read               straight from the memory-mapped storage
+ *                                       (tfd_real_storage_base(): the flash
+ *                                       reserve __tfd_storage_start, or where an
+ *                                       emulator keeps it);
  *   tfd_port_log, tfd_port_exit         over ITM stimulus port 0 (if a debugger
- *                                       enabled it), exit then halts.
+ *                                       enabled it), exit then halts; through
+ *                                       semihosting when tfd_board_semihosting()
+ *                                       says the image runs under QEMU.
  * The board's port.c keeps the rest: init, interrupts, UART write, ticks,
- * random, storage size / erase unit / erase / write (using the checks below). */
+ * random, storage size / erase unit / erase / write / busy time (using the
+ * helpers below). */
 #ifndef TFD_REAL_BOARD_H
 #define TFD_REAL_BOARD_H
 
@@ -20,6 +25,14 @@
 
 /* Received UART bytes: the board's RX interrupt puts, tfd_port_uart_read gets. */
 extern tfd_ring_t tfd_real_uart_rx;
+
+/* Where the storage bytes are readable (memory mapped); provided by the board. */
+uint8_t *tfd_real_storage_base(void);
+
+/* Worst-case stall of erasing erase_bytes and programming write_bytes, from the
+ * board.json defines TFD_BOARD_STORAGE_ERASE_MS (per erase unit) and
+ * TFD_BOARD_STORAGE_PROGRAM_US (per 32-bit word): tfd_port_storage_busy_ms. */
+uint32_t tfd_real_storage_busy_ms(size_t erase_bytes, size_t write_bytes);
 
 /* [offset, offset + len) lies inside the storage reserve (tfd_port_storage_size()). */
 int tfd_real_storage_in_bounds(uint32_t offset, size_t len);

@@ -1,6 +1,6 @@
 """SCons build script of the tinyfed local PlatformIO platform.
 
-What to compile comes from toolchain/firmware.py (``plan_build``), the same
+What to compile comes from toolchain/image/firmware.py (``plan_build``), the same
 function ``build_image`` uses, so ``pio run`` and the Python build produce the
 same image: firmware/src (minus apps) + the app + boards/common + the board
 folder + the generated model directory, the board's CPU flags and linker
@@ -14,7 +14,6 @@ Under ``pio test`` the app is the test's own sources (test_dir/<test>/*.c) and
 firmware/src is left out (board-level on-target tests).
 """
 
-import importlib.util
 import os
 import sys
 
@@ -24,18 +23,10 @@ env = DefaultEnvironment()
 board = env.BoardConfig()
 project_dir = env.subst("$PROJECT_DIR")
 build_dir = env.subst("$BUILD_DIR")
+sys.path.insert(0, os.path.join(project_dir, "boards", "platformio"))
+from tinyfed_package import firmware_module  # noqa: E402
 
-
-def _load_firmware_module():
-    path = os.path.join(project_dir, "toolchain", "firmware.py")
-    spec = importlib.util.spec_from_file_location("tinyfed_firmware_pio", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fw = _load_firmware_module()
+fw = firmware_module(project_dir)
 
 
 def _option(name, env_var, default):

@@ -11,9 +11,9 @@
  *     .train = tfd_fl_train, .update = tfd_fl_update, .secagg = tfd_fl_secagg
  *
  * with ctx = its tfd_fl_t.  firmware/src/app/main.c does on the boards,
- * firmware/host/fl_device_host.c on the host.
+ * firmware/native/fl_device_host.c on the build machine.
  *
- * Round state (an explicit stage machine, DESIGN.md rule 8; every change goes
+ * Round state (an explicit stage machine, ARCHITECTURE.md rule 8; every change goes
  * through a checked transition table in src/fl/fl_device.c):
  *
  *   EMPTY ──MODEL_PARAMS begin──► STAGING ──commit──► STAGED ──PARAMS──► GLOBAL
@@ -44,6 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tfd/identity.h"
 #include "tfd/param_store.h"
 #include "tfd/proto.h"
 #include "tfd/secagg_client.h"
@@ -87,6 +88,15 @@ typedef struct {
     /* secure aggregation: random bytes (tfd_port_random on a board); NULL:
      * the SecAgg+ messages are refused (ERROR BAD_MODEL) */
     tfd_status_t (*random)(uint8_t *out, size_t len);
+    /* this device's identity (tfd/identity.h; checked by the caller with
+     * tfd_identity_init); NULL or not ok: SecAgg+ is refused (ERROR POLICY) */
+    const tfd_identity_t *identity;
+    tfd_status_t identity_status; /* why there is no usable identity (reported by GET_IDENTITY) */
+    /* called right before the parameters are saved (PARAMS with PARAMS_PERSIST)
+     * with the bytes that will be erased and programmed: a board whose flash
+     * stalls the CPU announces it (tfd_proto_busy); NULL: nothing */
+    void (*storage_busy)(void *ctx, uint32_t erase_bytes, uint32_t write_bytes);
+    void *storage_busy_ctx;
 } tfd_fl_config_t;
 
 typedef struct {
@@ -112,7 +122,12 @@ typedef struct {
     uint32_t sa_out_len;       /* SA_REPLY bytes (0: none) */
     uint32_t sa_round;         /* round of the last stage run */
     uint32_t sa_words;         /* words of the masked input (SA_MASKED) */
-    uint8_t sa_masked;         /* this trained update was masked once: never again (see MASKED_INPUT) */
+    uint8_t sa_masked;         /* this trained update was masked once: never again, never plain (MASKED_INPUT) */
+    uint8_t unmasked_valid;    /* unmasked_digest is set */
+    uint8_t params_digest[16]; /* BLAKE2b-128 of the global parameters committed by PARAMS */
+    uint8_t unmasked_digest[16]; /* ... of those whose masked update this device answered UNMASK for */
+    uint32_t sa_weight;        /* the cohort invitation's public weight (ADVERTISE_KEYS.weight; 0: samples) */
+    uint16_t sa_staleness;     /* and the staleness it was given for */
     uint8_t sa_in[TFD_WIRE_SA_BODY_MAX];
     uint8_t sa_out[TFD_WIRE_SA_BODY_MAX];
 } tfd_fl_t;
@@ -142,12 +157,17 @@ TFD_CHECK_RESULT tfd_status_t tfd_fl_params(void *ctx, const tfd_msg_PARAMS_t *m
 TFD_CHECK_RESULT tfd_status_t tfd_fl_train(void *ctx, const tfd_msg_TRAIN_t *m,
                                            tfd_msg_TRAIN_RESULT_t *out, uint32_t *detail);
 /* The SecAgg+ stages (tfd_app_t.secagg): the update of the TRAINED round is
- * what MASKED_INPUT masks (weight = samples trained on).  SA_REQUEST /
- * SA_REPLY / SA_MASKED go through the transfer callbacks above. */
+ * what MASKED_INPUT masks, weighted by the public weight the cohort invitation
+ * (ADVERTISE_KEYS.weight) named -- at most SA_WEIGHT_ONE x the samples trained
+ * on (ERROR ARG otherwise), or those samples when it named 0 -- which is also
+ * the summed scalar `weight`.  SA_REQUEST / SA_REPLY / SA_MASKED go through
+ * the transfer callbacks above. */
 TFD_CHECK_RESULT tfd_status_t tfd_fl_secagg(void *ctx, uint8_t msg_id, uint32_t round, uint32_t body_len,
                                             uint32_t crc32, const tfd_msg_ADVERTISE_KEYS_t *adv,
                                             uint32_t *reply_len, uint32_t *detail);
 TFD_CHECK_RESULT tfd_status_t tfd_fl_update(void *ctx, const tfd_msg_GET_UPDATE_t *m,
                                             tfd_msg_UPDATE_t *out, uint32_t *detail);
+/* GET_IDENTITY (tfd_app_t.identity): this device's manifest entry. */
+TFD_CHECK_RESULT tfd_status_t tfd_fl_identity(void *ctx, tfd_msg_IDENTITY_t *out);
 
 #endif /* TFD_FL_DEVICE_H */

@@ -1,6 +1,10 @@
 /* tinyfed — framing: CRC-32, COBS and the frame codec.
  *
- * On the wire a frame is COBS(header | payload | CRC-32 LE) followed by 0x00.
+ * On the wire a frame is COBS(header | payload | CRC-32 LE) followed by
+ * TFD_WIRE_END_ZEROS (2) 0x00 bytes: the first ends the frame, the second is
+ * an empty frame to every decoder and ends it instead when the first is lost
+ * or flipped on a noisy line (the frame is then caught as corrupt at once,
+ * not waited for until the next frame or a timeout).
  * The header layout comes from tfd/wire.def (TFD_HEADER lines); the CRC is
  * IEEE 802.3 (reflected 0xEDB88320, init and final xor 0xFFFFFFFF: the same
  * numbers as zlib.crc32) over header and payload.  0x00 never occurs inside
@@ -40,7 +44,7 @@ void tfd_cobs_put(tfd_cobs_enc_t *enc, const uint8_t *data, size_t len);
 TFD_CHECK_RESULT tfd_status_t tfd_cobs_end(tfd_cobs_enc_t *enc, size_t *out_len);
 
 /* ---- frame encoder ----------------------------------------------------------------- */
-/* Encode one frame (COBS + delimiter) into out[cap]; hdr->length is set from len.
+/* Encode one frame (COBS + TFD_WIRE_END_ZEROS delimiters) into out[cap]; hdr->length is set from len.
  * TFD_ERR_FRAME_SIZE if the payload exceeds TFD_WIRE_MAX_PAYLOAD or out is too small. */
 TFD_CHECK_RESULT tfd_status_t tfd_frame_encode(tfd_frame_hdr_t *hdr, const uint8_t *payload,
                                                size_t len, uint8_t *out, size_t cap,

@@ -1,13 +1,16 @@
 /* tinyfed — the model ABI: what the toolchain emits and the runtime interprets.
  *
- * A model is data, not code (DESIGN.md rule 1): constant tensor descriptors,
+ * A model is data, not code (ARCHITECTURE.md rule 1): constant tensor descriptors,
  * a layer list, per-layer parameter structs with every quantization multiplier
- * precomputed, and a static memory plan (arena offsets).  The runtime
- * (tfd/runtime.h) walks the layer list and calls one reference kernel per op.
+ * precomputed, a static memory plan (arena offsets) and the kernel table: one
+ * entry per op the model uses, so an image links only those kernels.  The
+ * runtime (tfd/runtime.h) walks the layer list and calls the op's kernel.
  *
  * Bump TFD_MODEL_ABI whenever a struct below or the op list changes (4: SUB,
  * LEAKY_RELU, HARD_SWISH, MAXIMUM, MINIMUM, STRIDED_SLICE,
- * RESIZE_NEAREST_NEIGHBOR added as ops 18..24); generated files carry
+ * RESIZE_NEAREST_NEIGHBOR added as ops 18..24; 5: the model's kernel table,
+ * FULLY_CONNECTED's folded acc_init, conv scratch; 6: ADD/SUB scratch);
+ * generated files carry
  *   #if TFD_MODEL_ABI != <n>  #error regenerate  #endif
  */
 #ifndef TFD_MODEL_H
@@ -15,7 +18,9 @@
 
 #include <stdint.h>
 
-#define TFD_MODEL_ABI 4
+#include "tfd/status.h"
+
+#define TFD_MODEL_ABI 6
 #define TFD_MAX_DIMS 4
 #define TFD_MODEL_HASH_BYTES 16
 
@@ -83,7 +88,14 @@ typedef struct {
     const void *params;      /* op-specific struct from tfd/params_*.h, or NULL */
 } tfd_layer_t;
 
-typedef struct {
+struct tfd_model;
+
+/* A kernel: reads its inputs and writes its output through the model tables
+ * and the arena (tfd/kernels.h declares them all). */
+typedef tfd_status_t (*tfd_kernel_fn)(const struct tfd_model *model, const tfd_layer_t *layer,
+                                      uint8_t *arena);
+
+typedef struct tfd_model {
     uint32_t abi;            /* TFD_MODEL_ABI at generation time */
     const char *name;
     uint8_t hash[TFD_MODEL_HASH_BYTES]; /* BLAKE2b-128 of the source .tflite */
@@ -96,6 +108,10 @@ typedef struct {
     const int16_t *outputs;
     uint8_t n_outputs;
     uint32_t arena_bytes;    /* static memory plan: bytes the caller must provide */
+    /* TFD_OP_COUNT entries indexed by op id: the kernel of every op the model
+     * uses, NULL for the others (emitted by the toolchain, so an image links
+     * only the kernels its model needs). */
+    const tfd_kernel_fn *kernels;
 } tfd_model_t;
 
 #include "tfd/params_nn.h"

@@ -2,7 +2,7 @@
  * ADD, SUB, MUL, SOFTMAX, LOGISTIC, TANH, RELU, RELU6, LEAKY_RELU, HARD_SWISH,
  * PAD, CONCATENATION, QUANTIZE, DEQUANTIZE, RESHAPE, STRIDED_SLICE,
  * RESIZE_NEAREST_NEIGHBOR (MAXIMUM and MINIMUM take none).  Filled in by
- * toolchain/ops/{elementwise,activations,gather}.py with TFLite-Micro semantics
+ * toolchain/compile/ops/{elementwise,activations,gather}.py with TFLite-Micro semantics
  * (Prepare-time math done by the toolchain); multipliers are Q31 with TFLM's
  * shift convention (positive = left) unless a field says otherwise. */
 #ifndef TFD_PARAMS_ELEMENTWISE_H
@@ -22,7 +22,18 @@ typedef struct {
     int32_t input2_mult, input2_shift;
     int32_t output_mult, output_shift;
     int32_t act_min, act_max;
+    /* Arena scratch for the optimized kernel (kernels/dsp/elementwise_dsp.c):
+     * each input's rescaled value of all 256 codes, two int32 tables, which it
+     * builds once per call instead of rescaling every element.  Planned by the
+     * toolchain when the output has at least TFD_ADD_DSP_MIN_ELEMS elements
+     * (fewer: the tables would cost more than they save); 0 = none.  The
+     * reference kernel does not use it. */
+    uint32_t scratch_offset;
+    uint32_t scratch_bytes;
 } tfd_add_params_t;
+
+#define TFD_ADD_DSP_SCRATCH_BYTES 2048u
+#define TFD_ADD_DSP_MIN_ELEMS 512
 
 /* MUL (int8, with 4-D broadcasting):
  * out = clamp(out_off + MBQM((x1 + in1_off) * (x2 + in2_off), mult, shift)). */

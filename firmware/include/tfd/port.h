@@ -41,6 +41,13 @@ TFD_CHECK_RESULT tfd_status_t tfd_port_storage_read(uint32_t offset, void *out, 
 TFD_CHECK_RESULT tfd_status_t tfd_port_storage_erase(uint32_t offset, size_t len);
 TFD_CHECK_RESULT tfd_status_t tfd_port_storage_write(uint32_t offset, const void *data, size_t len);
 
+/* Worst-case milliseconds that erasing `erase_bytes` and programming
+ * `write_bytes` keep the core from serving the UART (on the real chips a flash
+ * erase or program stalls the CPU and bytes arriving meanwhile are lost); 0 if
+ * storage does not stall.  The protocol announces it to the host before the
+ * operation (BUSY, wire.def) so the host sends nothing until the reply. */
+uint32_t tfd_port_storage_busy_ms(size_t erase_bytes, size_t write_bytes);
+
 /* Debug log (semihosting or a second UART; may be a no-op). */
 void tfd_port_log(const char *text);
 

@@ -9,7 +9,7 @@
  * answered from the reply cache without running its handler again
  * (idempotent retransmission).
  *
- * The protocol is an explicit state machine (DESIGN.md rule 8): stages are
+ * The protocol is an explicit state machine (ARCHITECTURE.md rule 8): stages are
  * the constants of TFD_STAGE_LIST, all state lives in tfd_proto_t, each
  * message has one handler and a set of stages it is valid in, and every stage
  * change goes through a checked transition table (src/proto/proto.c).
@@ -66,7 +66,8 @@ typedef struct tfd_app {
                                            int8_t *out, size_t cap, size_t *out_len);
 
     /* Host->device transfer sink for purposes the protocol does not handle
-     * itself (NULL: none).  Chunks arrive in order, exactly once;
+     * itself (NULL: none).  Chunks arrive in order, exactly once (the
+     * protocol takes only the new part of a chunk that overlaps what it has);
      * xfer_commit is called after the whole-payload CRC matched. */
     TFD_CHECK_RESULT tfd_status_t (*xfer_begin)(void *ctx, uint8_t purpose, uint32_t total_len);
     TFD_CHECK_RESULT tfd_status_t (*xfer_write)(void *ctx, uint8_t purpose, uint32_t offset,
@@ -108,6 +109,10 @@ typedef struct tfd_app {
     TFD_CHECK_RESULT tfd_status_t (*secagg)(void *ctx, uint8_t msg_id, uint32_t round, uint32_t body_len,
                                             uint32_t crc32, const tfd_msg_ADVERTISE_KEYS_t *adv,
                                             uint32_t *reply_len, uint32_t *detail);
+
+    /* GET_IDENTITY (NULL: ERROR BAD_MODEL): fill the IDENTITY reply (all but the
+     * nonce) -- which manifest entry this device is (tfd/identity.h). */
+    TFD_CHECK_RESULT tfd_status_t (*identity)(void *ctx, tfd_msg_IDENTITY_t *out);
 } tfd_app_t;
 
 /* Where reply bytes go. */
@@ -153,7 +158,8 @@ typedef struct tfd_proto {
     size_t last_len;
     uint8_t last_reply[TFD_MAX_WIRE_FRAME];
     uint8_t payload[TFD_WIRE_MAX_PAYLOAD]; /* reply payload scratch */
-    uint8_t small[32];                     /* unsolicited NACK frames */
+    uint8_t small[32];                     /* unsolicited NACK and BUSY frames */
+    const tfd_frame_t *current;            /* the request being handled (NULL between requests) */
     tfd_proto_stats_t stats;
     tfd_frame_decoder_t dec;
 } tfd_proto_t;
@@ -163,6 +169,13 @@ void tfd_proto_init(tfd_proto_t *p, const tfd_app_t *app, void *app_ctx,
 
 /* Feed bytes received from the link; replies are written before it returns. */
 void tfd_proto_feed(tfd_proto_t *p, const uint8_t *data, size_t len);
+
+/* Called by the application while it handles a request, right before work
+ * that keeps the device from listening for up to max_ms (a flash erase or
+ * program stalls the CPU on the real chips): sends BUSY (wire.def) for the
+ * current request, so the host waits for the reply instead of sending.
+ * Nothing is sent between requests or when max_ms is 0. */
+void tfd_proto_busy(tfd_proto_t *p, uint32_t max_ms);
 
 /* Fill a STATS message from the decoder and protocol counters. */
 void tfd_proto_get_stats(const tfd_proto_t *p, tfd_msg_STATS_t *out);

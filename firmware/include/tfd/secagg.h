@@ -61,7 +61,9 @@
  *            PRG(KDF(noise_key, ROUNDING, round, ""))   (stochastic rounding:
  *            E[q_i] = v_i up to 2^-32), clamped to [-B, B], B = floor(C 2^f) + 1
  *            (an encoding needs B <= 2^31 - 1, so |v_i| < 2^31)
- *      word_i = q_i mod 2^32 (two's complement); word_n = w.
+ *      word_i = q_i mod 2^32 (two's complement); words n, n+1, ... are the
+ *      TFD_SUMMED scalars of wire.def in order (tfd_sa_summed_t; the first,
+ *      `weight`, is w).
  *      Bound: n_max * B <= 2^31 - 1 and n_max * W <= 2^32 - 1, so the sum of
  *      n_max encodings cannot wrap (tfd_sa_check_encoding); the server reads
  *      the sum as int32 / 2^f = sum_u g_u x_u, and the FedAvg mean is
@@ -77,6 +79,7 @@
 #include <stdint.h>
 
 #include "tfd/status.h"
+#include "tfd/wire.h" /* tfd_sa_summed_t: the scalars summed with the update (TFD_SUMMED) */
 
 #define TFD_SA_KEY_BYTES 32u     /* X25519 keys, KDF outputs, seeds */
 #define TFD_SA_NONCE_BYTES 24u   /* XChaCha20 nonce */
@@ -192,32 +195,37 @@ TFD_CHECK_RESULT tfd_status_t tfd_sa_choose_fraction_bits(uint8_t *frac_bits, ui
 /* Encoder state for one update (lets a caller encode in chunks).  x must
  * stay unchanged between tfd_sa_encoder_init and the last chunk. */
 typedef struct {
-    const float *x;     /* the update, n floats */
-    double scale;       /* g * 2^f */
-    int64_t bound;      /* B */
-    uint32_t n;         /* parameters */
-    uint32_t weight;    /* w */
+    const float *x;         /* the update, n floats */
+    double scale;           /* g * 2^f */
+    int64_t bound;          /* B */
+    uint32_t n;             /* parameters */
+    tfd_sa_summed_t summed; /* words n.. (summed.weight = w) */
     uint8_t noise_key[32];
 } tfd_sa_encoder_t;
 
+/* Words of an encoding of n parameters: n + TFD_SA_SUMMED_COUNT. */
+#define TFD_SA_WORDS(n) ((uint32_t)(n) + (uint32_t)TFD_SA_SUMMED_COUNT)
+
 /* Norm, clip and weight factor of x[0..n) and the rounding stream key.
- * TFD_ERR_ARG: non-finite x, invalid enc, weight 0 or > W, n == UINT32_MAX;
+ * TFD_ERR_ARG: non-finite x, invalid enc, summed->weight 0 or > W,
+ * n + TFD_SA_SUMMED_COUNT > UINT32_MAX;
  * TFD_ERR_OVERFLOW: B > 2^31 - 1 (not even one update fits). */
 TFD_CHECK_RESULT tfd_status_t tfd_sa_encoder_init(tfd_sa_encoder_t *e, const float *x, uint32_t n,
-                                                  const tfd_sa_encoding_t *enc, uint32_t weight,
+                                                  const tfd_sa_encoding_t *enc, const tfd_sa_summed_t *summed,
                                                   const uint8_t noise_key[32], uint32_t round);
 
-/* words[i] = word (offset + i) of the n + 1 encoded words (word n is the
- * weight), i < len, offset + len <= n + 1. */
+/* words[i] = word (offset + i) of the TFD_SA_WORDS(n) encoded words (words
+ * n.. are the summed scalars), i < len, offset + len <= TFD_SA_WORDS(n).
+ * words may be x + offset itself (in-place encoding of the update). */
 TFD_CHECK_RESULT tfd_status_t tfd_sa_encode_chunk(const tfd_sa_encoder_t *e, uint32_t *words,
                                                   uint32_t offset, uint32_t len);
 
 /* Wipe the encoder's key. */
 void tfd_sa_encoder_wipe(tfd_sa_encoder_t *e);
 
-/* words[0..n] (n + 1 words) = encode(x) || weight, in one call. */
+/* words[0..TFD_SA_WORDS(n)) = encode(x) || summed scalars, in one call. */
 TFD_CHECK_RESULT tfd_status_t tfd_sa_encode(uint32_t *words, const float *x, uint32_t n,
-                                            const tfd_sa_encoding_t *enc, uint32_t weight,
+                                            const tfd_sa_encoding_t *enc, const tfd_sa_summed_t *summed,
                                             const uint8_t noise_key[32], uint32_t round);
 
 #endif /* TFD_SECAGG_H */

@@ -1,6 +1,6 @@
 /* tinyfed — the device's private data shard, and evaluation on it.
  *
- * The shard is generated C (toolchain/emit_shard.py -> shard_data.c, linked
+ * The shard is generated C (toolchain/image/emit_shard.py -> shard_data.c, linked
  * into one device's image): int8 inputs already quantized to the model's
  * input, and labels.  It never leaves the device: no message of the wire
  * table (tfd/wire.def) can carry samples; EVAL reports aggregates only.

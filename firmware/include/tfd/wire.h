@@ -111,8 +111,8 @@ enum {
 /* Largest decoded frame: header + payload + CRC.  Static buffers use it. */
 #define TFD_MAX_FRAME (TFD_WIRE_HEADER_BYTES + TFD_WIRE_MAX_PAYLOAD + TFD_WIRE_CRC_BYTES)
 /* Largest encoded frame on the wire: COBS adds one byte per 254 plus one,
- * and the 0x00 delimiter. */
-#define TFD_MAX_WIRE_FRAME (TFD_MAX_FRAME + TFD_MAX_FRAME / 254 + 2)
+ * then TFD_WIRE_END_ZEROS 0x00 delimiters. */
+#define TFD_MAX_WIRE_FRAME (TFD_MAX_FRAME + TFD_MAX_FRAME / 254 + 1 + TFD_WIRE_END_ZEROS)
 
 /* ---- native structs ---------------------------------------------------------- */
 #define TFD_MSG(name, id, dir, cls, gate) typedef struct tfd_msg_##name {
@@ -227,6 +227,196 @@ TFD_CHECK_RESULT tfd_status_t tfd_wire_decode(uint8_t id, const uint8_t *payload
 #define TFD_WIRE_DECODE(name, payload, len, m)                                         \
     tfd_wire_decode(TFD_MSG_##name, (payload), (len), tfd_wire_ptr_##name(m),           \
                     sizeof(tfd_msg_##name##_t))
+
+/* ==== transfer bodies: fixed part + repeated fixed-size records ==================
+ *
+ * For every TFD_RECORD / TFD_BODY NAME in wire.def:
+ *   tfd_rec_NAME_t / tfd_body_NAME_t   native struct; a repeated group is
+ *                                      `const uint8_t *field` (its records, in
+ *                                      place in the body) + `uint32_t field_count`
+ *   TFD_WIRE_FIXED_NAME                bytes of a record / of a body's fixed part
+ *   TFD_WIRE_BODYMAX_NAME              largest body (counted groups at their MAX;
+ *                                      a TFD_REST group not included)
+ *   tfd_wire_struct_NAME               its descriptor (tfd_wire_struct_t)
+ *   tfd_body_NAME_FIELD(b, i, &rec)    record i of group FIELD of a decoded body
+ *   tfd_body_NAME_put_FIELD(out, cap, b, i, &rec)  write record i of an encoded body
+ * Counts: `field_count` is the number of records; a counted group's count field
+ * mirrors it on the wire (decode sets both; encode writes field_count). */
+typedef struct tfd_wire_struct tfd_wire_struct_t;
+
+typedef struct {
+    const tfd_wire_struct_t *record;
+    uint16_t count_off;        /* wire offset of the count field */
+    uint8_t count_size;        /* its bytes (1, 2, 4); 0: TFD_REST */
+    uint32_t max;              /* at most this many records */
+    uint16_t native_off;       /* offset of `const uint8_t *field` in the native struct */
+    uint16_t native_count_off; /* offset of `uint32_t field_count` */
+} tfd_wire_repeat_t;
+
+struct tfd_wire_struct {
+    const char *name;
+    uint8_t is_body;
+    uint8_t msg;        /* body: its stage message id */
+    uint8_t dir;        /* body: tfd_wire_dir_t (H2D request, D2H reply) */
+    uint8_t purpose;    /* body: the transfer purpose that carries it */
+    uint16_t fixed_bytes;
+    uint16_t native_size;
+    uint8_t n_fields;
+    uint8_t n_repeats;
+    const tfd_wire_field_t *fields;   /* TFD_WT_END terminated */
+    const tfd_wire_repeat_t *repeats; /* n_repeats entries */
+};
+
+#define TFD_RECORD(name) typedef struct tfd_wstruct_##name tfd_rec_##name##_t;
+#define TFD_BODY(name, msg, dir, purpose) typedef struct tfd_wstruct_##name tfd_body_##name##_t;
+#include "tfd/wire.def"
+
+#define TFD_RECORD(name) struct tfd_wstruct_##name {
+#define TFD_BODY(name, msg, dir, purpose) struct tfd_wstruct_##name {
+#define TFD_BFIELD(s, type, field) TFD_CTYPE_##type field;
+#define TFD_BARRAY(s, type, field, count) TFD_CTYPE_##type field[TFD_WIRE_##count];
+#define TFD_REPEAT(s, rec, field, n, max) \
+    const uint8_t *field;                 \
+    uint32_t field##_count;
+#define TFD_REST(s, rec, field, max) \
+    const uint8_t *field;            \
+    uint32_t field##_count;
+#define TFD_BEND(s) };
+#include "tfd/wire.def"
+
+#define TFD_RECORD(name) typedef struct {
+#define TFD_BODY(name, msg, dir, purpose) typedef struct {
+#define TFD_BFIELD(s, type, field) char field[TFD_WSIZE_##type];
+#define TFD_BARRAY(s, type, field, count) char field[TFD_WSIZE_##type * TFD_WIRE_##count];
+#define TFD_BEND(s) char tfd_end_[1]; } tfd_wire_layout_##s##_t;
+#include "tfd/wire.def"
+
+#define TFD_RECORD(name) enum { TFD_WIRE_FIXED_##name = 0
+#define TFD_BODY(name, msg, dir, purpose) enum { TFD_WIRE_FIXED_##name = 0
+#define TFD_BFIELD(s, type, field) +TFD_WSIZE_##type
+#define TFD_BARRAY(s, type, field, count) +TFD_WSIZE_##type * TFD_WIRE_##count
+#define TFD_BEND(s) };
+#include "tfd/wire.def"
+
+#define TFD_BODY(name, msg, dir, purpose) enum { TFD_WIRE_BODYMAX_##name = TFD_WIRE_FIXED_##name
+#define TFD_REPEAT(s, rec, field, n, max) +TFD_WIRE_FIXED_##rec * TFD_WIRE_##max
+#define TFD_BEND(s) };
+#define TFD_RECORD(name) enum { TFD_WIRE_BODYMAX_##name = TFD_WIRE_FIXED_##name
+#include "tfd/wire.def"
+
+#define TFD_BODY(name, msg, dir, purpose) enum { TFD_WIRE_HASREST_##name = 0
+#define TFD_REST(s, rec, field, max) +1
+#define TFD_BEND(s) };
+#define TFD_RECORD(name) enum { TFD_WIRE_HASREST_##name = 0
+#include "tfd/wire.def"
+
+#define TFD_BEND(s) \
+    _Static_assert(offsetof(tfd_wire_layout_##s##_t, tfd_end_) == TFD_WIRE_FIXED_##s, "wire layout of " #s " has padding");
+#include "tfd/wire.def"
+
+/* Every body starts with u32 round; a body held in a device buffer fits it. */
+#define TFD_BODY(name, msg, dir, purpose)                                                                   \
+    _Static_assert(offsetof(tfd_wire_layout_##name##_t, round) == 0 &&                                      \
+                       sizeof(((tfd_body_##name##_t *)0)->round) == 4,                                      \
+                   "body " #name " must start with U32 round");                                             \
+    _Static_assert(TFD_WIRE_HASREST_##name || (long)TFD_WIRE_BODYMAX_##name <= (long)TFD_WIRE_SA_BODY_MAX,             \
+                   "body " #name " does not fit TFD_WIRE_SA_BODY_MAX");
+#include "tfd/wire.def"
+
+#define TFD_RECORD(name) extern const tfd_wire_struct_t tfd_wire_struct_##name;
+#define TFD_BODY(name, msg, dir, purpose) extern const tfd_wire_struct_t tfd_wire_struct_##name;
+#include "tfd/wire.def"
+
+/* Every record and body in table order. */
+extern const tfd_wire_struct_t *const tfd_wire_structs[];
+extern const size_t tfd_wire_struct_count;
+
+/* The body of stage message `msg` in direction `dir` (H2D request, D2H reply), or NULL. */
+const tfd_wire_struct_t *tfd_wire_find_body(uint8_t msg, uint8_t dir);
+
+/* Decode a body: the length must be exactly the fixed part + the records its
+ * counts announce, every count <= its MAX (TFD_ERR_MSG_LENGTH otherwise, and
+ * nothing is read beyond `len`).  Groups point into `p` (zero copy). */
+TFD_CHECK_RESULT tfd_status_t tfd_wire_body_decode(const tfd_wire_struct_t *d, const uint8_t *p, size_t len,
+                                                   void *native, size_t native_size);
+
+/* Bytes of the body described by `native` (fixed part + field_count records per group). */
+TFD_CHECK_RESULT tfd_status_t tfd_wire_body_size(const tfd_wire_struct_t *d, const void *native, size_t native_size,
+                                                 size_t *size);
+
+/* Encode a body: the fixed part (count fields from `field_count`), and each
+ * group's records copied (memmove) from its pointer -- a NULL pointer leaves
+ * the group's bytes as they are (the caller writes the records with put). */
+TFD_CHECK_RESULT tfd_status_t tfd_wire_body_encode(const tfd_wire_struct_t *d, const void *native, size_t native_size,
+                                                   uint8_t *out, size_t cap, size_t *out_len);
+
+/* Record `i` (< count) of a group -> native; TFD_ERR_ARG if i >= count. */
+TFD_CHECK_RESULT tfd_status_t tfd_wire_record_get(const tfd_wire_struct_t *rec, const uint8_t *group, uint32_t count,
+                                                  uint32_t i, void *native, size_t native_size);
+
+/* Native record -> its bytes at `dst` (TFD_WIRE_FIXED_<record> of them). */
+void tfd_wire_record_put(const tfd_wire_struct_t *rec, const void *native, uint8_t *dst);
+
+/* Where group `g` of the body described by `native` starts in its encoding. */
+TFD_CHECK_RESULT tfd_status_t tfd_wire_group_offset(const tfd_wire_struct_t *d, const void *native, unsigned g,
+                                                    size_t *offset);
+
+/* Typed wrappers. */
+#define TFD_BODY(name, msg, dir, purpose)                                                                      \
+    static inline const void *tfd_wire_bcptr_##name(const tfd_body_##name##_t *b) { return b; }            \
+    static inline void *tfd_wire_bptr_##name(tfd_body_##name##_t *b) { return b; }
+#include "tfd/wire.def"
+
+#define TFD_BODY_DECODE(name, p, len, b) \
+    tfd_wire_body_decode(&tfd_wire_struct_##name, (p), (len), tfd_wire_bptr_##name(b), sizeof(tfd_body_##name##_t))
+#define TFD_BODY_ENCODE(name, b, out, cap, out_len)                                                        \
+    tfd_wire_body_encode(&tfd_wire_struct_##name, tfd_wire_bcptr_##name(b), sizeof(tfd_body_##name##_t), \
+                         (out), (cap), (out_len))
+#define TFD_BODY_SIZE(name, b, size) \
+    tfd_wire_body_size(&tfd_wire_struct_##name, tfd_wire_bcptr_##name(b), sizeof(tfd_body_##name##_t), (size))
+
+/* Group accessors, one per TFD_REPEAT / TFD_REST (g counts the groups of a body). */
+#define TFD_BODY(name, msg, dir, purpose) enum { TFD_WIRE_GROUPIX_##name##_ = 0
+#define TFD_REPEAT(s, rec, field, n, max) , TFD_WIRE_GROUPIX_##s##_##field
+#define TFD_REST(s, rec, field, max) , TFD_WIRE_GROUPIX_##s##_##field
+#define TFD_BEND(s) };
+#define TFD_RECORD(name) enum { TFD_WIRE_GROUPIX_##name##_ = 0
+#include "tfd/wire.def"
+
+#define TFD_WIRE_GROUP_ACCESSORS_(s, rec, field)                                                                  \
+    TFD_CHECK_RESULT static inline tfd_status_t tfd_body_##s##_##field(const tfd_body_##s##_t *b, uint32_t i,      \
+                                                                      tfd_rec_##rec##_t *r)                        \
+    {                                                                                                              \
+        return tfd_wire_record_get(&tfd_wire_struct_##rec, b->field, b->field##_count, i, r, sizeof *r);          \
+    }                                                                                                              \
+    TFD_CHECK_RESULT static inline tfd_status_t tfd_body_##s##_put_##field(uint8_t *out, size_t cap,               \
+                                                                          const tfd_body_##s##_t *b, uint32_t i, \
+                                                                          const tfd_rec_##rec##_t *r)             \
+    {                                                                                                              \
+        size_t off;                                                                                                \
+        TFD_TRY(tfd_wire_group_offset(&tfd_wire_struct_##s, b, (unsigned)TFD_WIRE_GROUPIX_##s##_##field - 1u,   \
+                                      &off));                                                                      \
+        TFD_ENSURE(i < b->field##_count, TFD_ERR_ARG);                                                             \
+        off += (size_t)i * TFD_WIRE_FIXED_##rec;                                                                   \
+        TFD_ENSURE(out != NULL && off <= cap && cap - off >= (size_t)TFD_WIRE_FIXED_##rec, TFD_ERR_OVERFLOW);      \
+        tfd_wire_record_put(&tfd_wire_struct_##rec, r, out + off);                                                 \
+        return TFD_OK;                                                                                             \
+    }
+#define TFD_REPEAT(s, rec, field, n, max) TFD_WIRE_GROUP_ACCESSORS_(s, rec, field)
+#define TFD_REST(s, rec, field, max) TFD_WIRE_GROUP_ACCESSORS_(s, rec, field)
+#include "tfd/wire.def"
+
+/* The scalars summed with the update (TFD_SUMMED): word n + TFD_SA_SUMMED_<field>. */
+enum {
+#define TFD_SUMMED(field) TFD_SA_SUMMED_##field,
+#include "tfd/wire.def"
+    TFD_SA_SUMMED_COUNT
+};
+typedef struct {
+#define TFD_SUMMED(field) uint32_t field;
+#include "tfd/wire.def"
+} tfd_sa_summed_t;
+_Static_assert(sizeof(tfd_sa_summed_t) == 4u * TFD_SA_SUMMED_COUNT, "tfd_sa_summed_t is one u32 per TFD_SUMMED");
 
 /* Copy a C string into a fixed CHAR field: truncated, NUL-padded. */
 void tfd_wire_set_str(char *field, size_t field_len, const char *text);

@@ -8,6 +8,11 @@
  * and the results are logged over semihosting as key=value lines:
  *   bench_infer_board=..., model=..., runs=, insns_min=, insns_max=,
  *   insns_mean=, clocks_min=, icount_shift=, arena_bytes=, flash_used=, ...
+ * Then each run once more layer by layer (tfd_invoke_range(i, i + 1), the
+ * same counter around each layer, minus the cost of an empty
+ * tfd_invoke_range(i, i) call: range_overhead_insns=): layers=N and per layer
+ * layer<i>_op=<op id>, layer<i>_insns=<mean instructions>; the difference to
+ * insns_mean is the interpreter's own work between layers.
  * Exit 0 on success, 1 if the model check or an inference fails.
  * Run: bench/icount.py infer MODEL_DIR (host/emulator.py run_to_exit with
  * icount_shift, which passes --icount-shift=N). */
@@ -77,6 +82,46 @@ int main(void)
         const uint8_t *out = tfd_output_ptr(&tfd_model, g_arena, 0);
         for (uint32_t i = 0; i < TFD_MODEL_OUTPUT_BYTES; ++i) checksum = checksum * 31u + out[i];
     }
+    /* Per layer: the same inputs again, one layer per measured region. */
+    static uint64_t layer_clocks[TFD_MODEL_NUM_LAYERS];
+    uint64_t range_clocks = 0;
+    for (int run = 0; run < TFD_BENCH_RUNS; ++run) {
+        const uint64_t e0 = tfd_bench_clocks();
+        const tfd_status_t empty = tfd_invoke_range(&tfd_model, g_arena, 0, 0, NULL);
+        const uint64_t e1 = tfd_bench_clocks();
+        if (empty != TFD_OK) return 1;
+        range_clocks += e1 - e0 - overhead;
+    }
+    range_clocks /= TFD_BENCH_RUNS;
+    tfd_board_log_u64("range_overhead_insns", tfd_bench_clocks_to_insns(range_clocks));
+    for (int run = 0; run < TFD_BENCH_RUNS; ++run) {
+        fill_input(run);
+        for (int i = 0; i < (int)tfd_model.n_layers && i < TFD_MODEL_NUM_LAYERS; ++i) {
+            const uint64_t c0 = tfd_bench_clocks();
+            const tfd_status_t status = tfd_invoke_range(&tfd_model, g_arena, i, i + 1, NULL);
+            const uint64_t c1 = tfd_bench_clocks();
+            if (status != TFD_OK) {
+                tfd_board_log_str("error", tfd_status_str(status));
+                tfd_board_log_u64("failed_layer", (uint64_t)i);
+                return 1;
+            }
+            const uint64_t spent = c1 - c0 - overhead;
+            layer_clocks[i] += spent > range_clocks ? spent - range_clocks : 0;
+        }
+    }
+    tfd_board_log_u64("layers", TFD_MODEL_NUM_LAYERS);
+    for (int i = 0; i < TFD_MODEL_NUM_LAYERS; ++i) {
+        char key[24];
+        char num[21];
+        const size_t n = tfd_board_u64_dec((uint64_t)i, num);
+        memcpy(key, "layer", 5);
+        memcpy(key + 5, num, n);
+        memcpy(key + 5 + n, "_op", 4);
+        tfd_board_log_u64(key, tfd_model.layers[i].op);
+        memcpy(key + 5 + n, "_insns", 7);
+        tfd_board_log_u64(key, tfd_bench_clocks_to_insns(layer_clocks[i] / TFD_BENCH_RUNS));
+    }
+
     tfd_board_memory_t mem;
     tfd_board_memory(&mem);
     tfd_board_log_u64("runs", TFD_BENCH_RUNS);

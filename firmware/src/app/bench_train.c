@@ -13,6 +13,8 @@
  *                     the optimizer step): tfd_trainer_fit over TFD_BENCH_EPOCHS
  *                     epochs with batch TFD_BENCH_BATCH, divided by the samples
  *   loss_before_u / loss_after_u   mean cross-entropy on the samples, in 1e-6 nats
+ *   params_fnv        FNV-1a (32-bit) of the trained parameters' bytes (two
+ *                     builds of the engine train the same bits iff equal)
  * and logs them over semihosting as key=value lines; exit 0 on success, 1 on a
  * failed init / inference / training.  Instruction counts, not cycles.
  * Run: bench/training.py (builds one image per plan, runs it with -icount). */
@@ -53,6 +55,14 @@ static uint64_t loss_micro(float loss_sum, uint32_t n)
 {
     const float mean = n ? loss_sum / (float)n : 0.0f;
     return mean > 0.0f ? (uint64_t)(mean * 1.0e6f) : 0u;
+}
+
+static uint32_t fnv1a(const void *p, size_t n)
+{
+    const uint8_t *b = (const uint8_t *)p;
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 16777619u;
+    return h;
 }
 
 int main(void)
@@ -122,6 +132,8 @@ int main(void)
     tfd_board_log_u64("insns_train", tfd_bench_clocks_to_insns(train / (stats.samples ? stats.samples : 1u)));
     tfd_board_log_u64("loss_before_u", loss_micro(before.loss_sum, before.samples));
     tfd_board_log_u64("loss_after_u", loss_micro(after.loss_sum, after.samples));
+    tfd_board_log_u64("params_fnv", fnv1a(tfd_trainer_params(&g_trainer),
+                                           (size_t)tfd_trainer_n_params(&g_trainer) * sizeof(float)));
     tfd_board_log_u64("correct_before", before.correct);
     tfd_board_log_u64("correct_after", after.correct);
     tfd_board_log_u64("n_params", TFD_TRAIN_N_PARAMS);

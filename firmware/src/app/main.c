@@ -1,7 +1,7 @@
 /* tinyfed — the device application: the model, its private shard, and the
  * protocol, fed from the UART.
  *
- * Built by toolchain/firmware.py (build_image(..., app="main")) with the
+ * Built by toolchain/image/firmware.py (build_image(..., app="main")) with the
  * generated model directory on the include path (model_data.h, the model
  * tables and shard_data.c) and the board folder (board_common.h).  Define
  * TFD_TEST_MESSAGES=1 for test images (INFER_TEST, TEST transfer purposes).
@@ -12,7 +12,7 @@
  * arena and the protocol state are static.
  *
  * Federated training is linked in when the generated training plan
- * (train_data.h / train_data.c from toolchain/emit_train.py) is in the model
+ * (train_data.h / train_data.c from toolchain/training/emit.py) is in the model
  * directory: then PARAMS / TRAIN / GET_UPDATE and the MODEL_* transfers work
  * (src/fl/fl_device.c), EVAL evaluates the current (trained) parameters, and
  * the parameters of the last round are kept in persistent storage (A/B slots)
@@ -80,6 +80,12 @@ static uint64_t insn_counter(void)
 static uint32_t fl_millis(void)
 {
     return tfd_port_millis();
+}
+
+/* Before a save: tell the host how long the flash will keep us deaf (BUSY). */
+static void app_storage_busy(void *ctx, uint32_t erase_bytes, uint32_t write_bytes)
+{
+    tfd_proto_busy((tfd_proto_t *)ctx, tfd_port_storage_busy_ms(erase_bytes, write_bytes));
 }
 #endif
 
@@ -160,12 +166,21 @@ static const tfd_app_t kApp = {
     .train = tfd_fl_train,
     .update = tfd_fl_update,
     .secagg = tfd_fl_secagg,
+    .identity = tfd_fl_identity,
 #endif
 };
 
 #if TFD_APP_TRAINING
+static tfd_identity_t g_identity; /* from the record linked into this image (identity_data.c) */
+
 static void training_init(void)
 {
+    /* the device key and the fleet manifest, checked (signature included) before use */
+    const tfd_status_t id_status = tfd_identity_init(&g_identity, tfd_identity_blob, tfd_identity_blob_len);
+    if (id_status != TFD_OK) {
+        tfd_port_log("no device identity (secure aggregation refused): ");
+        tfd_port_log(tfd_status_str(id_status));
+    }
     const tfd_fl_config_t cfg = {
         .model = &tfd_model, .plan = &tfd_train_plan,
         .train_mem = g_train_mem, .train_mem_bytes = sizeof g_train_mem,
@@ -174,6 +189,8 @@ static void training_init(void)
         .use_storage = 1, .storage_base = 0,
         .counter = tfd_bench_icount_shift() >= 0 ? insn_counter : NULL,
         .sram_peak = sram_peak, .millis = fl_millis, .random = tfd_port_random,
+        .storage_busy = app_storage_busy, .storage_busy_ctx = &g_proto,
+        .identity = &g_identity, .identity_status = id_status,
     };
     g_train_status = tfd_fl_init(&g_fl, &cfg);
     if (g_train_status != TFD_OK) {

@@ -7,11 +7,6 @@
 #include "monocypher.h" /* crypto_wipe */
 #include "tfd/frame.h"   /* tfd_crc32 */
 
-static uint32_t tfd_sa_load32_le_(const uint8_t *b)
-{
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
-
 static void crypto_wipe_words_(void *p, size_t n)
 {
     crypto_wipe(p, n);
@@ -117,28 +112,33 @@ void tfd_fl_update_hook(tfd_fl_t *fl, float *delta, uint32_t n, float *norm, flo
 #define FL_SA_VECTOR_PURPOSE(p) ((p) == TFD_PURPOSE_SA_MASKED)
 #endif
 
-/* SA_MASKED bytes [offset, offset + len): u32 round || the masked words, made
+/* SA_MASKED bytes [offset, offset + len) of body SA_MASKED_INPUT_REPLY: its
+ * fixed part (u32 round) || the masked words (TFD_REST group of SA_WORD), made
  * on demand.  Test images also serve SA_ENCODED: the same words before masking. */
+enum { FL_SA_HEAD = TFD_WIRE_FIXED_SA_MASKED_INPUT_REPLY, FL_SA_WORD = TFD_WIRE_FIXED_SA_WORD };
+_Static_assert(FL_SA_WORD == 4, "a masked word is one u32");
 TFD_CHECK_RESULT static tfd_status_t fl_sa_read_vector(tfd_fl_t *fl, uint8_t purpose, uint32_t offset, uint8_t *out,
                                                        size_t len)
 {
-    TFD_ENSURE(fl->sa_init && fl->sa.stage == TFD_SA_CLIENT_MASKED, TFD_ERR_PROTO_STATE);
-    const uint32_t total = 4u + 4u * fl->sa_words;
+    TFD_ENSURE(fl->sa_init && (fl->sa.stage == TFD_SA_CLIENT_MASKED || fl->sa.stage == TFD_SA_CLIENT_CHECKED),
+                   TFD_ERR_PROTO_STATE);
+    const uint32_t total = FL_SA_HEAD + FL_SA_WORD * fl->sa_words;
     TFD_ENSURE(offset <= total && len <= total - offset, TFD_ERR_ARG);
-    uint8_t head[4];
-    head[0] = (uint8_t)fl->sa.round;
-    head[1] = (uint8_t)(fl->sa.round >> 8);
-    head[2] = (uint8_t)(fl->sa.round >> 16);
-    head[3] = (uint8_t)(fl->sa.round >> 24);
+    uint8_t head[FL_SA_HEAD];
+    tfd_body_SA_MASKED_INPUT_REPLY_t h;
+    memset(&h, 0, sizeof h);
+    h.round = fl->sa.round;
+    size_t head_len = 0;
+    TFD_TRY(TFD_BODY_ENCODE(SA_MASKED_INPUT_REPLY, &h, head, sizeof head, &head_len));
     size_t done = 0;
     while (done < len) {
         const uint32_t pos = offset + (uint32_t)done;
-        if (pos < 4) {
+        if (pos < FL_SA_HEAD) {
             out[done++] = head[pos];
             continue;
         }
         uint32_t words[16];
-        const uint32_t w0 = (pos - 4u) / 4u;
+        const uint32_t w0 = (pos - FL_SA_HEAD) / FL_SA_WORD;
         const uint32_t nw = fl->sa_words - w0 < 16u ? fl->sa_words - w0 : 16u;
 #if TFD_TEST_MESSAGES
         if (purpose == TFD_PURPOSE_SA_ENCODED) {
@@ -150,7 +150,7 @@ TFD_CHECK_RESULT static tfd_status_t fl_sa_read_vector(tfd_fl_t *fl, uint8_t pur
             TFD_TRY(tfd_sa_client_masked_read(&fl->sa, w0, words, nw));
         }
         const uint8_t *bytes = (const uint8_t *)words; /* little-endian target (checked above) */
-        size_t from = (pos - 4u) % 4u, avail = 4u * nw - from;
+        size_t from = (pos - FL_SA_HEAD) % FL_SA_WORD, avail = FL_SA_WORD * nw - from;
         const size_t take = avail < len - done ? avail : len - done;
         memcpy(out + done, bytes + from, take);
         done += take;
@@ -164,7 +164,7 @@ tfd_status_t tfd_fl_xfer_begin(void *ctx, uint8_t purpose, uint32_t total_len)
 {
     tfd_fl_t *fl = ctx;
     if (purpose == TFD_PURPOSE_SA_REQUEST) {
-        TFD_ENSURE(total_len >= 4 && total_len <= sizeof fl->sa_in, TFD_ERR_SHAPE);
+        TFD_ENSURE(total_len <= sizeof fl->sa_in, TFD_ERR_SHAPE);
         fl->sa_in_ok = 0;
         fl->sa_in_len = total_len;
         fl->sa_staged = 0;
@@ -172,6 +172,8 @@ tfd_status_t tfd_fl_xfer_begin(void *ctx, uint8_t purpose, uint32_t total_len)
     }
     TFD_ENSURE(purpose == TFD_PURPOSE_MODEL_PARAMS, TFD_ERR_ARG);
     if (fl->sa_init) tfd_sa_client_wipe(&fl->sa); /* a new round: the update is about to go */
+    crypto_wipe(fl->sa_out, sizeof fl->sa_out);   /* and the last SecAgg reply (shares) with it */
+    fl->sa_out_len = 0;
     TFD_ENSURE(total_len == param_bytes(fl), TFD_ERR_SHAPE);
     TFD_TRY(fl_go(fl, TFD_FL_STAGING));
     fl->staged = 0;
@@ -218,13 +220,14 @@ tfd_status_t tfd_fl_xfer_open(void *ctx, uint8_t purpose, uint32_t arg, uint32_t
         return TFD_OK;
     }
     if (FL_SA_VECTOR_PURPOSE(purpose)) {
-        TFD_ENSURE(fl->sa_init && fl->sa.stage == TFD_SA_CLIENT_MASKED, TFD_ERR_PROTO_STATE);
+        TFD_ENSURE(fl->sa_init && (fl->sa.stage == TFD_SA_CLIENT_MASKED || fl->sa.stage == TFD_SA_CLIENT_CHECKED),
+                   TFD_ERR_PROTO_STATE);
         TFD_ENSURE(arg == fl->sa_round && arg == fl->sa.round, TFD_ERR_ARG);
-        *total_len = 4u + 4u * fl->sa_words;
+        *total_len = FL_SA_HEAD + FL_SA_WORD * fl->sa_words;
         return TFD_OK;
     }
     TFD_ENSURE(purpose == TFD_PURPOSE_MODEL_UPDATE, TFD_ERR_ARG);
-    TFD_ENSURE(!TFD_FL_SECURE_ONLY, TFD_ERR_POLICY);
+    TFD_ENSURE(!TFD_FL_SECURE_ONLY && !fl->sa_masked, TFD_ERR_POLICY); /* masked once: never plain */
     TFD_ENSURE(fl->stage == TFD_FL_TRAINED, TFD_ERR_PROTO_STATE);
     TFD_ENSURE(arg == fl->round, TFD_ERR_ARG);
     *total_len = param_bytes(fl);
@@ -241,7 +244,7 @@ tfd_status_t tfd_fl_xfer_read(void *ctx, uint8_t purpose, uint32_t offset, uint8
         return TFD_OK;
     }
     if (FL_SA_VECTOR_PURPOSE(purpose)) return fl_sa_read_vector(fl, purpose, offset, out, len);
-    TFD_ENSURE(!TFD_FL_SECURE_ONLY, TFD_ERR_POLICY);
+    TFD_ENSURE(!TFD_FL_SECURE_ONLY && !fl->sa_masked, TFD_ERR_POLICY);
     TFD_ENSURE(purpose == TFD_PURPOSE_MODEL_UPDATE && fl->stage == TFD_FL_TRAINED, TFD_ERR_PROTO_STATE);
     TFD_ENSURE(offset <= param_bytes(fl) && len <= param_bytes(fl) - offset, TFD_ERR_ARG);
     memcpy(out, (const uint8_t *)fl->cfg.buf + offset, len);
@@ -267,7 +270,13 @@ tfd_status_t tfd_fl_params(void *ctx, const tfd_msg_PARAMS_t *m, uint32_t *detai
     TFD_TRY(tfd_trainer_set_params(&fl->trainer, fl->cfg.buf, fl->n_params));
     TFD_TRY(fl_go(fl, TFD_FL_GLOBAL));
     fl->round = m->round;
+    /* which global parameters the next update is trained from (see MASKED_INPUT) */
+    crypto_blake2b(fl->params_digest, sizeof fl->params_digest, (const uint8_t *)fl->cfg.buf, param_bytes(fl));
     if (m->flags & TFD_WIRE_PARAMS_PERSIST) {
+        if (fl->store_ok && fl->cfg.storage_busy) {
+            fl->cfg.storage_busy(fl->cfg.storage_busy_ctx, fl->store.slot_bytes,
+                                 TFD_PARAM_RECORD_HEADER + param_bytes(fl));
+        }
         fl->store_status = fl->store_ok ? tfd_param_store_save(&fl->store, fl->cfg.model->hash, m->round,
                                                                fl->cfg.buf, param_bytes(fl), NULL)
                                         : TFD_ERR_STORAGE;
@@ -334,6 +343,7 @@ tfd_status_t tfd_fl_update(void *ctx, const tfd_msg_GET_UPDATE_t *m, tfd_msg_UPD
     tfd_fl_t *fl = ctx;
     *detail = fl->round;
     TFD_ENSURE(!TFD_FL_SECURE_ONLY, TFD_ERR_POLICY); /* updates leave this image masked only */
+    TFD_ENSURE(!fl->sa_masked, TFD_ERR_POLICY);       /* this update was masked: it never leaves plain */
     TFD_ENSURE(fl->stage == TFD_FL_TRAINED, TFD_ERR_PROTO_STATE);
     TFD_ENSURE(m->round == fl->round, TFD_ERR_ARG);
     *detail = TFD_WIRE_ENC_F32;
@@ -358,25 +368,29 @@ tfd_status_t tfd_fl_secagg(void *ctx, uint8_t msg_id, uint32_t round, uint32_t b
     TFD_ENSURE(fl->sa_in_ok && body_len == fl->sa_in_len, TFD_ERR_SHAPE);
     fl->sa_in_ok = 0; /* a body is used once */
     TFD_ENSURE(tfd_crc32(0, fl->sa_in, body_len) == crc32, TFD_ERR_FRAME_CRC);
-    TFD_ENSURE(body_len >= 4 && tfd_sa_load32_le_(fl->sa_in) == round, TFD_ERR_ARG);
+    /* the body decodes (wire table) and names the stage message's round */
+    uint32_t body_round = 0;
+    TFD_TRY(tfd_sa_request_round(msg_id, fl->sa_in, body_len, &body_round));
+    TFD_ENSURE(body_round == round, TFD_ERR_ARG);
     *detail = (uint32_t)fl->sa.stage;
     size_t out_len = 0;
+    if (fl->sa_out_len) crypto_wipe(fl->sa_out, fl->sa_out_len); /* the last reply goes with its stage */
     fl->sa_out_len = 0;
     switch (msg_id) {
     case TFD_MSG_ADVERTISE_KEYS: {
-        TFD_ENSURE(adv != NULL && body_len >= 8, TFD_ERR_ARG);
+        TFD_ENSURE(adv != NULL, TFD_ERR_ARG);
         const tfd_sa_encoding_t enc = {.clip = adv->clip, .frac_bits = adv->frac_bits,
                                        .weight_max = adv->weight_max};
-        const uint32_t id = tfd_sa_load32_le_(fl->sa_in + 4);
         if (!fl->sa_init) {
-            TFD_TRY(tfd_sa_client_init(&fl->sa, id, &enc, fl->cfg.random));
+            /* first round of this boot: the client of this device's identity (none: POLICY) */
+            TFD_TRY(tfd_sa_client_init(&fl->sa, fl->cfg.identity, &enc, fl->cfg.random));
             fl->sa_init = 1;
-        } else if (fl->sa.has_round && round <= fl->sa.round) {
-            return TFD_ERR_PROTO_STATE; /* replay / older round: change nothing */
-        } else {
-            TFD_TRY(tfd_sa_client_configure(&fl->sa, id, &enc));
         }
-        TFD_TRY(tfd_sa_client_advertise(&fl->sa, fl->sa_in, body_len, fl->sa_out, sizeof fl->sa_out, &out_len));
+        /* the encoding changes only once the whole request has been checked */
+        TFD_TRY(tfd_sa_client_advertise_as(&fl->sa, &enc, fl->sa_in, body_len, fl->sa_out, sizeof fl->sa_out,
+                                           &out_len));
+        fl->sa_weight = adv->weight; /* checked against the samples at MASKED_INPUT */
+        fl->sa_staleness = adv->staleness;
         break;
     }
     case TFD_MSG_SHARE_KEYS:
@@ -386,25 +400,43 @@ tfd_status_t tfd_fl_secagg(void *ctx, uint8_t msg_id, uint32_t round, uint32_t b
     case TFD_MSG_MASKED_INPUT: {
         TFD_ENSURE(fl->sa_init, TFD_ERR_PROTO_STATE);
         TFD_ENSURE(fl->stage == TFD_FL_TRAINED, TFD_ERR_PROTO_STATE); /* no update to mask */
-        /* One masked input per trained update: two secure sums of the same updates
-         * over different survivor sets would reveal their difference. */
-        if (fl->sa_masked) {
+        /* One masked input per trained update, and none for an update trained from
+         * global parameters whose masked update this device already helped unmask:
+         * two secure sums of the same updates over different survivor sets would
+         * reveal their difference (firmware/docs/SECURITY.md, "mask once"). */
+        if (fl->sa_masked || (fl->unmasked_valid && crypto_verify16(fl->unmasked_digest, fl->params_digest) == 0)) {
             tfd_sa_client_wipe(&fl->sa);
             return TFD_ERR_POLICY;
         }
+        /* the public weight: at most SA_WEIGHT_ONE x the samples trained on (0: those samples) */
+        const uint64_t heaviest = (uint64_t)fl->weight * TFD_WIRE_SA_WEIGHT_ONE;
+        const uint32_t w = fl->sa_weight ? fl->sa_weight : fl->weight;
+        *detail = w;
+        TFD_ENSURE(w >= 1 && (uint64_t)w <= heaviest && w <= fl->sa.enc.weight_max, TFD_ERR_ARG);
+        tfd_sa_summed_t summed;
+        memset(&summed, 0, sizeof summed);
+        summed.weight = w;
         uint32_t words = 0;
-        TFD_TRY(tfd_sa_client_masked_input(&fl->sa, fl->sa_in, body_len, fl->cfg.buf, fl->n_params, fl->weight,
+        TFD_TRY(tfd_sa_client_masked_input(&fl->sa, fl->sa_in, body_len, fl->cfg.buf, fl->n_params, &summed,
                                            &words));
         fl->sa_words = words;
         fl->sa_masked = 1;
         fl->sa_round = round;
-        *reply_len = 4u + 4u * words;
+        *reply_len = FL_SA_HEAD + FL_SA_WORD * words;
         *detail = 0;
         return TFD_OK;
     }
+    case TFD_MSG_SURVIVORS:
+        TFD_ENSURE(fl->sa_init, TFD_ERR_PROTO_STATE);
+        TFD_TRY(tfd_sa_client_survivors(&fl->sa, fl->sa_in, body_len, fl->sa_out, sizeof fl->sa_out, &out_len));
+        break;
     case TFD_MSG_UNMASK:
         TFD_ENSURE(fl->sa_init, TFD_ERR_PROTO_STATE);
         TFD_TRY(tfd_sa_client_unmask(&fl->sa, fl->sa_in, body_len, fl->sa_out, sizeof fl->sa_out, &out_len));
+        /* shares of this round are out: its sum may be formed, never mask an update of
+         * these global parameters again */
+        memcpy(fl->unmasked_digest, fl->params_digest, sizeof fl->unmasked_digest);
+        fl->unmasked_valid = 1;
         break;
     default: return TFD_ERR_INTERNAL;
     }
@@ -412,5 +444,23 @@ tfd_status_t tfd_fl_secagg(void *ctx, uint8_t msg_id, uint32_t round, uint32_t b
     fl->sa_round = round;
     *reply_len = (uint32_t)out_len;
     *detail = 0;
+    return TFD_OK;
+}
+
+tfd_status_t tfd_fl_identity(void *ctx, tfd_msg_IDENTITY_t *out)
+{
+    tfd_fl_t *fl = ctx;
+    const tfd_identity_t *id = fl->cfg.identity;
+    if (id == NULL || !id->ok) {
+        out->status = (uint16_t)(fl->cfg.identity_status != TFD_OK ? fl->cfg.identity_status : TFD_ERR_POLICY);
+        return TFD_OK; /* a device without identity says so; it refuses SecAgg+ */
+    }
+    out->status = TFD_OK;
+    out->device_id = id->device_id;
+    memcpy(out->public_key, id->public_key, sizeof out->public_key);
+    memcpy(out->fleet_id, id->fleet_id, sizeof out->fleet_id);
+    out->manifest_version = id->manifest_version;
+    out->n_devices = id->n;
+    memcpy(out->manifest_digest, id->manifest_hash, sizeof out->manifest_digest);
     return TFD_OK;
 }

@@ -63,13 +63,13 @@ TFD_CHECK_RESULT static tfd_status_t check_params(const tfd_layer_t *l)
     return TFD_OK;
 }
 
-tfd_status_t tfd_eval_add(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
+tfd_status_t TFD_REFERENCE_KERNEL(add)(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
 {
     TFD_TRY(check_params(l));
     return tfd_eval_binary_i8(m, l, arena, add_row);
 }
 
-tfd_status_t tfd_eval_sub(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
+tfd_status_t TFD_REFERENCE_KERNEL(sub)(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
 {
     TFD_TRY(check_params(l));
     return tfd_eval_binary_i8(m, l, arena, sub_row);

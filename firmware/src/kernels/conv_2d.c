@@ -76,7 +76,7 @@ TFD_NOINLINE static int32_t window_dot(const int8_t *x, const int8_t *w, const w
     return acc;
 }
 
-tfd_status_t tfd_eval_conv_2d(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
+tfd_status_t TFD_REFERENCE_KERNEL(conv_2d)(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
 {
     TFD_ENSURE(l->n_inputs == 3 && l->params != NULL, TFD_ERR_BAD_MODEL);
     const tfd_conv_params_t *p = (const tfd_conv_params_t *)l->params;

@@ -95,7 +95,7 @@ static void pixel_any(const dw_ctx_t *c, const int8_t *x_win, const int8_t *w_wi
     }
 }
 
-tfd_status_t tfd_eval_depthwise_conv_2d(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
+tfd_status_t TFD_REFERENCE_KERNEL(depthwise_conv_2d)(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
 {
     TFD_ENSURE(l->n_inputs == 3 && l->params != NULL, TFD_ERR_BAD_MODEL);
     const tfd_conv_params_t *p = (const tfd_conv_params_t *)l->params;

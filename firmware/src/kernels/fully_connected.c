@@ -6,7 +6,7 @@
 #include "tfd/qmath.h"
 #include "tfd/runtime.h"
 
-tfd_status_t tfd_eval_fully_connected(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
+tfd_status_t TFD_REFERENCE_KERNEL(fully_connected)(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
 {
     TFD_ENSURE(l->n_inputs == 3 && l->params != NULL, TFD_ERR_BAD_MODEL);
     const tfd_fc_params_t *p = (const tfd_fc_params_t *)l->params;

@@ -17,7 +17,7 @@ static void mul_row(const void *pv, const int8_t *x1, int32_t s1, const int8_t *
     }
 }
 
-tfd_status_t tfd_eval_mul(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
+tfd_status_t TFD_REFERENCE_KERNEL(mul)(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
 {
     TFD_ENSURE(l->params != NULL, TFD_ERR_BAD_MODEL);
     const tfd_mul_params_t *p = (const tfd_mul_params_t *)l->params;

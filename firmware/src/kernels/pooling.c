@@ -41,7 +41,7 @@ TFD_CHECK_RESULT static tfd_status_t pool_setup(const tfd_model_t *m, const tfd_
     return TFD_OK;
 }
 
-tfd_status_t tfd_eval_max_pool_2d(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
+tfd_status_t TFD_REFERENCE_KERNEL(max_pool_2d)(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
 {
     pool_geometry_t g;
     TFD_TRY(pool_setup(m, l, arena, &g));
@@ -80,7 +80,7 @@ tfd_status_t tfd_eval_max_pool_2d(const tfd_model_t *m, const tfd_layer_t *l, ui
     return TFD_OK;
 }
 
-tfd_status_t tfd_eval_average_pool_2d(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
+tfd_status_t TFD_REFERENCE_KERNEL(average_pool_2d)(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
 {
     pool_geometry_t g;
     TFD_TRY(pool_setup(m, l, arena, &g));

@@ -18,7 +18,7 @@ static inline int32_t softmax_exp(const tfd_softmax_params_t *p, int32_t diff)
     return tfd_fp_exp_on_negative_values(rescaled, kScaledDiffIntegerBits);
 }
 
-tfd_status_t tfd_eval_softmax(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
+tfd_status_t TFD_REFERENCE_KERNEL(softmax)(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
 {
     TFD_ENSURE(l->n_inputs == 1 && l->params != NULL, TFD_ERR_BAD_MODEL);
     const tfd_softmax_params_t *p = (const tfd_softmax_params_t *)l->params;

@@ -46,7 +46,13 @@ tfd_status_t tfd_frame_encode(tfd_frame_hdr_t *hdr, const uint8_t *payload, size
     tfd_cobs_put(&enc, head, hn);
     if (len) tfd_cobs_put(&enc, payload, len);
     tfd_cobs_put(&enc, tail, sizeof tail);
-    return tfd_cobs_end(&enc, out_len);
+    size_t n = 0;
+    TFD_TRY(tfd_cobs_end(&enc, &n));
+    /* tfd_cobs_end wrote the first delimiter; the others follow it. */
+    TFD_ENSURE(cap - n >= TFD_WIRE_END_ZEROS - 1u, TFD_ERR_FRAME_SIZE);
+    memset(out + n, 0, TFD_WIRE_END_ZEROS - 1u);
+    *out_len = n + TFD_WIRE_END_ZEROS - 1u;
+    return TFD_OK;
 }
 
 void tfd_frame_decoder_init(tfd_frame_decoder_t *dec)

@@ -128,6 +128,20 @@ static void nack_dropped(tfd_proto_t *p, tfd_status_t why)
     emit(p, p->small, wire_len);
 }
 
+void tfd_proto_busy(tfd_proto_t *p, uint32_t max_ms)
+{
+    if (p == NULL || p->current == NULL || max_ms == 0u) return;
+    const tfd_msg_BUSY_t b = {.ref_id = p->current->hdr.msg_id, .max_ms = max_ms};
+    uint8_t payload[TFD_WIRE_FIXED_BUSY];
+    size_t len = 0;
+    if (TFD_WIRE_ENCODE(BUSY, &b, payload, sizeof payload, &len) != TFD_OK) return;
+    tfd_frame_hdr_t hdr = {.version = TFD_WIRE_FRAME_VERSION, .msg_id = TFD_MSG_BUSY,
+                           .flags = TFD_FLAG_REPLY, .seq = p->current->hdr.seq, .length = 0};
+    size_t wire_len = 0;
+    if (tfd_frame_encode(&hdr, payload, len, p->small, sizeof p->small, &wire_len) != TFD_OK) return;
+    emit(p, p->small, wire_len);
+}
+
 uint32_t tfd_proto_millis(const tfd_proto_t *p)
 {
     return p->app && p->app->millis ? p->app->millis(p->app_ctx) : 0u;
@@ -279,17 +293,22 @@ static tfd_status_t on_xfer_chunk(tfd_proto_t *p, tfd_req_t *req, const tfd_any_
     const tfd_msg_XFER_CHUNK_t *c = &m->m_XFER_CHUNK;
     tfd_xfer_state_t *x = &p->xfer;
     if (c->xfer_id != x->id) return reply_nack(p, req, c->xfer_id, TFD_ERR_ARG, x->next);
-    if (c->offset < x->next) return tfd_proto_reply_ack(p, req, x->id, x->next); /* duplicate */
     if (c->offset > x->next) return reply_nack(p, req, x->id, TFD_ERR_SEQ, x->next);
-    if (c->data_len > x->total - x->next) {
+    /* A chunk that starts before next (resent after a lost acknowledgement, or cut
+     * differently when the host changed its chunk size) gives its new part, if any. */
+    const uint32_t skip = x->next - c->offset; /* bytes of it the device already has */
+    if (skip > 0 && skip >= c->data_len) return tfd_proto_reply_ack(p, req, x->id, x->next);
+    const uint8_t *data = c->data + skip;
+    const uint32_t len = c->data_len - skip;
+    if (len > x->total - x->next) {
         req->detail = x->total;
         return TFD_ERR_OVERFLOW;
     }
-    if (!x->builtin && c->data_len) {
-        TFD_TRY(p->app->xfer_write(p->app_ctx, x->purpose, x->next, c->data, c->data_len));
+    if (!x->builtin && len) {
+        TFD_TRY(p->app->xfer_write(p->app_ctx, x->purpose, x->next, data, len));
     }
-    x->crc = tfd_crc32(x->crc, c->data, c->data_len);
-    x->next += c->data_len;
+    x->crc = tfd_crc32(x->crc, data, len);
+    x->next += len;
     TFD_TRY(go(p, TFD_STAGE_XFER_RX));
     return tfd_proto_reply_ack(p, req, x->id, x->next);
 }
@@ -387,7 +406,9 @@ static const tfd_route_t kRoutes[] = {
     {TFD_MSG_ADVERTISE_KEYS, STAGE_BIT(READY), tfd_proto_on_secagg},
     {TFD_MSG_SHARE_KEYS, STAGE_BIT(READY), tfd_proto_on_secagg},
     {TFD_MSG_MASKED_INPUT, STAGE_BIT(READY), tfd_proto_on_secagg},
+    {TFD_MSG_SURVIVORS, STAGE_BIT(READY), tfd_proto_on_secagg},
     {TFD_MSG_UNMASK, STAGE_BIT(READY), tfd_proto_on_secagg},
+    {TFD_MSG_GET_IDENTITY, STAGE_BIT(READY), tfd_proto_on_get_identity},
 #if TFD_TEST_MESSAGES
     {TFD_MSG_INFER_TEST, STAGE_BIT(READY), on_infer_test},
 #endif
@@ -438,7 +459,9 @@ static void handle_frame(tfd_proto_t *p, const tfd_frame_t *f)
         return;
     }
     p->stats.requests++;
+    p->current = f;
     st = route->fn(p, &req, &m);
+    p->current = NULL;
     if (req.replied) return; /* exactly one reply per request */
     reply_error(p, &req, st != TFD_OK ? st : TFD_ERR_INTERNAL, req.detail);
 }

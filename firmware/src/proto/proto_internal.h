@@ -39,5 +39,6 @@ tfd_status_t tfd_proto_on_train(tfd_proto_t *p, tfd_req_t *req, const tfd_any_ms
 tfd_status_t tfd_proto_on_get_update(tfd_proto_t *p, tfd_req_t *req, const tfd_any_msg_t *m);
 /* The four SecAgg+ stage messages (train_handlers.c). */
 tfd_status_t tfd_proto_on_secagg(tfd_proto_t *p, tfd_req_t *req, const tfd_any_msg_t *m);
+tfd_status_t tfd_proto_on_get_identity(tfd_proto_t *p, tfd_req_t *req, const tfd_any_msg_t *m);
 
 #endif /* TFD_PROTO_INTERNAL_H */

@@ -1,6 +1,7 @@
 /* tinyfed — device protocol: the federated-training requests (PARAMS, TRAIN,
  * GET_UPDATE; wire.def "federated training") and the SecAgg+ stage messages
- * (ADVERTISE_KEYS, SHARE_KEYS, MASKED_INPUT, UNMASK; "secure aggregation").  The protocol only routes and
+ * (ADVERTISE_KEYS, SHARE_KEYS, MASKED_INPUT, SURVIVORS, UNMASK; "secure aggregation")
+ * and GET_IDENTITY.  The protocol only routes and
  * replies; what the steps do (stage the parameters, train, build the update)
  * is the application's (tfd_app_t.params / train / update), so this file
  * links without the training engine (host loopback, protocol-only images). */
@@ -57,6 +58,7 @@ tfd_status_t tfd_proto_on_secagg(tfd_proto_t *p, tfd_req_t *req, const tfd_any_m
         SA_FIELDS_(ADVERTISE_KEYS)
         SA_FIELDS_(SHARE_KEYS)
         SA_FIELDS_(MASKED_INPUT)
+        SA_FIELDS_(SURVIVORS)
         SA_FIELDS_(UNMASK)
 #undef SA_FIELDS_
     default: return TFD_ERR_INTERNAL;
@@ -64,4 +66,14 @@ tfd_status_t tfd_proto_on_secagg(tfd_proto_t *p, tfd_req_t *req, const tfd_any_m
     if (id == TFD_MSG_ADVERTISE_KEYS) adv = &m->m_ADVERTISE_KEYS;
     TFD_TRY(p->app->secagg(p->app_ctx, id, round, body_len, crc, adv, &reply_len, &req->detail));
     return tfd_proto_reply_ack(p, req, 0, reply_len);
+}
+
+tfd_status_t tfd_proto_on_get_identity(tfd_proto_t *p, tfd_req_t *req, const tfd_any_msg_t *m)
+{
+    TFD_ENSURE(p->app && p->app->identity, TFD_ERR_BAD_MODEL);
+    tfd_msg_IDENTITY_t r;
+    memset(&r, 0, sizeof r);
+    TFD_TRY(p->app->identity(p->app_ctx, &r));
+    r.nonce = m->m_GET_IDENTITY.nonce;
+    return tfd_proto_reply(p, req, TFD_MSG_IDENTITY, &r, sizeof r);
 }

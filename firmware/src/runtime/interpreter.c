@@ -1,12 +1,12 @@
-/* tinyfed — the interpreter: walks the emitted layer list, one kernel per op. */
+/* tinyfed — the interpreter: walks the emitted layer list, one kernel per op,
+ * taken from the model's own kernel table (so only those kernels are linked). */
 #include "tfd/kernels.h"
 #include "tfd/runtime.h"
 
-static const tfd_kernel_fn kKernels[TFD_OP_COUNT] = {
-#define TFD_KERNEL_ENTRY_(name, id, fn) [id] = tfd_eval_##fn,
-    TFD_OP_LIST(TFD_KERNEL_ENTRY_)
-#undef TFD_KERNEL_ENTRY_
-};
+static tfd_kernel_fn kernel_of(const tfd_model_t *model, uint8_t op)
+{
+    return op < TFD_OP_COUNT && model->kernels != NULL ? model->kernels[op] : NULL;
+}
 
 static int32_t type_size(uint8_t type)
 {
@@ -48,7 +48,7 @@ tfd_status_t tfd_model_check(const tfd_model_t *model, size_t arena_bytes)
     }
     for (uint16_t i = 0; i < model->n_layers; ++i) {
         const tfd_layer_t *l = &model->layers[i];
-        TFD_ENSURE(l->op < TFD_OP_COUNT, TFD_ERR_UNSUPPORTED_OP);
+        TFD_ENSURE(kernel_of(model, l->op) != NULL, TFD_ERR_UNSUPPORTED_OP);
         TFD_TRY(check_tensor_index(model, l->output));
         TFD_ENSURE(model->tensors[l->output].data == NULL, TFD_ERR_BAD_MODEL);
         for (uint8_t k = 0; k < l->n_inputs; ++k) {
@@ -68,8 +68,8 @@ tfd_status_t tfd_invoke_range(const tfd_model_t *model, uint8_t *arena, int firs
     TFD_ENSURE(first >= 0 && first <= last && last <= (int)model->n_layers, TFD_ERR_ARG);
     for (int i = first; i < last; ++i) {
         const tfd_layer_t *l = &model->layers[i];
-        tfd_status_t status =
-            l->op < TFD_OP_COUNT ? kKernels[l->op](model, l, arena) : TFD_ERR_UNSUPPORTED_OP;
+        const tfd_kernel_fn kernel = kernel_of(model, l->op);
+        const tfd_status_t status = kernel != NULL ? kernel(model, l, arena) : TFD_ERR_UNSUPPORTED_OP;
         if (status != TFD_OK) {
             if (failed_layer) *failed_layer = i;
             return status;

@@ -65,11 +65,12 @@ tfd_status_t tfd_sa_choose_fraction_bits(uint8_t *frac_bits, uint32_t n_max, flo
 }
 
 tfd_status_t tfd_sa_encoder_init(tfd_sa_encoder_t *e, const float *x, uint32_t n, const tfd_sa_encoding_t *enc,
-                                 uint32_t weight, const uint8_t noise_key[32], uint32_t round)
+                                 const tfd_sa_summed_t *summed, const uint8_t noise_key[32], uint32_t round)
 {
-    TFD_ENSURE(e != NULL && (x != NULL || n == 0) && noise_key != NULL, TFD_ERR_ARG);
+    TFD_ENSURE(e != NULL && (x != NULL || n == 0) && noise_key != NULL && summed != NULL, TFD_ERR_ARG);
     TFD_TRY(check_params(enc));
-    TFD_ENSURE(n < UINT32_MAX, TFD_ERR_ARG);
+    TFD_ENSURE(n <= UINT32_MAX - (uint32_t)TFD_SA_SUMMED_COUNT, TFD_ERR_ARG);
+    const uint32_t weight = summed->weight;
     TFD_ENSURE(weight >= 1 && weight <= enc->weight_max, TFD_ERR_ARG);
     const double bound = word_bound(enc->clip, enc->frac_bits);
     TFD_ENSURE(bound <= INT32_MAX_D, TFD_ERR_OVERFLOW); /* one update must fit: |v| < 2^31 */
@@ -87,7 +88,7 @@ tfd_status_t tfd_sa_encoder_init(tfd_sa_encoder_t *e, const float *x, uint32_t n
 
     e->x = x;
     e->n = n;
-    e->weight = weight;
+    e->summed = *summed;
     e->scale = g * (double)(UINT32_C(1) << enc->frac_bits);
     e->bound = (int64_t)bound;
     const tfd_status_t st = tfd_sa_kdf(e->noise_key, noise_key, TFD_SA_LABEL_ROUNDING, round, NULL, 0);
@@ -124,21 +125,34 @@ int64_t tfd_sa_floor_times_2_32(double v, int *huge)
 tfd_status_t tfd_sa_encode_chunk(const tfd_sa_encoder_t *e, uint32_t *words, uint32_t offset, uint32_t len)
 {
     TFD_ENSURE(e != NULL && (words != NULL || len == 0), TFD_ERR_ARG);
-    TFD_ENSURE((uint64_t)offset + len <= (uint64_t)e->n + 1, TFD_ERR_ARG);
+    TFD_ENSURE((uint64_t)offset + len <= (uint64_t)e->n + TFD_SA_SUMMED_COUNT, TFD_ERR_ARG);
     const uint32_t n_params = offset >= e->n ? 0 : (len < e->n - offset ? len : e->n - offset);
-    /* The rounding randomness r_i is written first, then replaced in place. */
-    tfd_sa_prg(words, n_params, e->noise_key, offset);
-    for (uint32_t i = 0; i < n_params; ++i) {
-        const double v = (double)e->x[offset + i] * e->scale;
-        int huge;
-        const int64_t s = tfd_sa_floor_times_2_32(v, &huge) + (int64_t)words[i];
-        int64_t q = s >= 0 ? s / INT64_C(4294967296) : ~(~s / INT64_C(4294967296)); /* floor(s / 2^32) */
-        if (huge) q = v > 0 ? e->bound : -e->bound; /* unreachable while |v| < B <= 2^31 - 1 */
-        if (q > e->bound) q = e->bound;
-        if (q < -e->bound) q = -e->bound;
-        words[i] = (uint32_t)q; /* two's complement mod 2^32 */
+    /* words may alias x + offset (in-place encoding): each x_i is read before word i
+     * is written, both through memcpy (no type punning), and the rounding randomness
+     * r_i goes through a block buffer of its own. */
+    const uint8_t *xb = (const uint8_t *)(const void *)e->x;
+    uint8_t *wb = (uint8_t *)(void *)words;
+    uint32_t r[16];
+    for (uint32_t b = 0; b < n_params; b += 16u) {
+        const uint32_t m = n_params - b < 16u ? n_params - b : 16u;
+        tfd_sa_prg(r, m, e->noise_key, offset + b);
+        for (uint32_t j = 0; j < m; ++j) {
+            float xi;
+            memcpy(&xi, xb + 4u * ((size_t)offset + b + j), sizeof xi);
+            const double v = (double)xi * e->scale;
+            int huge;
+            const int64_t s = tfd_sa_floor_times_2_32(v, &huge) + (int64_t)r[j];
+            int64_t q = s >= 0 ? s / INT64_C(4294967296) : ~(~s / INT64_C(4294967296)); /* floor(s / 2^32) */
+            if (huge) q = v > 0 ? e->bound : -e->bound; /* unreachable while |v| < B <= 2^31 - 1 */
+            if (q > e->bound) q = e->bound;
+            if (q < -e->bound) q = -e->bound;
+            const uint32_t w = (uint32_t)q; /* two's complement mod 2^32 */
+            memcpy(wb + 4u * ((size_t)b + j), &w, sizeof w);
+        }
     }
-    if (n_params < len) words[len - 1] = e->weight; /* word n */
+    crypto_wipe(r, sizeof r);
+    const uint32_t *summed = (const uint32_t *)(const void *)&e->summed; /* one u32 per TFD_SUMMED, in order */
+    for (uint32_t i = n_params; i < len; ++i) words[i] = summed[offset + i - e->n]; /* words n.. */
     return TFD_OK;
 }
 
@@ -148,12 +162,12 @@ void tfd_sa_encoder_wipe(tfd_sa_encoder_t *e)
 }
 
 tfd_status_t tfd_sa_encode(uint32_t *words, const float *x, uint32_t n, const tfd_sa_encoding_t *enc,
-                           uint32_t weight, const uint8_t noise_key[32], uint32_t round)
+                           const tfd_sa_summed_t *summed, const uint8_t noise_key[32], uint32_t round)
 {
     TFD_ENSURE(words != NULL, TFD_ERR_ARG);
     tfd_sa_encoder_t e;
-    TFD_TRY(tfd_sa_encoder_init(&e, x, n, enc, weight, noise_key, round));
-    const tfd_status_t st = tfd_sa_encode_chunk(&e, words, 0, n + 1);
+    TFD_TRY(tfd_sa_encoder_init(&e, x, n, enc, summed, noise_key, round));
+    const tfd_status_t st = tfd_sa_encode_chunk(&e, words, 0, TFD_SA_WORDS(n));
     tfd_sa_encoder_wipe(&e);
     return st;
 }

@@ -47,17 +47,16 @@ static inline size_t pool_tap_index(tfd_shape4_t in, const pool_window_t *w, int
     return ((size_t)(bn * in.h + w->y0 + fy) * in.w + (w->x0 + fx)) * in.c + c;
 }
 
-/* Index (into x) and tap of the maximum of one window. */
-static size_t window_argmax(const float *x, const tfd_geom_t *g, int32_t bn, int32_t oy,
-                            int32_t ox, int32_t c, int32_t *tap)
+/* Index (into x) and tap of the maximum of window w, channel c. */
+static size_t window_argmax(const float *x, const tfd_geom_t *g, const pool_window_t *w, int32_t bn, int32_t c,
+                            int32_t *tap)
 {
-    const pool_window_t w = pool_window(g, oy, ox);
     size_t best_i = 0;
     int32_t best_tap = -1;
     float best = 0.0f;
-    for (int32_t fy = w.fy0; fy < w.fy1; ++fy) {
-        for (int32_t fx = w.fx0; fx < w.fx1; ++fx) {
-            const size_t i = pool_tap_index(g->in, &w, bn, fy, fx, c);
+    for (int32_t fy = w->fy0; fy < w->fy1; ++fy) {
+        size_t i = pool_tap_index(g->in, w, bn, fy, w->fx0, c);
+        for (int32_t fx = w->fx0; fx < w->fx1; ++fx, i += (size_t)g->in.c) {
             if (best_tap < 0 || x[i] > best) {
                 best = x[i];
                 best_i = i;
@@ -76,9 +75,10 @@ void tfd_maxpool_forward(const float *x, const tfd_geom_t *g, float *y, void *ar
     for (int32_t bn = 0; bn < out.n; ++bn) {
         for (int32_t oy = 0; oy < out.h; ++oy) {
             for (int32_t ox = 0; ox < out.w; ++ox) {
+                const pool_window_t w = pool_window(g, oy, ox); /* the same for every channel */
                 for (int32_t c = 0; c < out.c; ++c, ++o) {
                     int32_t tap;
-                    const size_t i = window_argmax(x, g, bn, oy, ox, c, &tap);
+                    const size_t i = window_argmax(x, g, &w, bn, c, &tap);
                     y[o] = x[i];
                     if (argmax != NULL) {
                         if (wide) ((uint16_t *)argmax)[o] = (uint16_t)tap;

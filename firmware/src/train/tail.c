@@ -284,7 +284,9 @@ tfd_status_t tfd_tail_forward(tfd_trainer_t *t, const int8_t *x, int training)
     const int8_t *q = (const int8_t *)tfd_tensor_ptr(m, t->region, p->boundary_tensor);
     float *a0 = fptr(t, p->tail[0].in_off);
     const int32_t n = tfd_tensor_elems(bt);
-    for (int32_t e = 0; e < n; ++e) a0[e] = bt->scale * (float)((int32_t)q[e] - bt->zero_point);
+    const float scale = bt->scale; /* locals: the float stores could alias *bt */
+    const int32_t zero_point = bt->zero_point;
+    for (int32_t e = 0; e < n; ++e) a0[e] = scale * (float)((int32_t)q[e] - zero_point);
     for (uint16_t i = 0; i < p->n_tail; ++i) layer_forward(t, &p->tail[i], training);
     return TFD_OK;
 }

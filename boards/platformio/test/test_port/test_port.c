@@ -29,7 +29,7 @@ int main(void)
 
     const uint8_t data[4] = {1, 2, 3, 4};
     uint8_t back[4] = {0};
-    report("storage_erase", tfd_port_storage_erase(0, 4096) == TFD_OK);
+    report("storage_erase", tfd_port_storage_erase(0, tfd_port_storage_erase_unit()) == TFD_OK);
     report("storage_write_read", tfd_port_storage_write(8, data, 4) == TFD_OK &&
                                      tfd_port_storage_read(8, back, 4) == TFD_OK &&
                                      memcmp(back, data, 4) == 0);
