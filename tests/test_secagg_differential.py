@@ -148,7 +148,10 @@ def _mutations(body: bytes, rng: random.Random, n: int) -> list[bytes]:
         if op == 0:  # the round
             b[rng.randrange(4)] ^= 1 << rng.randrange(8)
         elif op == 1 and len(b) > 6:  # a count or a header field
-            b[rng.randrange(4, min(12, len(b)))] = rng.choice((0, 1, 2, 3, 4, 5, 17, 0xFF))
+            i, v = rng.randrange(4, min(12, len(b))), rng.choice((0, 1, 2, 3, 4, 5, 17, 0xFF))
+            # past the header these are key bytes, which differ between the worlds: a value
+            # equal to one world's byte would leave that world's request valid, so flip it
+            b[i] = v if b[i] != v else v ^ 0x80
         elif op == 2:  # one byte anywhere, always changed: the worlds' valid bodies differ (their
             # keys), so setting a value could leave one world's byte as it was and not the other's
             b[rng.randrange(len(b))] ^= rng.randrange(1, 256)
