@@ -21,6 +21,7 @@
 #include "monocypher.h"
 #include "tfd/port.h"
 #include "tfd/secagg.h"
+#include "tfd/secagg_dp.h"
 
 #ifndef TFD_SA_BENCH_REPS
 #define TFD_SA_BENCH_REPS 3
@@ -28,6 +29,10 @@
 #define N_PARAMS 1000u
 #define N_PEERS 4u
 #define ROUND 9u
+#define DP_DRAWS 200u
+#define DP_Z_MILLI 1000u /* distributed DP: z = 1 over m - 1 = 2 other devices, C = 1, f = 20, d = N_PARAMS */
+#define DP_M 3u
+#define DP_FRAC 20u
 
 static float g_x[N_PARAMS];
 static uint32_t g_words[TFD_SA_WORDS(N_PARAMS)];
@@ -72,6 +77,23 @@ static tfd_sa_peer_t peers[N_PEERS];
 static const uint32_t peer_ids[N_PEERS] = {2, 9, 40, 41};
 static const tfd_sa_encoding_t enc = {.clip = 1.0f, .frac_bits = 24, .weight_max = 1000};
 static const tfd_sa_summed_t k_summed = {.weight = 250};
+static uint8_t dp_key[32];
+static tfd_dp_gauss_t dp_gauss;
+static int32_t g_draws[DP_DRAWS];
+
+/* the device's calibration for the bench setting (tfd/secagg_dp.h) */
+static tfd_status_t dp_setup(void)
+{
+    uint64_t delta, s2, bound;
+    TFD_TRY(tfd_dp_sensitivity(&delta, 1.0f, DP_FRAC, N_PARAMS));
+    TFD_TRY(tfd_dp_sigma_sq(&s2, DP_Z_MILLI, delta, DP_M));
+    TFD_TRY(tfd_dp_gauss_init(&dp_gauss, s2));
+    TFD_TRY(tfd_dp_word_bound(&bound, 1.0f, DP_FRAC, &dp_gauss));
+    tfd_board_log_u64("vec_dp_delta", delta);
+    tfd_board_log_u64("vec_dp_s2", s2);
+    tfd_board_log_u64("vec_dp_bound", bound);
+    return TFD_OK;
+}
 
 static int vectors(void)
 {
@@ -115,6 +137,21 @@ static int vectors(void)
     CHECK(tfd_sa_add_self_mask(g_words, TFD_SA_WORDS(N_PARAMS), 0, seed, ROUND), "self mask");
     CHECK(tfd_sa_add_pair_masks(g_words, TFD_SA_WORDS(N_PARAMS), 0, 7, sk_a, pk_a, peers, N_PEERS, ROUND), "pair masks");
     log_digest("vec_masked", g_words, sizeof g_words);
+
+    /* distributed DP noise (tfd/secagg_dp.h): the calibration, 200 draws of the bench
+     * setting's sigma^2 and of a small one, and the stream words they used */
+    CHECK(dp_setup(), "dp calibration");
+    tfd_dp_rng_t rng;
+    tfd_dp_rng_init(&rng, dp_key);
+    for (unsigned i = 0; i < DP_DRAWS; ++i) g_draws[i] = tfd_dp_gauss_sample(&dp_gauss, &rng);
+    log_digest("vec_dp_draws", g_draws, sizeof g_draws);
+    tfd_board_log_u64("vec_dp_words", rng.words);
+    tfd_dp_gauss_t small;
+    CHECK(tfd_dp_gauss_init(&small, 3), "dp small");
+    for (unsigned i = 0; i < DP_DRAWS; ++i) g_draws[i] = tfd_dp_gauss_sample(&small, &rng);
+    log_digest("vec_dp_draws_small", g_draws, sizeof g_draws);
+    tfd_board_log_u64("vec_dp_words_total", rng.words);
+    tfd_dp_rng_wipe(&rng);
 
     /* device identity (tfd/identity.h): Monocypher 4's EdDSA (Ed25519 curve, BLAKE2b-512) --
      * the key pair of a seed, the signature of a 32-byte statement digest (what tinyfed signs)
@@ -169,7 +206,7 @@ static int bench(void)
     uint64_t keygen = UINT64_MAX, agree = UINT64_MAX, kdf = UINT64_MAX, chacha = UINT64_MAX;
     uint64_t split3 = UINT64_MAX, combine3 = UINT64_MAX, split5 = UINT64_MAX, combine5 = UINT64_MAX;
     uint64_t seal = UINT64_MAX, open = UINT64_MAX, encode = UINT64_MAX, self_mask = UINT64_MAX;
-    uint64_t pair_mask = UINT64_MAX, masked = UINT64_MAX;
+    uint64_t pair_mask = UINT64_MAX, masked = UINT64_MAX, dp_noise = UINT64_MAX;
     static const uint8_t xs3[3] = {1, 2, 3}, xs5[5] = {1, 2, 3, 4, 5};
     fill(plain, sizeof plain, 11);
     for (unsigned p = 0; p < N_PEERS; ++p)
@@ -234,6 +271,11 @@ static int bench(void)
             tfd_sa_prg_add(g_words, TFD_SA_WORDS(N_PARAMS), pair_keys[p], 0, tfd_sa_pair_sign(7, peers[p].id) < 0);
         stop(&masked);
         CHECK(sx, "masked input");
+
+        /* distributed DP: one draw per parameter added to the encoded words */
+        start();
+        tfd_dp_add_noise(g_words, N_PARAMS, &dp_gauss, dp_key);
+        stop(&dp_noise);
     }
     crypto_wipe(pair_keys, sizeof pair_keys);
     report("x25519_keygen", keygen);
@@ -250,6 +292,7 @@ static int bench(void)
     report("self_mask_1000", self_mask);
     report("pair_mask_1000", pair_mask);
     report("masked_input_1000_k4", masked);
+    report("dp_noise_1000", dp_noise);
     return 0;
 }
 
@@ -266,6 +309,7 @@ int main(void)
     fill(nonce, 24, 6);
     fill(secret, 32, 7);
     fill(rand_t5, sizeof rand_t5, 8);
+    fill(dp_key, 32, 30);
     for (unsigned p = 0; p < N_PEERS; ++p) {
         uint8_t sk[32];
         fill(sk, 32, 10 + p);

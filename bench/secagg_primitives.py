@@ -31,6 +31,7 @@ if str(REPO_ROOT) not in sys.path:  # runnable as a script from a checkout
     sys.path.insert(0, str(REPO_ROOT))
 
 from tinyfed_host.emulator import run_to_exit  # noqa: E402
+from tinyfed_host.secagg import dp_device as D  # noqa: E402
 from tinyfed_host.secagg import encoding as E  # noqa: E402
 from tinyfed_host.secagg import primitives as P  # noqa: E402
 from tinyfed_host.secagg import shamir as S  # noqa: E402
@@ -61,7 +62,9 @@ ROWS = [  # (key, what it measures)
     ("self_mask_1000", "self mask, 1000 params + weight word"),
     ("pair_mask_1000", "one pairwise mask, 1000 params (key derived)"),
     ("masked_input_1000_k4", "encode + self mask + 4 pair masks, 1000 params"),
+    ("dp_noise_1000", "distributed DP: 1000 discrete Gaussian draws added (z=1, m=3, C=1, f=20)"),
 ]
+DP_DRAWS, DP_Z_MILLI, DP_M, DP_FRAC = 200, 1000, 3, 20
 
 
 def _fill(n: int, tag: int) -> bytes:
@@ -92,6 +95,12 @@ def expected_vectors() -> dict[str, str]:
     x = _update()
     ed_sk, ed_pk = eddsa.keypair(_fill(32, 20))
     ed_msg = _fill(100, 21)
+    delta = D.sensitivity(1.0, DP_FRAC, N_PARAMS)
+    s2 = D.sigma_sq(DP_Z_MILLI, delta, DP_M)
+    r = D.WordStream(_fill(32, 30))
+    draws = [D.DeviceGaussian(s2).sample(r) for _ in range(DP_DRAWS)]
+    words = r.words
+    small = [D.DeviceGaussian(3).sample(r) for _ in range(DP_DRAWS)]
     return {
         "vec_pk_a": pk_a.hex(),
         "vec_agree": P.agree(sk_a, pk_a, pk_b, P.LABEL_PAIR_MASK, ROUND).hex(),
@@ -109,6 +118,14 @@ def expected_vectors() -> dict[str, str]:
         "vec_eddsa_pk": ed_pk.hex(),
         "vec_eddsa_sig32": eddsa.sign(ed_sk, ed_msg[:32]).hex(),
         "vec_eddsa_sig100": eddsa.sign(ed_sk, ed_msg).hex(),
+        # distributed DP noise (firmware/src/secagg/dp_noise.c vs dp_device.py)
+        "vec_dp_delta": str(delta),
+        "vec_dp_s2": str(s2),
+        "vec_dp_bound": str(D.word_bound(1.0, DP_FRAC, s2)),
+        "vec_dp_draws": _digest(np.array(draws, dtype="<i4").tobytes()),
+        "vec_dp_words": str(words),
+        "vec_dp_draws_small": _digest(np.array(small, dtype="<i4").tobytes()),
+        "vec_dp_words_total": str(r.words),
     }
 
 

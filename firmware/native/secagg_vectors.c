@@ -30,6 +30,9 @@
  *   encscale CLIP F W WEIGHT X     the encoder's g * 2^f (LE float64) and B (LE int64)
  *   floor32 V                      floor(V * 2^32) (LE int64) || huge flag (1 byte); V: LE float64
  *   masked ID SEED SK PK CLIP F W WEIGHT NOISEKEY ROUND X NPEERS {PEERID PEERPK}...
+ *   dpsample KEY S2 N              N distributed-DP draws (tfd/secagg_dp.h), decimal, then the words used
+ *   dpcalib CLIP F D ZMILLI M      Delta, s2, tt, B + L (decimal) or ERR <status> at the first refusal
+ *   dpnoise KEY S2 WORDS           tfd_dp_add_noise over the words (LE hex in and out)
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -41,6 +44,7 @@
 #include "../src/secagg/sa_internal.h"
 #include "monocypher.h"
 #include "tfd/secagg.h"
+#include "tfd/secagg_dp.h"
 
 #define MAX_ARGS 1024
 
@@ -489,6 +493,64 @@ static int run(args_t *a)
         }
         free(x);
         free(peers);
+    } else if (strcmp(cmd, "dpsample") == 0) {
+        arg_fixed(a, k1, 32);
+        const uint64_t s2 = (uint64_t)arg_u(a);
+        const uint32_t n = (uint32_t)arg_u(a);
+        if (!a->bad) {
+            tfd_dp_gauss_t g;
+            const tfd_status_t st = tfd_dp_gauss_init(&g, s2);
+            if (st != TFD_OK) {
+                put_status(st);
+            } else {
+                tfd_dp_rng_t r;
+                tfd_dp_rng_init(&r, k1);
+                fputs("OK", stdout);
+                for (uint32_t i = 0; i < n; ++i) printf(" %ld", (long)tfd_dp_gauss_sample(&g, &r));
+                printf(" words %lu\n", (unsigned long)r.words);
+                tfd_dp_rng_wipe(&r);
+            }
+        }
+    } else if (strcmp(cmd, "dpcalib") == 0) {
+        const float clip = arg_f32(a);
+        const unsigned f = (unsigned)arg_u(a);
+        const uint32_t d = (uint32_t)arg_u(a);
+        const uint32_t z = (uint32_t)arg_u(a);
+        const uint32_t m = (uint32_t)arg_u(a);
+        if (!a->bad) {
+            uint64_t delta = 0, s2 = 0, bound = 0;
+            tfd_dp_gauss_t g;
+            tfd_status_t st = tfd_dp_sensitivity(&delta, clip, f, d);
+            if (st == TFD_OK) st = tfd_dp_sigma_sq(&s2, z, delta, m);
+            if (st == TFD_OK) st = tfd_dp_gauss_init(&g, s2);
+            if (st == TFD_OK) st = tfd_dp_word_bound(&bound, clip, f, &g);
+            if (st == TFD_OK)
+                printf("OK %llu %llu %lu %llu\n", (unsigned long long)delta, (unsigned long long)s2,
+                       (unsigned long)g.tt, (unsigned long long)bound);
+            else
+                put_status(st);
+        }
+    } else if (strcmp(cmd, "dpnoise") == 0) {
+        arg_fixed(a, k1, 32);
+        const uint64_t s2 = (uint64_t)arg_u(a);
+        size_t nb = 0;
+        uint8_t *b = arg_hex(a, &nb);
+        if (nb % 4) a->bad = 1;
+        if (!a->bad) {
+            tfd_dp_gauss_t g;
+            const tfd_status_t st = tfd_dp_gauss_init(&g, s2);
+            if (st != TFD_OK) {
+                put_status(st);
+            } else {
+                uint32_t *w = calloc(nb / 4 + 1, sizeof *w);
+                if (!w) fail("out of memory");
+                for (size_t i = 0; i < nb / 4; ++i) w[i] = tfd_sa_load32_le(b + 4 * i);
+                tfd_dp_add_noise(w, (uint32_t)(nb / 4), &g, k1);
+                put_words(w, nb / 4);
+                free(w);
+            }
+        }
+        free(b);
     } else {
         a->bad = 1;
     }
