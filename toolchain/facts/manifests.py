@@ -44,13 +44,13 @@ def secagg_sources() -> list[Path]:
     """The secure-aggregation client, the device identity it signs and verifies with,
     and the wire-table codec its bodies are decoded with (proto/wire.c, crc32.c);
     needs Monocypher: ``monocypher=True`` when compiling."""
-    return _dir("secagg", "identity") + [SRC / "proto" / "wire.c", SRC / "proto" / "crc32.c"]
+    return _dir("crypto", "secagg", "identity") + [SRC / "proto" / "wire.c", SRC / "proto" / "crc32.c"]
 
 
 def device_sources() -> list[Path]:
     """Everything a device image has, minus board and app: runtime + kernels,
     training engine, round logic, protocol, storage, eval, secure aggregation, identity."""
-    return inference_sources() + _dir("train", "fl", "proto", "storage", "eval", "secagg", "identity")
+    return inference_sources() + _dir("train", "fl", "proto", "storage", "eval", "crypto", "secagg", "identity")
 
 
 def image_sources() -> list[Path]:
@@ -64,6 +64,14 @@ def native(name: str) -> Path:
 
 
 # ---- the native programs ---------------------------------------------------------------
+DEVICE_PK = SRC / "crypto" / "pk.c"
+
+
+def host_pk(sources: list[Path]) -> list[Path]:
+    """``sources`` with the device's public-key operations (``crypto/pk.c``: Monocypher) replaced
+    by the host build's (``native/pk_host.c``: radix-2^51 X25519, memoized EdDSA checks; the same
+    bytes for every input, tests/test_pk_host.py) -- for the programs that run many virtual devices."""
+    return [native("pk_host") if s == DEVICE_PK else s for s in sources]
 
 
 def verify_sources(model_dir: Path) -> list[Path]:
@@ -82,13 +90,13 @@ def fl_device_sources(model_dir: Path, train_dir: Path | None = None) -> list[Pa
     fl_batch: the library's wire-less fast path for many devices (host/direct.py)."""
     model_dir = Path(model_dir)
     train_dir = Path(train_dir) if train_dir is not None else model_dir
-    return [*device_sources(), model_dir / "model_data.c", train_dir / "train_data.c",
+    return [*host_pk(device_sources()), model_dir / "model_data.c", train_dir / "train_data.c",
             native("host_link"), native("fl_device_host"), native("fl_batch")]
 
 
 def secagg_client_sources() -> list[Path]:
-    """The device's SecAgg+ client driven through a pipe."""
-    return [*secagg_sources(), native("secagg_client_host")]
+    """The device's SecAgg+ client driven through a pipe (the host build's public-key operations)."""
+    return [*host_pk(secagg_sources()), native("secagg_client_host")]
 
 
 def secagg_vectors_sources() -> list[Path]:
@@ -109,6 +117,6 @@ def train_lib_sources() -> tuple[list[Path], list[Path]]:
 
 __all__ = [
     "inference_sources", "train_sources", "proto_sources", "secagg_sources", "device_sources",
-    "image_sources", "native", "verify_sources", "loopback_sources", "fl_device_sources",
+    "image_sources", "native", "host_pk", "verify_sources", "loopback_sources", "fl_device_sources",
     "secagg_client_sources", "secagg_vectors_sources", "fuzz_secagg_sources", "train_lib_sources",
 ]

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "monocypher.h"
+#include "tfd/pk.h"
 #include "tfd/wire.h"
 
 /* No record linked in (an image built without one): an empty record, no identity.
@@ -62,7 +63,7 @@ tfd_status_t tfd_identity_init_parts(tfd_identity_t *id, const uint8_t *rec, siz
     const size_t signed_len = TFD_ID_MANIFEST_HEAD_BYTES + (size_t)n * TFD_ID_ENTRY_BYTES;
     uint8_t h[32];
     tfd_identity_manifest_digest(h, man, signed_len);
-    TFD_ENSURE(crypto_eddsa_check(man + signed_len, rec + 44, h, sizeof h) == 0, TFD_ERR_CRYPTO);
+    TFD_ENSURE(tfd_pk_eddsa_check(man + signed_len, rec + 44, h, sizeof h) == 0, TFD_ERR_CRYPTO);
     /* the seed must give this device's manifest key */
     uint8_t seed[32];
     memcpy(seed, rec + 12, sizeof seed);
@@ -120,6 +121,6 @@ tfd_status_t tfd_identity_verify(const tfd_identity_t *id, uint32_t signer, cons
 {
     const int i = tfd_identity_find(id, signer);
     TFD_ENSURE(i >= 0, TFD_ERR_ARG);
-    TFD_ENSURE(crypto_eddsa_check(sig, tfd_identity_entry_pk(id, (unsigned)i), digest, 32) == 0, TFD_ERR_CRYPTO);
+    TFD_ENSURE(tfd_pk_eddsa_check(sig, tfd_identity_entry_pk(id, (unsigned)i), digest, 32) == 0, TFD_ERR_CRYPTO);
     return TFD_OK;
 }

@@ -3,12 +3,13 @@
 
 #include "monocypher.h"
 #include "sa_internal.h"
+#include "tfd/pk.h"
 #include "tfd/secagg.h"
 
 void tfd_sa_keypair(uint8_t secret_key[32], uint8_t public_key[32], const uint8_t random[32])
 {
     if (secret_key != random) memcpy(secret_key, random, 32);
-    crypto_x25519_public_key(public_key, secret_key);
+    tfd_pk_x25519_public_key(public_key, secret_key);
 }
 
 tfd_status_t tfd_sa_kdf(uint8_t out[32], const uint8_t key[32], const char *label, uint32_t round,
@@ -46,7 +47,7 @@ tfd_status_t tfd_sa_agree(uint8_t out[32], const uint8_t secret_key[32], const u
         return TFD_ERR_CRYPTO; /* our own key sent back to us */
     }
     uint8_t raw[32];
-    crypto_x25519(raw, secret_key, peer_public_key);
+    tfd_pk_x25519(raw, secret_key, peer_public_key);
     if (crypto_verify32(raw, zero) == 0) {
         crypto_wipe(raw, sizeof raw);
         crypto_wipe(out, 32);

@@ -1,0 +1,259 @@
+/* tinyfed — the host build's public-key operations (firmware/native/pk_host.c) against
+ * Monocypher, which a device image uses (tests/test_pk_host.py drives this).
+ *
+ *   pk_check x25519        stdin: lines "SK_HEX U_HEX"; stdout: "HOST_HEX MONOCYPHER_HEX" per line
+ *   pk_check random N SEED N random (scalar, u) pairs of every kind: any 32 bytes (top bit
+ *                          set or not), u in [p, 2^255) (non-canonical), small u; also the
+ *                          public keys; prints "x25519 ok N" or the first difference
+ *   pk_check memo          the memoized EdDSA check: equal answers to Monocypher's, hits on
+ *                          exact repeats only, an invalid signature refused every time
+ *   pk_check threads T N   T threads checking N valid and N invalid signatures each (shared table)
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "monocypher.h"
+#include "tfd/pk.h"
+
+void tfd_pk_host_memo_stats(uint64_t out[2]);
+
+static uint64_t g_rng;
+
+static uint64_t rnd64(void)
+{
+    /* splitmix64: reproducible test inputs */
+    uint64_t z = (g_rng += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+static void rnd_bytes(uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; ++i) p[i] = (uint8_t)rnd64();
+}
+
+static void hex(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; ++i) printf("%02x", p[i]);
+}
+
+static int unhex(uint8_t *out, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; ++i) {
+        unsigned v;
+        if (sscanf(s + 2 * i, "%2x", &v) != 1) return 0;
+        out[i] = (uint8_t)v;
+    }
+    return 1;
+}
+
+static int run_stdin(void)
+{
+    char a[128], b[128];
+    while (scanf("%127s %127s", a, b) == 2) {
+        uint8_t sk[32], u[32], h[32], m[32];
+        if (strlen(a) != 64 || strlen(b) != 64 || !unhex(sk, a, 32) || !unhex(u, b, 32)) return 2;
+        tfd_pk_x25519(h, sk, u);
+        crypto_x25519(m, sk, u);
+        hex(h, 32);
+        printf(" ");
+        hex(m, 32);
+        printf("\n");
+    }
+    return 0;
+}
+
+/* u = 2^255 - 19 + d (non-canonical for d in [0, 19)), top bit as given */
+static void u_above_p(uint8_t u[32], unsigned d, int top)
+{
+    memset(u, 0xff, 32);
+    u[0] = (uint8_t)(0xed + d); /* 0xed = 2^8 - 19 */
+    u[31] = top ? 0xff : 0x7f;
+}
+
+static int run_random(long n)
+{
+    for (long i = 0; i < n; ++i) {
+        uint8_t sk[32], u[32], h[32], m[32];
+        rnd_bytes(sk, 32);
+        rnd_bytes(u, 32);
+        switch (i % 8) {
+        case 0: u[31] |= 0x80; break;                                  /* top bit set: ignored */
+        case 1: u[31] &= 0x7f; break;
+        case 2: u_above_p(u, (unsigned)(rnd64() % 19u), (int)(i & 16)); break; /* in [p, 2^255) */
+        case 3: memset(u, 0, 32); u[0] = (uint8_t)(rnd64() % 10u); break;     /* 0, 1, ... 9 */
+        case 4: memset(u + 8, 0, 24); break;                                   /* small */
+        default: break;
+        }
+        tfd_pk_x25519(h, sk, u);
+        crypto_x25519(m, sk, u);
+        if (memcmp(h, m, 32) != 0) {
+            printf("x25519 differs at %ld: sk ", i);
+            hex(sk, 32);
+            printf(" u ");
+            hex(u, 32);
+            printf("\n");
+            return 1;
+        }
+        tfd_pk_x25519_public_key(h, sk);
+        crypto_x25519_public_key(m, sk);
+        if (memcmp(h, m, 32) != 0) {
+            printf("public key differs at %ld\n", i);
+            return 1;
+        }
+    }
+    printf("x25519 ok %ld\n", n);
+    return 0;
+}
+
+static uint64_t hits(void)
+{
+    uint64_t s[2];
+    tfd_pk_host_memo_stats(s);
+    return s[1];
+}
+
+#define EXPECT(cond)                                                   \
+    do {                                                               \
+        if (!(cond)) {                                                 \
+            printf("memo: failed at line %d: %s\n", __LINE__, #cond); \
+            return 1;                                                  \
+        }                                                              \
+    } while (0)
+
+static int run_memo(void)
+{
+    uint8_t seed[32], sk[64], pk[32], msg[100], sig[64], bad[64];
+    rnd_bytes(seed, 32);
+    crypto_eddsa_key_pair(sk, pk, seed);
+    rnd_bytes(msg, sizeof msg);
+    crypto_eddsa_sign(sig, sk, msg, 32);
+    /* an invalid signature first: refused, and again (never stored) */
+    memcpy(bad, sig, 64);
+    bad[40] ^= 1;
+    uint64_t h0 = hits();
+    EXPECT(tfd_pk_eddsa_check(bad, pk, msg, 32) == -1 && tfd_pk_eddsa_check(bad, pk, msg, 32) == -1);
+    EXPECT(hits() == h0);
+    /* the valid one: checked (a miss), then answered from the table */
+    EXPECT(tfd_pk_eddsa_check(sig, pk, msg, 32) == 0);
+    EXPECT(hits() == h0);
+    EXPECT(tfd_pk_eddsa_check(sig, pk, msg, 32) == 0);
+    EXPECT(hits() == h0 + 1);
+    /* with the valid triple stored, every single-bit change of any input is refused, every time */
+    long refused = 0;
+    for (unsigned bit = 0; bit < 8u * (64 + 32 + 32); ++bit) {
+        uint8_t s2[64], p2[32], m2[32];
+        memcpy(s2, sig, 64), memcpy(p2, pk, 32), memcpy(m2, msg, 32);
+        uint8_t *p = bit < 512 ? s2 + bit / 8 : bit < 768 ? p2 + (bit - 512) / 8 : m2 + (bit - 768) / 8;
+        *p ^= (uint8_t)(1u << (bit % 8));
+        const int want = crypto_eddsa_check(s2, p2, m2, 32);
+        for (int rep = 0; rep < 2; ++rep) EXPECT(tfd_pk_eddsa_check(s2, p2, m2, 32) == want);
+        refused += want != 0;
+    }
+    EXPECT(refused >= 8 * (64 + 32 + 32) - 8); /* (a flipped bit of the public key's sign may stay valid) */
+    EXPECT(tfd_pk_eddsa_check(sig, pk, msg, 31) == -1); /* a prefix of the message is another message */
+    /* a message too long for the table: checked every time, right both ways */
+    uint8_t sig_long[64];
+    crypto_eddsa_sign(sig_long, sk, msg, sizeof msg);
+    const uint64_t h1 = hits();
+    EXPECT(tfd_pk_eddsa_check(sig_long, pk, msg, sizeof msg) == 0 && tfd_pk_eddsa_check(sig_long, pk, msg, sizeof msg) == 0);
+    EXPECT(hits() == h1);
+    msg[99] ^= 1;
+    EXPECT(tfd_pk_eddsa_check(sig_long, pk, msg, sizeof msg) == -1);
+    /* the empty message */
+    uint8_t sig0[64];
+    crypto_eddsa_sign(sig0, sk, NULL, 0);
+    EXPECT(tfd_pk_eddsa_check(sig0, pk, NULL, 0) == 0 && tfd_pk_eddsa_check(sig0, pk, NULL, 0) == 0);
+    EXPECT(hits() == h1 + 1);
+    /* many signers, more than the table holds: every answer still Monocypher's */
+    for (int i = 0; i < 3000; ++i) {
+        uint8_t m[32], s[64];
+        rnd_bytes(seed, 32);
+        crypto_eddsa_key_pair(sk, pk, seed);
+        rnd_bytes(m, 32);
+        crypto_eddsa_sign(s, sk, m, 32);
+        if (i % 3 == 0) s[i % 64] ^= 0x10;
+        const int want = crypto_eddsa_check(s, pk, m, 32);
+        EXPECT(tfd_pk_eddsa_check(s, pk, m, 32) == want && tfd_pk_eddsa_check(s, pk, m, 32) == want);
+    }
+    printf("memo ok\n");
+    return 0;
+}
+
+typedef struct {
+    const uint8_t (*sigs)[64];
+    const uint8_t (*pks)[32];
+    const uint8_t (*msgs)[32];
+    int n;
+    int wrong;
+} thread_job_t;
+
+static void *check_all(void *arg)
+{
+    thread_job_t *j = arg;
+    for (int rep = 0; rep < 3; ++rep) {
+        for (int i = 0; i < j->n; ++i) {
+            uint8_t s[64];
+            memcpy(s, j->sigs[i], 64);
+            j->wrong += tfd_pk_eddsa_check(s, j->pks[i], j->msgs[i], 32) != 0;
+            s[63 - i % 32] ^= 0x01; /* S, the last bytes: still below L, a wrong signature */
+            j->wrong += tfd_pk_eddsa_check(s, j->pks[i], j->msgs[i], 32) != -1;
+        }
+    }
+    return NULL;
+}
+
+static int run_threads(int t, int n)
+{
+    uint8_t(*sigs)[64] = calloc((size_t)n, 64);
+    uint8_t(*pks)[32] = calloc((size_t)n, 32);
+    uint8_t(*msgs)[32] = calloc((size_t)n, 32);
+    if (!sigs || !pks || !msgs || t < 1 || t > 16) return 2;
+    for (int i = 0; i < n; ++i) {
+        uint8_t seed[32], sk[64];
+        rnd_bytes(seed, 32);
+        crypto_eddsa_key_pair(sk, pks[i], seed);
+        rnd_bytes(msgs[i], 32);
+        crypto_eddsa_sign(sigs[i], sk, msgs[i], 32);
+    }
+    pthread_t tid[16];
+    thread_job_t jobs[16];
+    for (int k = 0; k < t; ++k) {
+        jobs[k] = (thread_job_t){(const uint8_t(*)[64])sigs, (const uint8_t(*)[32])pks, (const uint8_t(*)[32])msgs, n, 0};
+        if (pthread_create(&tid[k], NULL, check_all, &jobs[k]) != 0) return 2;
+    }
+    int wrong = 0;
+    for (int k = 0; k < t; ++k) {
+        pthread_join(tid[k], NULL);
+        wrong += jobs[k].wrong;
+    }
+    uint64_t s[2];
+    tfd_pk_host_memo_stats(s);
+    printf("threads wrong %d checks %llu hits %llu\n", wrong, (unsigned long long)s[0], (unsigned long long)s[1]);
+    free(sigs), free(pks), free(msgs);
+    return wrong != 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[1], "x25519")) return run_stdin();
+    if (argc >= 4 && !strcmp(argv[1], "random")) {
+        g_rng = strtoull(argv[3], NULL, 10);
+        return run_random(strtol(argv[2], NULL, 10));
+    }
+    if (argc >= 2 && !strcmp(argv[1], "memo")) {
+        g_rng = 7;
+        return run_memo();
+    }
+    if (argc >= 4 && !strcmp(argv[1], "threads")) {
+        g_rng = 11;
+        return run_threads(atoi(argv[2]), atoi(argv[3]));
+    }
+    fprintf(stderr, "usage: pk_check x25519 | random N SEED | memo | threads T N\n");
+    return 2;
+}

@@ -1,0 +1,109 @@
+"""The host build's public-key operations (firmware/native/pk_host.c: X25519 in radix
+2^51, memoized EdDSA checks), which the programs that run many virtual devices use
+instead of the device image's (firmware/src/crypto/pk.c: Monocypher), give the same
+bytes and the same verdicts:
+
+* X25519 equals Monocypher's on the RFC 7748 vectors and on random scalars and
+  u-coordinates of every kind (top bit set, u in [p, 2^255), small u) -- and
+  OpenSSL's (the ``cryptography`` package the host's SecAgg+ reference uses);
+* a memoized signature check answers exactly what Monocypher answers: a valid
+  triple is answered from the table only when every byte repeats, an invalid
+  signature is refused every time (it is never stored), also with several
+  threads sharing the table;
+* the host builds take pk_host.c, the device images keep Monocypher.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from tinyfed_host.loopback import SANITIZE_FLAGS, SANITIZER_ENV
+from tinyfed_toolchain.facts import manifests as MF
+from tinyfed_toolchain.facts.paths import ROOT
+from tinyfed_toolchain.image.native_cc import compile_native
+
+PK_CHECK = ROOT / "tests" / "c" / "pk_check.c"
+ENV = {**os.environ, **SANITIZER_ENV}
+
+
+def pk_check(sanitize: bool = False) -> Path:
+    return compile_native([MF.native("pk_host"), PK_CHECK], [], "pk_check" + ("-asan" if sanitize else ""),
+                          extra_flags=list(SANITIZE_FLAGS) if sanitize else [], monocypher=True)
+
+
+def run(*args: str, sanitize: bool = False, stdin: str = "") -> str:
+    p = subprocess.run([str(pk_check(sanitize)), *args], input=stdin, capture_output=True, text=True, timeout=600,
+                       env=ENV)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    return p.stdout
+
+
+def x25519_pairs(pairs: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    out = run("x25519", stdin="".join(f"{sk.hex()} {u.hex()}\n" for sk, u in pairs))
+    return [(bytes.fromhex(a), bytes.fromhex(b)) for a, b in (line.split() for line in out.splitlines())]
+
+
+def test_x25519_rfc7748_vectors() -> None:
+    # RFC 7748 section 5.2 (the second u has its top bit set: ignored)
+    vectors = [
+        ("a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4",
+         "e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c",
+         "c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552"),
+        ("4b66e9d4d1b4673c5ad22691957d6af5c11b6421e0ea01d42ca4169e7918ba0d",
+         "e5210f12786811d3f4b7959d0538ae2c31dbe7106fc03c3efc4cd549c715a493",
+         "95cbde9476e8907d7aade45cb4b873f88b595a68799fa152e6f8f7647aac7957"),
+    ]
+    got = x25519_pairs([(bytes.fromhex(k), bytes.fromhex(u)) for k, u, _ in vectors])
+    for (host, mono), (_, _, want) in zip(got, vectors):
+        assert host.hex() == mono.hex() == want
+    # the iterated vector, 1,000 iterations: k, u <- X25519(k, u), k
+    k = u = bytes([9]) + bytes(31)
+    for _ in range(1000):
+        (host, mono), = x25519_pairs([(k, u)])
+        assert host == mono
+        k, u = host, k
+    assert k.hex() == "684cf59ba83309552800ef566f2f4d3c1c3887c49360e3875f2eb94d99532c51"
+
+
+def test_x25519_random_inputs_equal_monocypher() -> None:
+    assert run("random", "20000", "1").strip() == "x25519 ok 20000"
+
+
+def test_x25519_equals_openssl_on_random_inputs() -> None:
+    pairs = [(os.urandom(32), os.urandom(32)) for _ in range(300)]
+    pairs += [(os.urandom(32), bytes([b]) + bytes(31)) for b in range(2, 10)]  # small u (1 and 0: OpenSSL refuses)
+    for (sk, u), (host, mono) in zip(pairs, x25519_pairs(pairs)):
+        ref = X25519PrivateKey.from_private_bytes(sk).exchange(X25519PublicKey.from_public_bytes(u))
+        assert host == mono == ref
+
+
+def test_eddsa_memo_answers_as_monocypher() -> None:
+    assert run("memo").strip() == "memo ok"
+
+
+def test_eddsa_memo_shared_by_threads() -> None:
+    out = run("threads", "4", "300").split()
+    assert out[:3] == ["threads", "wrong", "0"]
+    checks, hits = int(out[4]), int(out[6])
+    assert checks == 4 * 3 * 2 * 300
+    assert hits >= 4 * 3 * 300 - 4 * 300  # every valid triple after its first check (any thread's)
+
+
+def test_sanitized() -> None:
+    assert run("random", "300", "2", sanitize=True).strip() == "x25519 ok 300"
+    assert run("memo", sanitize=True).strip() == "memo ok"
+
+
+def test_host_builds_take_pk_host_device_images_keep_monocypher(tmp_path: Path) -> None:
+    host, device = MF.native("pk_host"), MF.SRC / "crypto" / "pk.c"
+    assert device in MF.image_sources() and host not in MF.image_sources()
+    assert device in MF.device_sources() and device in MF.secagg_sources()
+    for srcs in (MF.fl_device_sources(tmp_path), MF.secagg_client_sources()):
+        assert host in srcs and device not in srcs
+    for srcs in (MF.secagg_vectors_sources(), MF.fuzz_secagg_sources()):  # these stay on the device's crypto
+        assert device in srcs and host not in srcs
