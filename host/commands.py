@@ -284,12 +284,14 @@ def add_secure_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=int, help="Shamir threshold t per neighbourhood (default k/2 + 1)")
     p.add_argument("--graph-seed", type=int, help="seed of the neighbourhood graph (default: fresh each round)")
     p.add_argument("--dp", choices=DP_MECHANISMS, default=_SECURE.dp,
-                   help="DP mechanism: central = the host adds the noise to the unmasked sum (distributed DP, "
-                        "noise added on the devices, is not built in this version)")
+                   help="DP mechanism: central = the host adds the noise to the unmasked sum; distributed = "
+                        "each device adds its share (a discrete Gaussian) before masking, so the host never "
+                        "sees an exact sum (the noise of any t - 1 devices carries z)")
     p.add_argument("--dp-noise-multiplier", type=float, default=_SECURE.dp_noise_multiplier,
-                   help="central DP: the host adds discrete Gaussian noise, sigma = z * sensitivity (the clip "
-                        "plus the rounding's sqrt(d) in fixed-point units), to the unmasked integer sum; "
-                        "epsilon reported per round (default 0: off)")
+                   help="DP noise multiplier z: discrete Gaussian noise of sigma = z * sensitivity (the clip "
+                        "plus the rounding's sqrt(d) in fixed-point units) on the integer sum -- added by the "
+                        "host (central) or by the devices (distributed); epsilon reported per round "
+                        "(default 0: off)")
     p.add_argument("--dp-delta", type=float, default=_SECURE.dp_delta,
                    help=f"delta of the reported (epsilon, delta) (default {_SECURE.dp_delta:g})")
 

@@ -60,7 +60,7 @@ def _bind(lib: DeviceLibrary) -> ctypes.CDLL:
         "fb_params": (ctypes.c_int, [_vp, _vp, _u32, _u32, _vp, _u8]),
         "fb_train": (ctypes.c_int, [_vp, _u32, _u16, _u16, _f32, _f32, _f32, _u32, _u8, _u32, _vp, _vp]),
         "fb_update": (ctypes.c_int, [_vp, _u32, _vp, _vp, _vp, _u32]),
-        "fb_secagg_many": (None, [_vp, _u32, _u8, _vp, _vp, _vp, _f32, _u8, _u32, _vp, _vp, _vp, _vp, _vp, _vp, _vp,
+        "fb_secagg_many": (None, [_vp, _u32, _u8, _vp, _vp, _vp, _f32, _u8, _u32, _u32, _vp, _vp, _vp, _vp, _vp, _vp, _vp,
                                   _u32]),
         "fb_encoded": (ctypes.c_int, [_vp, _u32, _vp, _u32, _vp]),
     }
@@ -262,7 +262,7 @@ class SecAggBatch:
         devs = (ctypes.c_void_p * max(1, len(live)))(*[calls[i][0].participant.device._ptr() for i in live])
         if live:
             fl.c.fb_secagg_many(devs, len(live), STAGE_IDS[stage], bodies.ctypes.data, offs.ctypes.data,
-                                lens.ctypes.data, float(enc.clip32), int(enc.frac_bits), int(enc.weight_max),
+                                lens.ctypes.data, float(enc.clip32), int(enc.frac_bits), int(enc.weight_max), int(enc.dp_z_milli),
                                 weight.ctypes.data, stale.ctypes.data, obuf.ctypes.data, ooffs.ctypes.data, caps.ctypes.data, olens.ctypes.data,
                                 status.ctypes.data, self.threads)
         msg_out = request_wire(stage, "ACK")

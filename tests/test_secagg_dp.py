@@ -375,20 +375,23 @@ def test_round_noise_is_reproducible_only_with_the_same_injected_bits() -> None:
 
 
 
-def test_dp_flags_keep_their_names_and_distributed_is_refused_clearly() -> None:
-    """Issue 13's names (scripts depend on them): --dp, --dp-noise-multiplier, --dp-delta parse on
-    fleet, simulate and demo into SecureOptions; this version has central DP only, so --dp
-    distributed is refused by the parser and by the options (one line, no run)."""
+def test_dp_flags_keep_their_names() -> None:
+    """Issue 13's names (scripts depend on them): --dp {central,distributed}, --dp-noise-multiplier,
+    --dp-delta parse on fleet, simulate and demo into SecureOptions; another mechanism is refused by
+    the parser, distributed without noise by the options (one line, no run)."""
     from tinyfed_host import cli, commands
     from tinyfed_toolchain.facts.errors import OptionsError
 
     parser = cli._build_parser()
     for verb, extra in (("fleet", ["--port", "socket://x:1"]), ("simulate", ["--devices", "5"]), ("demo", [])):
-        args = parser.parse_args([verb, *extra, "--dp", "central", "--dp-noise-multiplier", "1.3", "--dp-delta", "1e-6"])
-        s = commands.secure_options(args)
-        assert s is not None and (s.dp, s.dp_noise_multiplier, s.dp_delta) == ("central", 1.3, 1e-6), verb
+        for mech in ("central", "distributed"):
+            args = parser.parse_args([verb, *extra, "--dp", mech, "--dp-noise-multiplier", "1.3",
+                                      "--dp-delta", "1e-6"])
+            s = commands.secure_options(args)
+            assert s is not None and (s.dp, s.dp_noise_multiplier, s.dp_delta) == (mech, 1.3, 1e-6), verb
+            s.check()
         with pytest.raises(SystemExit):
-            parser.parse_args([verb, *extra, "--dp", "distributed"])
-    with pytest.raises(OptionsError, match="distributed DP, noise added on the devices, is not built"):
+            parser.parse_args([verb, *extra, "--dp", "local"])
+    with pytest.raises(OptionsError, match="needs --dp-noise-multiplier > 0"):
         SecureOptions(dp="distributed").check()
     SecureOptions(dp="central", dp_noise_multiplier=1.0).check()

@@ -222,3 +222,19 @@ def test_an_aborted_secure_round_leaves_the_model_and_no_process(built: Path) ->
         np.testing.assert_array_equal(run.state.params, init)
     finally:
         run.close()
+
+
+def test_simulate_with_distributed_dp(built: Path, tmp_path: Path) -> None:
+    """`tinyfed simulate --dp distributed`: the virtual devices (their C client) add the noise, the
+    report names the mechanism, z, delta and epsilon (growing per round); the noise is visible."""
+    p, r = _simulate(built, tmp_path, "--dp", "distributed", "--dp-noise-multiplier", "0.5", "--dp-delta", "1e-5")
+    dps = [x["secure"]["dp"] for x in r["rounds"][1:]]
+    assert [d["mechanism"] for d in dps] == ["distributed", "distributed"]
+    assert all(d["noise_multiplier"] == 0.5 and d["delta"] == 1e-5 and d["z_milli"] == 500 for d in dps)
+    assert 0 < dps[0]["epsilon"] < dps[1]["epsilon"] and dps[1]["rounds"] == 2
+    assert all(d["noise_multiplier_effective"] >= 0.5 and d["device_sigma_decoded"] > 0 for d in dps)
+    top = r["dp"]  # the run's dp (issue 13's report keys)
+    assert (top["mechanism"], top["noise_multiplier"], top["delta"]) == ("distributed", 0.5, 1e-5)
+    assert top["epsilon"] == pytest.approx(dps[1]["epsilon"])
+    q, plain = _simulate(built, tmp_path)  # the same run without DP: the noise moved the losses
+    assert any(abs(a["loss"] - b["loss"]) > 1e-3 for a, b in zip(r["rounds"][1:], plain["rounds"][1:]))

@@ -40,17 +40,18 @@ FB_API int fb_train(void *dev, uint32_t round, uint16_t epochs, uint16_t batch, 
                     float out_f[2]);
 /* GET_UPDATE + MODEL_UPDATE: out_u = n_params, encoding, weight, total_len, crc32; out_f = norm, clip. */
 FB_API int fb_update(void *dev, uint32_t round, uint32_t out_u[5], float out_f[2], uint8_t *payload, uint32_t cap);
-/* One SecAgg+ stage; ADVERTISE_KEYS also carries the encoding (clip, frac_bits, weight_max) and the
+/* One SecAgg+ stage; ADVERTISE_KEYS also carries the encoding (clip, frac_bits, weight_max, the
+ * distributed-DP noise multiplier x 1000) and the
  * device's public weight (0: its samples) and staleness, as the stage message's fields do. */
 FB_API int fb_secagg(void *dev, uint8_t msg_id, const uint8_t *body, uint32_t len, float clip, uint8_t frac_bits,
-                     uint32_t weight_max, uint32_t weight, uint16_t staleness, uint8_t *out, uint32_t cap,
+                     uint32_t weight_max, uint32_t dp_z_milli, uint32_t weight, uint16_t staleness, uint8_t *out, uint32_t cap,
                      uint32_t *out_len);
 /* TEST builds only (TFD_TEST_MESSAGES): the words the device masked in MASKED_INPUT, before masking
  * (transfer SA_ENCODED: u32 round || words); a release build refuses (TFD_ERR_ARG). */
 FB_API int fb_encoded(void *dev, uint32_t round, uint8_t *out, uint32_t cap, uint32_t *out_len);
 FB_API void fb_secagg_many(void *const *devs, uint32_t n, uint8_t msg_id, const uint8_t *bodies,
                            const uint64_t *body_off, const uint32_t *body_len, float clip, uint8_t frac_bits,
-                           uint32_t weight_max, const uint32_t *weight, const uint16_t *staleness, uint8_t *out,
+                           uint32_t weight_max, uint32_t dp_z_milli, const uint32_t *weight, const uint16_t *staleness, uint8_t *out,
                            const uint64_t *out_off, const uint32_t *out_cap, uint32_t *out_len, int32_t *status,
                            uint32_t threads);
 
@@ -153,7 +154,8 @@ int fb_update(void *dev, uint32_t round, uint32_t out_u[5], float out_f[2], uint
 }
 
 int fb_secagg(void *dev, uint8_t msg_id, const uint8_t *body, uint32_t len, float clip, uint8_t frac_bits,
-              uint32_t weight_max, uint32_t weight, uint16_t staleness, uint8_t *out, uint32_t cap, uint32_t *out_len)
+              uint32_t weight_max, uint32_t dp_z_milli, uint32_t weight, uint16_t staleness, uint8_t *out,
+              uint32_t cap, uint32_t *out_len)
 {
     TFD_ENSURE(len >= 4u, TFD_ERR_SHAPE);
     const uint32_t round = tfd_get_u32(body); /* every SecAgg+ body starts with u32 round */
@@ -165,6 +167,7 @@ int fb_secagg(void *dev, uint8_t msg_id, const uint8_t *body, uint32_t len, floa
     adv.clip = clip;
     adv.frac_bits = frac_bits;
     adv.weight_max = weight_max;
+    adv.dp_z_milli = dp_z_milli;
     adv.weight = weight;
     adv.staleness = staleness;
     uint32_t reply_len = 0, detail = 0;
@@ -197,6 +200,7 @@ typedef struct {
     float clip;
     uint8_t frac_bits;
     uint32_t weight_max;
+    uint32_t dp_z_milli;
     const uint32_t *weight;
     const uint16_t *staleness;
     uint8_t *out;
@@ -216,7 +220,7 @@ static void run_one(fb_job_t *j, uint32_t i)
         return;
     }
     j->status[i] = fb_secagg(j->devs[i], j->msg_id, j->bodies + j->body_off[i], j->body_len[i], j->clip, j->frac_bits,
-                             j->weight_max, j->weight[i], j->staleness[i], j->out + j->out_off[i], j->out_cap[i],
+                             j->weight_max, j->dp_z_milli, j->weight[i], j->staleness[i], j->out + j->out_off[i], j->out_cap[i],
                              &j->out_len[i]);
 }
 
@@ -234,10 +238,10 @@ static void *worker(void *arg)
 
 void fb_secagg_many(void *const *devs, uint32_t n, uint8_t msg_id, const uint8_t *bodies, const uint64_t *body_off,
                     const uint32_t *body_len, float clip, uint8_t frac_bits, uint32_t weight_max,
-                    const uint32_t *weight, const uint16_t *staleness, uint8_t *out, const uint64_t *out_off,
+                    uint32_t dp_z_milli, const uint32_t *weight, const uint16_t *staleness, uint8_t *out, const uint64_t *out_off,
                     const uint32_t *out_cap, uint32_t *out_len, int32_t *status, uint32_t threads)
 {
-    fb_job_t j = {devs, n, msg_id, bodies, body_off, body_len, clip, frac_bits, weight_max, weight, staleness,
+    fb_job_t j = {devs, n, msg_id, bodies, body_off, body_len, clip, frac_bits, weight_max, dp_z_milli, weight, staleness,
                   out, out_off, out_cap, out_len, status, 0, PTHREAD_MUTEX_INITIALIZER};
     if (n == 0) return;
     /* the first device in this thread: the device code's lazily opened CSPRNG is ready before any other */

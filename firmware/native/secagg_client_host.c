@@ -4,6 +4,7 @@
  * code.  One process = one client.
  *
  *   secagg_client_host --identity REC --clip C --frac F --wmax W --update FILE --weight w [--chunk WORDS]
+ *                      [--dpz Z_MILLI]   (distributed DP: tfd_sa_encoding_t.dp_z_milli)
  *
  * REC: the device's identity record (tfd/identity.h): its id and key, the fleet manifest.
  *
@@ -55,7 +56,7 @@ static void reply(tfd_status_t st, const uint8_t *data, size_t len)
 
 int main(int argc, char **argv)
 {
-    uint32_t weight = 1, wmax = 1, chunk = 64;
+    uint32_t weight = 1, wmax = 1, chunk = 64, dpz = 0;
     const char *identity_path = NULL;
     unsigned frac = 16;
     float clip = 1.0f;
@@ -66,6 +67,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--frac")) frac = (unsigned)strtoul(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--wmax")) wmax = (uint32_t)strtoul(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--weight")) weight = (uint32_t)strtoul(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--dpz")) dpz = (uint32_t)strtoul(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--chunk")) chunk = (uint32_t)strtoul(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--update")) update_path = argv[i + 1];
         else {
@@ -92,7 +94,7 @@ int main(int argc, char **argv)
      * also larger than the plain encoding (op 5) and any SecAgg reply body */
     static uint8_t req[1u << 22], out[TFD_WIRE_FIXED_SA_MASKED_INPUT_REPLY + 4u * TFD_SA_WORDS(1u << 20)];
     static tfd_sa_client_t c;
-    const tfd_sa_encoding_t enc = {.clip = clip, .frac_bits = (uint8_t)frac, .weight_max = wmax};
+    const tfd_sa_encoding_t enc = {.clip = clip, .frac_bits = (uint8_t)frac, .weight_max = wmax, .dp_z_milli = dpz};
     static uint8_t rec[TFD_ID_RECORD_BYTES(TFD_ID_MAX_DEVICES)];
     size_t rec_len = 0;
     FILE *rf = identity_path ? fopen(identity_path, "rb") : NULL;

@@ -5,7 +5,9 @@ the devices trained, the round logic hands it the trained participants
 participant's endpoint (``Participant.secagg_endpoint``) and returns the
 FedAvg mean of the survivors, decoded from the exact sum -- optionally with
 central discrete Gaussian noise added to the integer sum (tinyfed_host.secagg.dp
-explains the mechanism, its calibration and why central).
+explains the mechanism and its calibration), or with distributed DP: every device
+adds its share of discrete Gaussian noise before masking, so the host only ever
+unmasks a noised sum (tinyfed_host.secagg.dp_distributed).
 
 Per round it records (``last_report``): dropouts per stage, payload bytes per
 device per stage, the masking overhead (masked-input bytes / plain update
@@ -15,6 +17,7 @@ bytes) and, with DP, epsilon after this many rounds plus the noise calibration
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
@@ -27,7 +30,7 @@ from tinyfed_toolchain.image.provision import Manifest
 
 from ..fedavg import Aggregate, AggregationError
 from ..fl_client import ENC_F32, Update
-from . import dp
+from . import dp, dp_distributed
 from .encoding import Encoding, choose_fraction_bits, decode_sum, n_words
 from .graph import MIN_NEIGHBOURS, default_degree, default_threshold, harary_graph
 from .server import STAGES, Endpoint, SecAggAbort, SecAggPolicyError, SecAggServer
@@ -46,9 +49,9 @@ class SecureParticipant(Protocol):
 
 
 #: DP mechanisms (``--dp``): ``central`` = the host adds the discrete Gaussian noise to the unmasked
-#: integer sum (dp.py).  Distributed DP (each device adds its share of the noise before masking, so
-#: that a curious host never sees the exact sum) is NOT built: see firmware/docs/SECURITY.md.
-DP_MECHANISMS = ("central",)
+#: integer sum (dp.py); ``distributed`` = each device adds its share of the noise before masking, so
+#: that even the aggregating host never sees an exact sum (dp_distributed.py).
+DP_MECHANISMS = ("central", "distributed")
 
 
 @dataclass(frozen=True)
@@ -67,9 +70,14 @@ class SecureOptions:
         if not self.clip > 0 or self.dp_noise_multiplier < 0 or not 0 < self.dp_delta < 1:
             raise OptionsError("secure aggregation needs clip > 0, dp_noise_multiplier >= 0, 0 < dp_delta < 1")
         if self.dp not in DP_MECHANISMS:
-            raise OptionsError(f"--dp {self.dp}: not available; this version has {', '.join(DP_MECHANISMS)} DP only "
-                               "(the host adds the noise after unmasking; distributed DP, noise added on the "
-                               "devices, is not built)")
+            raise OptionsError(f"--dp {self.dp}: not a DP mechanism ({', '.join(DP_MECHANISMS)})")
+        if self.dp == "distributed" and not self.dp_noise_multiplier > 0:
+            raise OptionsError("--dp distributed needs --dp-noise-multiplier > 0 (the noise the devices add)")
+        if self.dp == "distributed":
+            try:
+                dp_distributed.z_milli(self.dp_noise_multiplier)
+            except ValueError as e:
+                raise OptionsError(f"--dp-noise-multiplier: {e}") from None
 
 
 class SecureAggregator:
@@ -92,15 +100,20 @@ class SecureAggregator:
         self._n = 0
         self._last_sa_round = 0
         self.rounds_done = 0
+        self.dp_z_effs: list[float] = []  # distributed DP: each round's effective noise multiplier
+        self.dp_draws = 0                 # distributed DP: noise draws in the revealed sums (truncation delta)
         self.last_report: dict[str, Any] | None = None
         self.last_server: SecAggServer | None = None
 
     # -- checkpoint (host/checkpoint.py): DP accounting and round ids survive a host restart ------
     def state_dict(self) -> dict[str, Any]:
-        return {"rounds_done": self.rounds_done, "last_sa_round": self._last_sa_round}
+        return {"rounds_done": self.rounds_done, "last_sa_round": self._last_sa_round,
+                "dp_z_effs": list(self.dp_z_effs), "dp_draws": self.dp_draws}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.rounds_done = int(state.get("rounds_done", 0))
+        self.dp_z_effs = [float(z) for z in state.get("dp_z_effs", [])]
+        self.dp_draws = int(state.get("dp_draws", 0))
         self._last_sa_round = max(self._last_sa_round, int(state.get("last_sa_round", 0)))
 
     def dp_summary(self) -> dict[str, Any] | None:
@@ -110,6 +123,8 @@ class SecureAggregator:
         z = self.opt.dp_noise_multiplier
         if not z > 0:
             return None
+        if self.opt.dp == "distributed":
+            return dp_distributed.summary(self.dp_z_effs, self.dp_draws, z, self.opt.dp_delta)
         eps = dp.epsilon(z, self.rounds_done, self.opt.dp_delta) if self.rounds_done else 0.0
         return {"mechanism": self.opt.dp, "noise_multiplier": z, "delta": self.opt.dp_delta, "epsilon": eps,
                 "rounds": self.rounds_done}
@@ -151,8 +166,24 @@ class SecureAggregator:
         t = self.opt.threshold or default_threshold(k)
         t = min(t, k + 1)
         wmax = max(m[2] for m in members)
-        enc = Encoding(self.opt.clip, choose_fraction_bits(n, self.opt.clip), max(1, wmax))
         manifest = self._fleet_manifest(members)
+        z = self.opt.dp_noise_multiplier
+        distributed = self.opt.dp == "distributed" and z > 0
+        zm = dp_distributed.z_milli(z) if distributed else 0
+        if zm < manifest.dp_min_z_milli:  # the devices would refuse: say so before asking them
+            raise SecAggPolicyError(f"the fleet's manifest requires distributed DP with a noise multiplier >= "
+                                    f"{manifest.dp_min_z_milli / 1000:g} (--dp distributed --dp-noise-multiplier "
+                                    f"Z); this run asks {'for ' + format(zm / 1000, 'g') if zm else 'none'}")
+        if distributed:
+            if t < 2:
+                raise SecAggPolicyError("distributed DP needs a threshold t >= 2 (the noise of t - 1 others)")
+            try:
+                f = dp_distributed.choose_fraction_bits(n, self.opt.clip, n_params, zm, t)
+            except OverflowError as e:
+                raise SecAggPolicyError(f"round {round_}: {e}") from None
+            enc = Encoding(self.opt.clip, f, max(1, wmax), zm)
+        else:
+            enc = Encoding(self.opt.clip, choose_fraction_bits(n, self.opt.clip), max(1, wmax))
         # a device takes part as its manifest identity, whatever the host calls it
         sids = {m[0]: self._device_id(m[1], manifest) for m in members}
         ids = [sids[m[0]] for m in members]
@@ -175,8 +206,26 @@ class SecureAggregator:
         values, total = decode_sum(res.sum_words, enc)
         if total <= 0:
             raise AggregationError(f"round {round_}: total weight 0")
-        z = self.opt.dp_noise_multiplier
         dp_info: dict[str, Any] | None = None
+        if distributed:  # the devices' noise is in the sum already (dp_distributed.py)
+            z_eff = dp_distributed.effective_multiplier(enc.clip32, enc.frac_bits, n_params, zm, t)
+            s2 = dp_distributed.device_s2(enc.clip32, enc.frac_bits, n_params, zm, t)
+            self.rounds_done += 1
+            self.dp_z_effs.append(z_eff)
+            self.dp_draws += len(res.survivors) * n_params
+            if self.last_report is not None:
+                info = self.dp_summary() or {}
+                info.update({"z_milli": zm, "device_sigma": math.sqrt(s2), "device_sigma_decoded":
+                             math.sqrt(s2) / float(1 << enc.frac_bits), "sum_sigma_decoded":
+                             math.sqrt(s2 * len(res.survivors)) / float(1 << enc.frac_bits),
+                             "noise_multiplier_effective": z_eff, "threshold": t,
+                             "survivors": len(res.survivors), "frac_bits": enc.frac_bits, "dim": n_params,
+                             "sampling_rate": min(1.0, len(res.survivors) / float(self.opt.fleet_size or n)),
+                             "amplification": "none"})
+                self.last_report["epsilon"] = info["epsilon"]
+                self.last_report["dp"] = info
+            mean = values * (float(enc.weight_max) / float(total))
+            return Aggregate(round_, mean, total, len(res.survivors), tuple(names[i] for i in res.survivors))
         if z > 0:  # discrete Gaussian on the integer sum, then decode (dp.py)
             t0 = time.perf_counter()
             cal = dp.calibrate(z, enc, n_params)

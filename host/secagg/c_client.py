@@ -62,7 +62,7 @@ class CClientEndpoint:
         self._rec.write(rec)
         self._rec.close()
         argv = [str(exe or build_native_client()), "--identity", self._rec.name, "--clip", repr(float(enc.clip32)),
-                "--frac", str(enc.frac_bits), "--wmax", str(enc.weight_max), "--update", self._tmp.name,
+                "--frac", str(enc.frac_bits), "--wmax", str(enc.weight_max), "--dpz", str(enc.dp_z_milli), "--update", self._tmp.name,
                 "--weight", str(int(weight)), "--chunk", str(chunk)]
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.seen: list[tuple[str, bytes, bytes]] = []

@@ -47,6 +47,7 @@ from tinyfed_toolchain.facts.errors import TinyfedError
 
 from . import messages as M
 from . import primitives as P
+from .dp_device import add_device_noise
 from .encoding import Encoding, encode
 from .graph import MIN_NEIGHBOURS, holders, policy_problem, round_after
 from .identity import DeviceIdentity, adv_digest, bitmap_members, survivors_digest
@@ -146,6 +147,10 @@ class SecAggClient:
             raise StateError(f"client {self.id}: ADVERTISE_KEYS for round {req.round} after round {self.round}")
         if req.self_id != self.id:
             raise Refused(f"client {self.id}: addressed as {req.self_id}")
+        floor = self.identity.manifest.dp_min_z_milli
+        if self.enc.dp_z_milli < floor:
+            raise PolicyRefused(f"client {self.id}: distributed-DP noise multiplier {self.enc.dp_z_milli / 1000:g} "
+                                f"below the fleet's floor {floor / 1000:g}")
         ns = req.neighbours
         why = policy_problem(len(ns), req.threshold, self._min_neighbours())
         if why is not None:
@@ -162,7 +167,7 @@ class SecAggClient:
         self._mask_sk, self._mask_pk = r2, P.public_key(r2)
         self._go(ClientStage.ADVERTISED)
         sig = self.identity.sign(adv_digest(self.identity.fleet_id, self.round, self.id, self.threshold, ns,
-                                            self._share_pk, self._mask_pk))
+                                            self._share_pk, self._mask_pk, self.enc.dp_z_milli))
         return M.AdvertiseReply(self.round, self.id, self._share_pk, self._mask_pk, sig).pack()
 
     def _min_neighbours(self) -> int:
@@ -192,7 +197,8 @@ class SecAggClient:
             if not self.identity.in_manifest(e.id):
                 self._abandon()
                 raise Refused(f"client {self.id}: neighbour {e.id} is not in the fleet manifest")
-            h = adv_digest(self.identity.fleet_id, self.round, e.id, self.threshold, nb, e.share_pk, e.mask_pk)
+            h = adv_digest(self.identity.fleet_id, self.round, e.id, self.threshold, nb, e.share_pk, e.mask_pk,
+                           self.enc.dp_z_milli)
             if not self.identity.verify(e.id, e.sig, h):
                 self._abandon()
                 raise Refused(f"client {self.id}: neighbour {e.id}'s keys are not signed by its device key "
@@ -241,6 +247,9 @@ class SecAggClient:
             assert self._mask_sk is not None and self._seed is not None
             noise_key = self.rand(32)
             words = encode(self._update, self.enc, self._weight, noise_key, self.round)
+            if self.enc.dp_z_milli:  # distributed DP: the device's noise (dp_device.py), before masking
+                words = add_device_noise(words, self.enc, self.threshold,
+                                         P.kdf(noise_key, P.LABEL_DP_NOISE, self.round))
             if self.keep_encoding:
                 self.encoded = words.copy()
             n = len(words)

@@ -14,6 +14,9 @@ from __future__ import annotations
 import math
 import struct
 
+import numpy as np
+
+from .encoding import N_SUMMED
 from .primitives import prg
 
 #: the truncation: |Y| <= TAIL * tt, tt = floor(sqrt(s2)) + 1 (tfd/secagg_dp.h TFD_DP_TAIL)
@@ -169,4 +172,25 @@ def word_bound(clip: float, frac_bits: int, s2: int) -> int:
     return sensitivity(clip, frac_bits, 1) + DeviceGaussian(s2).limit
 
 
-__all__ = ["DeviceGaussian", "MAX_TT", "TAIL", "WordStream", "sensitivity", "sigma_sq", "word_bound"]
+def device_sigma_sq(clip: float, frac_bits: int, dim: int, z_milli: int, m: int) -> int:
+    """The s2 a device computes for its update of ``dim`` words (sensitivity, then sigma_sq);
+    ``OverflowError`` where the device refuses (TFD_ERR_OVERFLOW), word bound included."""
+    s2 = sigma_sq(z_milli, sensitivity(clip, frac_bits, dim), m)
+    if word_bound(clip, frac_bits, s2) > INT32_MAX:
+        raise OverflowError("a noised word could exceed 2^31 - 1")
+    return s2
+
+
+def add_device_noise(words: np.ndarray, enc, threshold: int, key: bytes) -> np.ndarray:
+    """The client's MASKED_INPUT step (protocol.c sa_add_dp_noise): the first d words (the
+    update; the summed scalars after them stay exact) + one draw each from the stream of key."""
+    d = int(words.size) - N_SUMMED
+    s2 = device_sigma_sq(enc.clip32, enc.frac_bits, d, enc.dp_z_milli, threshold)
+    ys, _ = DeviceGaussian(s2).samples(key, d)
+    out = np.asarray(words, dtype=np.uint32).copy()
+    out[:d] = (out[:d].astype(np.int64) + np.array(ys, dtype=np.int64)) % (1 << 32)
+    return out.astype(np.uint32)
+
+
+__all__ = ["DeviceGaussian", "MAX_TT", "TAIL", "WordStream", "add_device_noise", "device_sigma_sq", "sensitivity",
+           "sigma_sq", "word_bound"]

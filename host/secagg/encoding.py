@@ -51,6 +51,7 @@ class Encoding:
     clip: float
     frac_bits: int
     weight_max: int = 1
+    dp_z_milli: int = 0   # distributed DP: the devices' noise multiplier x 1000 (0: none; dp_device.py)
 
     def __post_init__(self) -> None:
         c = float(np.float32(self.clip))
@@ -60,6 +61,8 @@ class Encoding:
             raise ValueError(f"frac_bits must be 0..{MAX_FRAC_BITS}, got {self.frac_bits}")
         if not 1 <= self.weight_max <= UINT32_MAX:
             raise ValueError("weight_max must be 1..2^32-1")
+        if not 0 <= self.dp_z_milli <= UINT32_MAX:
+            raise ValueError("dp_z_milli must be 0..2^32-1")
 
     @property
     def clip32(self) -> float:

@@ -3,7 +3,7 @@
 manifest, and the identity of the host's reference client (client.py).
 
 * ``adv_digest``: H_adv = H("tinyfed/v1/sa-adv" || fleet_id || u32 round || u32 id
-  || u16 t || u16 k || k x u32 neighbour ids || share_pk || mask_pk)
+  || u16 t || u16 k || u32 dp_z_milli || k x u32 neighbour ids || share_pk || mask_pk)
 * ``survivors_digest``: H_surv = H("tinyfed/v1/sa-survivors" || fleet_id || u32 round
   || u16 len || bitmap)
 
@@ -32,9 +32,10 @@ DOMAIN_SURVIVORS = _DOMAINS["TFD_SA_DOMAIN_SURVIVORS"]
 
 
 def adv_digest(fleet_id: bytes, round_id: int, device_id: int, threshold: int, neighbours: Sequence[int],
-               share_pk: bytes, mask_pk: bytes) -> bytes:
-    """What a device signs in ADVERTISE_KEYS."""
-    return eddsa.digest(DOMAIN_ADV, fleet_id, struct.pack("<IIHH", round_id, device_id, threshold, len(neighbours)),
+               share_pk: bytes, mask_pk: bytes, dp_z_milli: int = 0) -> bytes:
+    """What a device signs in ADVERTISE_KEYS (the round's distributed-DP noise multiplier x 1000 too)."""
+    return eddsa.digest(DOMAIN_ADV, fleet_id, struct.pack("<IIHHI", round_id, device_id, threshold, len(neighbours),
+                                                          dp_z_milli),
                         b"".join(struct.pack("<I", v) for v in neighbours), share_pk, mask_pk)
 
 

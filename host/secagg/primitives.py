@@ -40,7 +40,7 @@ from .shamir import combine as shamir_combine
 from .shamir import split as shamir_split
 
 __all__ = [
-    "AD_PREFIX", "DOMAIN", "KEY_BYTES", "LABEL_PAIR_MASK", "LABEL_ROUNDING", "LABEL_SELF_MASK",
+    "AD_PREFIX", "DOMAIN", "KEY_BYTES", "LABEL_DP_NOISE", "LABEL_PAIR_MASK", "LABEL_ROUNDING", "LABEL_SELF_MASK",
     "LABEL_SHARE_KEY", "MAC_BYTES", "NONCE_BYTES", "CryptoError", "agree", "ct_equal", "hchacha20",
     "kdf", "keypair", "open_share", "pair_masks", "pair_sign", "prg", "public_key",
     "seal_share", "self_mask", "shamir_combine", "shamir_split", "share_ad", "x25519",
@@ -56,6 +56,7 @@ LABEL_PAIR_MASK = _STRINGS["TFD_SA_LABEL_PAIR_MASK"].decode()
 LABEL_SHARE_KEY = _STRINGS["TFD_SA_LABEL_SHARE_KEY"].decode()
 LABEL_SELF_MASK = _STRINGS["TFD_SA_LABEL_SELF_MASK"].decode()
 LABEL_ROUNDING = _STRINGS["TFD_SA_LABEL_ROUNDING"].decode()
+LABEL_DP_NOISE = _STRINGS["TFD_SA_LABEL_DP_NOISE"].decode()
 AD_PREFIX = _STRINGS["TFD_SA_AD_PREFIX"]
 _WORDS_PER_BLOCK = 16
 _SIGMA = (0x61707865, 0x3320646E, 0x79622D32, 0x6B206574)  # "expand 32-byte k"

@@ -39,7 +39,7 @@ class SerialEndpoint:
         self.dev.send_payload(M.request_body(message).purpose or "SA_REQUEST", payload)
         extra = {}
         if message == "ADVERTISE_KEYS":
-            extra = {"clip": self.enc.clip32, "frac_bits": self.enc.frac_bits, "weight_max": self.enc.weight_max,
+            extra = {"clip": self.enc.clip32, "frac_bits": self.enc.frac_bits, "weight_max": self.enc.weight_max, "dp_z_milli": self.enc.dp_z_milli,
                      "weight": self.weight, "staleness": min(self.staleness, 0xFFFF)}
         r = self.dev.request(message, expect=("ACK",), round=round_id, body_len=len(payload),
                              crc32=zlib.crc32(payload), **extra)

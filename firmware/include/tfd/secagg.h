@@ -94,6 +94,7 @@
 #define TFD_SA_LABEL_SHARE_KEY "share-key"
 #define TFD_SA_LABEL_SELF_MASK "self-mask"
 #define TFD_SA_LABEL_ROUNDING "stoch-round"
+#define TFD_SA_LABEL_DP_NOISE "dp-noise"
 #define TFD_SA_AD_PREFIX "tinyfed/v1/share"
 
 /* ---- keys and key derivation -------------------------------------------- */
@@ -183,6 +184,8 @@ typedef struct {
     float clip;           /* C: L2 bound of an update (> 0, finite) */
     uint8_t frac_bits;    /* f: fixed-point fraction bits (<= TFD_SA_MAX_FRAC_BITS) */
     uint32_t weight_max;  /* W: largest sample count a client may report (>= 1) */
+    uint32_t dp_z_milli;  /* distributed DP: noise multiplier z x 1000 the sum of the
+                             fewest survivors carries (tfd/secagg_dp.h); 0: no device noise */
 } tfd_sa_encoding_t;
 
 /* TFD_OK iff summing n_max encodings cannot wrap (see the top of this file);

@@ -12,11 +12,12 @@
  * Identity.  The client signs with its device key (tfd/identity.h) and
  * verifies every other device against the fleet manifest pinned in its image:
  *   ADVERTISE_KEYS  it signs H_adv = H("tinyfed/v1/sa-adv" || fleet_id || round
- *                   || id || t || k || its k neighbour ids || share_pk || mask_pk)
- *                   (H = BLAKE2b-256, integers little endian: u32 round, id,
- *                   ids; u16 t, k);
+ *                   || id || t || k || dp_z_milli || its k neighbour ids || share_pk
+ *                   || mask_pk) (H = BLAKE2b-256, integers little endian: u32 round,
+ *                   id, dp_z_milli, ids; u16 t, k); it refuses a dp_z_milli (the
+ *                   distributed-DP noise, tfd/secagg_dp.h) below the manifest's floor;
  *   SHARE_KEYS      it accepts a neighbour's keys only with that neighbour's
- *                   signature over the same round and t, and a neighbourhood
+ *                   signature over the same round, t and DP noise, and a neighbourhood
  *                   that contains this device (the graph is symmetric) and
  *                   passes the policy: the host can neither substitute keys nor
  *                   replay another round's;

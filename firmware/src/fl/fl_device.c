@@ -380,7 +380,7 @@ tfd_status_t tfd_fl_secagg(void *ctx, uint8_t msg_id, uint32_t round, uint32_t b
     case TFD_MSG_ADVERTISE_KEYS: {
         TFD_ENSURE(adv != NULL, TFD_ERR_ARG);
         const tfd_sa_encoding_t enc = {.clip = adv->clip, .frac_bits = adv->frac_bits,
-                                       .weight_max = adv->weight_max};
+                                       .weight_max = adv->weight_max, .dp_z_milli = adv->dp_z_milli};
         if (!fl->sa_init) {
             /* first round of this boot: the client of this device's identity (none: POLICY) */
             TFD_TRY(tfd_sa_client_init(&fl->sa, fl->cfg.identity, &enc, fl->cfg.random));

@@ -4,6 +4,7 @@
 #include "monocypher.h"
 #include "sa_internal.h"
 #include "tfd/secagg_client.h"
+#include "tfd/secagg_dp.h"
 
 #define SA_BIT(s) (1u << (unsigned)TFD_SA_CLIENT_##s)
 
@@ -152,6 +153,7 @@ static void sa_adv_digest(uint8_t out[32], const tfd_sa_client_t *c, uint32_t id
     sa_put32(&h, id);
     sa_put16(&h, c->threshold);
     sa_put16(&h, k);
+    sa_put32(&h, c->enc.dp_z_milli);
     for (unsigned i = 0; i < k; ++i) sa_put32(&h, nb[i]);
     crypto_blake2b_update(&h, share_pk, 32);
     crypto_blake2b_update(&h, mask_pk, 32);
@@ -225,6 +227,8 @@ TFD_CHECK_RESULT static tfd_status_t sa_advertise(tfd_sa_client_t *c, const tfd_
     TFD_ENSURE(c->ident != NULL && c->ident->ok, TFD_ERR_POLICY);
     if (enc != NULL) TFD_TRY(tfd_sa_check_encoding(1, enc));
     TFD_ENSURE(b.self_id == c->id, TFD_ERR_ARG); /* our id is the manifest's, not the host's */
+    /* the fleet's DP floor: a host cannot switch the device's noise off or turn it down */
+    TFD_ENSURE((enc != NULL ? enc : &c->enc)->dp_z_milli >= c->ident->dp_min_z_milli, TFD_ERR_POLICY);
     const unsigned k = b.neighbours_count, t = b.threshold;
     /* policy: a neighbourhood big enough, and a threshold that two disjoint sets of
      * holders (k + 1 with ourselves) can never both reach */
@@ -383,6 +387,21 @@ tfd_status_t tfd_sa_client_share_keys(tfd_sa_client_t *c, const uint8_t *req, si
 }
 
 /* ---- MASKED_INPUT ------------------------------------------------------------------------- */
+/* distributed DP (tfd/secagg_dp.h): the noise of the t - 1 other holders of the fewest
+ * survivors carries multiplier z; each noised word stays within 2^31 - 1 */
+TFD_CHECK_RESULT static tfd_status_t sa_add_dp_noise(const tfd_sa_client_t *c, uint32_t *words, uint32_t n,
+                                                     const uint8_t key[32])
+{
+    uint64_t delta, s2, bound;
+    tfd_dp_gauss_t g;
+    TFD_TRY(tfd_dp_sensitivity(&delta, c->enc.clip, c->enc.frac_bits, n));
+    TFD_TRY(tfd_dp_sigma_sq(&s2, c->enc.dp_z_milli, delta, c->threshold));
+    TFD_TRY(tfd_dp_gauss_init(&g, s2));
+    TFD_TRY(tfd_dp_word_bound(&bound, c->enc.clip, c->enc.frac_bits, &g));
+    tfd_dp_add_noise(words, n, &g, key);
+    return TFD_OK;
+}
+
 tfd_status_t tfd_sa_client_masked_input(tfd_sa_client_t *c, const uint8_t *req, size_t len, float *x, uint32_t n,
                                         const tfd_sa_summed_t *summed, uint32_t *n_words)
 {
@@ -405,10 +424,12 @@ tfd_status_t tfd_sa_client_masked_input(tfd_sa_client_t *c, const uint8_t *req, 
     SA_REFUSE_IF(m + 1 < c->threshold, TFD_ERR_ARG);
     SA_REFUSE_IF(n == 0 || n > TFD_WIRE_SA_WORDS_MAX - (uint32_t)TFD_SA_SUMMED_COUNT, TFD_ERR_ARG);
 
-    /* encode once, in place of the update: from here the buffer holds its words */
-    uint8_t noise_key[32];
+    /* encode once, in place of the update: from here the buffer holds its words; then
+     * the distributed-DP noise (fresh device randomness, never the host's) */
+    uint8_t noise_key[32], dp_key[32];
     tfd_sa_encoder_t enc;
     tfd_status_t st = c->random(noise_key, sizeof noise_key);
+    if (st == TFD_OK) st = tfd_sa_kdf(dp_key, noise_key, TFD_SA_LABEL_DP_NOISE, c->round, NULL, 0);
     if (st == TFD_OK) st = tfd_sa_encoder_init(&enc, x, n, &c->enc, summed, noise_key, c->round);
     crypto_wipe(noise_key, sizeof noise_key); /* on every path, a failed random fill included */
     if (st == TFD_OK) {
@@ -418,6 +439,8 @@ tfd_status_t tfd_sa_client_masked_input(tfd_sa_client_t *c, const uint8_t *req, 
         st = tfd_sa_encode_chunk(&enc, (uint32_t *)(void *)x, 0, n);
     }
     tfd_sa_encoder_wipe(&enc);
+    if (st == TFD_OK && c->enc.dp_z_milli != 0) st = sa_add_dp_noise(c, (uint32_t *)(void *)x, n, dp_key);
+    crypto_wipe(dp_key, sizeof dp_key);
     if (st == TFD_OK) st = tfd_sa_kdf(c->self_key, c->seed, TFD_SA_LABEL_SELF_MASK, c->round, NULL, 0);
     c->n_pairs = 0;
     /* the neighbours that sent us shares are exactly those that shared keys in
