@@ -228,32 +228,56 @@ class WallClock:
 
 
 class VirtualClock:
-    """Discrete-event time: a job runs at submission and finishes at now + its modelled duration."""
+    """Discrete-event time: a job finishes at its start + its modelled duration.
+
+    A job starts when submitted (or when its device is free) in virtual time; its code runs
+    before the next completion is taken.  With ``workers`` > 1 the jobs submitted since the
+    last ``next_done`` run on that many threads (in-process devices release the GIL in their C
+    code: training runs on every core); each job touches only its own device, and the
+    completions, their virtual times and their order are those of running the jobs one after
+    the other at submission (ties: submission order)."""
 
     virtual = True
 
-    def __init__(self, timing: "TimingModel | MeasuredTiming", start: float = 0.0) -> None:
+    def __init__(self, timing: "TimingModel | MeasuredTiming", start: float = 0.0, *, workers: int = 1) -> None:
         self.timing = timing
         self._now = float(start)
         self._heap: list[tuple[float, int, JobResult]] = []
+        self._pending: list[tuple[JobFn, int, float, int]] = []  # (job, device, start, seq), not yet run
         self._seq = itertools.count()
         self.busy_until: dict[int, float] = {}
+        self.workers = max(1, int(workers))
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     def now(self) -> float:
         return self._now
 
     def submit(self, fn: JobFn, device: int) -> None:
         start = max(self._now, self.busy_until.get(device, 0.0))
-        r = fn()
-        r.started = start
-        r.finished = start + self.timing.job_seconds(r)
-        self.busy_until[device] = r.finished
-        heapq.heappush(self._heap, (r.finished, next(self._seq), r))
+        self._pending.append((fn, device, start, next(self._seq)))
+        if self.workers == 1:
+            self._run_pending()
+
+    def _run_pending(self) -> None:
+        jobs, self._pending = self._pending, []
+        if len(jobs) > 1 and self.workers > 1:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.workers)
+            results = list(self._pool.map(lambda j: j[0](), jobs))
+        else:
+            results = [j[0]() for j in jobs]
+        for (_, device, start, seq), r in zip(jobs, results):
+            r.started = start
+            r.finished = start + self.timing.job_seconds(r)
+            self.busy_until[device] = max(self.busy_until.get(device, 0.0), r.finished)
+            heapq.heappush(self._heap, (r.finished, seq, r))
 
     def in_flight(self) -> int:
-        return len(self._heap)
+        return len(self._heap) + len(self._pending)
 
     def next_done(self) -> JobResult:
+        if self._pending:
+            self._run_pending()
         if not self._heap:
             raise RuntimeError("no job in flight")
         t, _, r = heapq.heappop(self._heap)
@@ -269,7 +293,11 @@ class VirtualClock:
             self.busy_until[d] = max(self.busy_until.get(d, 0.0), until)
 
     def close(self) -> None:
+        self._pending.clear()  # never ran: as if never submitted
         self._heap.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
 
 @dataclass

@@ -6,6 +6,7 @@ asked); cleared before any other line is printed (:meth:`Progress.wrap`)."""
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import Callable, TextIO
 
@@ -23,13 +24,15 @@ class Progress:
         self._t0 = time.monotonic()
         self._last = 0.0
         self._shown = False
+        self._lock = threading.Lock()  # devices train on several threads
 
     def tick(self, n: int = 1) -> None:
         """n more devices trained (the count starts over with every step)."""
-        if self.done >= self.total:
-            self.done, self.what, self._t0 = 0, "", time.monotonic()
-        self.done += n
-        self._show()
+        with self._lock:
+            if self.done >= self.total:
+                self.done, self.what, self._t0 = 0, "", time.monotonic()
+            self.done += n
+            self._show()
 
     def stage(self, what: str) -> None:
         self.what = what

@@ -183,6 +183,44 @@ def test_a_buffered_step_aggregates_the_first_k_updates_with_staleness_weights(b
     run.close()
 
 
+@pytest.mark.parametrize("strategy", [StrategyOptions(), StrategyOptions("fedbuff", buffer=3)])
+def test_jobs_on_several_threads_give_the_run_of_one(built: Path, strategy: StrategyOptions) -> None:
+    """The simulation's clock runs training on every core (workers > 1): the same devices and
+    seeds give the same run as one after the other -- the same final parameters bit for bit,
+    the same completions in the same virtual order, the same rows."""
+    from tinyfed_host.direct import DirectFleet
+    from tinyfed_host.inprocess import DeviceLibrary
+
+    build = FlBuild.load(built)
+    lib = DeviceLibrary.build(build.model_dir, build.train_dir)
+    timing = TimingOptions(insns_per_sample=IPS, stragglers=0.3, straggler_slowdown=5.0, seed=2)
+    runs = []
+    for workers in (1, 3):
+        fleet = DirectFleet(lib, build.shards, model_name=build.model_name, threads=workers)
+        parts = fleet.participants
+        clock = VirtualClock(TimingModel(timing, len(parts)), workers=workers)
+        order: list[tuple[int, int, float]] = []
+        take = clock.next_done
+
+        def spy() -> JobResult:
+            r = take()
+            order.append((r.device, r.version, r.finished))
+            return r
+        clock.next_done = spy  # type: ignore[method-assign]
+        run = FederatedRunner(parts, init_params=build.init_params(), model_hash=build.model_hash,
+                              evaluator=build.evaluator(), log=lambda s: None, clock=clock,
+                              config=FleetConfig(updates=4, strategy=strategy, train=CFG, final_broadcast=False))
+        run.setup()
+        for _ in range(4):
+            run.step()
+        rows = [[(d.name, d.status, d.version, d.weight, d.update_norm) for d in r.devices] for r in run.state.records]
+        runs.append((run.state.params.copy(), order, rows, [r.time_s for r in run.state.records]))
+        run.close()
+    (p1, o1, r1, t1), (p3, o3, r3, t3) = runs
+    assert np.array_equal(p1, p3) and o1 == o3 and r1 == r3 and t1 == t3
+    assert len(o1) >= 4 * 3
+
+
 def test_stale_updates_are_dropped_and_counted(built: Path) -> None:
     build = FlBuild.load(built)
     parts = make_participants(build, build.shards[:3])

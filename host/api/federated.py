@@ -89,7 +89,7 @@ def simulate(options: SimulateOptions | None = None, /, *, log: Callable[[str], 
     fleet.progress.enabled = opts.progress
     log = fleet.progress.wrap(log)
     parts = fleet.participants
-    clock = VirtualClock(TimingModel(timing, len(parts)))
+    clock = VirtualClock(TimingModel(timing, len(parts)), workers=fleet.batch.threads)  # training on every core
     res = run_federated("simulate", build, parts, opts.config, aggregator=aggregator, clock=clock,
                         report_path=_path(opts.report), plot_path=_path(opts.plot),
                         with_centralised=opts.centralised, log=log,
