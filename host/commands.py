@@ -97,6 +97,10 @@ def add_build_arguments(b: argparse.ArgumentParser) -> None:
     b.add_argument("--min-neighbours", type=int, default=_BUILD.min_neighbours,
                    help="fleet policy in the signed manifest: the smallest SecAgg+ neighbourhood a device "
                         f"accepts (default {_BUILD.min_neighbours})")
+    b.add_argument("--dp-min-noise-multiplier", type=float, default=_BUILD.dp_min_noise_multiplier,
+                   help="fleet policy in the signed manifest: every secure round must run distributed DP "
+                        "(noise added on the devices) with at least this noise multiplier; a device refuses "
+                        f"less (default {_BUILD.dp_min_noise_multiplier:g}: no floor)")
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -107,7 +111,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         devices=args.devices, partition=args.partition, alpha=args.alpha, seed=args.seed,
         images=not args.no_images, quick=args.quick, public_fraction=args.public_fraction,
         train_scheme=args.train_scheme, head_init=args.head_init, test_images=args.test_images,
-        secure_only=args.secure_only, fleet_key=args.fleet_key, min_neighbours=args.min_neighbours))
+        secure_only=args.secure_only, fleet_key=args.fleet_key, min_neighbours=args.min_neighbours,
+        dp_min_noise_multiplier=args.dp_min_noise_multiplier))
     return EXIT_OK
 
 

@@ -248,3 +248,69 @@ def test_malicious_host_is_refused_by_the_boards(build: FlBuild, tmp_path: Path)
         assert all("POLICY" in refused[i] for i in (2, 3, 4, 5))
     finally:
         shut_down(devs, boards)
+
+
+def test_distributed_dp_on_the_boards(build: FlBuild, tmp_path: Path) -> None:
+    """Distributed DP on 5 boards (issue 13): each board adds its discrete Gaussian noise (drawn on
+    the M4 from its own RNG) to its encoded update before masking.  A host that tells one board
+    another noise than the rest gets its keys refused by every neighbour (the noise is in the
+    signed advertisement: nothing masked).  Then an honest round: the unmasked sum equals the sum
+    of what the boards masked (SA_ENCODED of the test images) bit for bit, and what they masked
+    is their encoded update plus noise of exactly the variance their calibration promises."""
+    from tinyfed_host.secagg import dp_device as D
+    from tinyfed_host.secagg import dp_distributed as DD
+
+    boards = start_boards(N, BOARD, build.images, log_dir=tmp_path)
+    devs: list[DeviceClient] = []
+    try:
+        params = build.init_params()
+        ups = []
+        for b in boards:
+            dev = DeviceClient.connect(b.url, ClientOptions(timeout=3.0, retries=6))
+            dev.hello()
+            devs.append(dev)
+            send_params(dev, 1, params, build.model_hash, persist=False)
+            train(dev, 1, CFG, timeout=90)
+            ups.append(fetch_update(dev, 1, encoding=ENC_F32))
+        ids = list(range(1, N + 1))
+        clip, zm, t, d = 10.0, 1000, 3, params.size
+        f = DD.choose_fraction_bits(N, clip, d, zm, t)
+        enc = Encoding(clip, f, max(u.weight for u in ups), zm)
+        g = harary_graph(ids, 4, seed=2)
+
+        # board 1 is told z = 2, the others z = 1: refused at SHARE_KEYS by everyone, nothing masked
+        odd = Encoding(clip, f, enc.weight_max, 2000)
+        eps = [SerialEndpoint(i, dv, odd if i == 1 else enc) for i, dv in zip(ids, devs)]
+        bad = SecAggServer(g, t, 119, d + 1)
+        with pytest.raises(SecAggAbort):
+            bad.run(eps)
+        assert sorted(u for u, why in bad.stats["SHARE_KEYS"].dropped if "CRYPTO" in why) == ids
+
+        encoded: dict[int, np.ndarray] = {}
+
+        class Keeping(SerialEndpoint):
+            def exchange(self, message: str, payload: bytes) -> bytes:
+                reply = super().exchange(message, payload)
+                if message == "MASKED_INPUT":  # test image: what it masked, before masking
+                    encoded[self.id] = self.encoded(120)
+                return reply
+
+        srv = SecAggServer(g, t, 120, d + 1)
+        res = srv.run([Keeping(i, dv, enc) for i, dv in zip(ids, devs)])
+        assert res.survivors == tuple(ids)
+        plain = sum(encoded[i].astype(np.uint64) for i in ids) % (1 << 32)
+        assert np.array_equal(res.sum_words, plain.astype(np.uint32))
+        s2 = D.device_sigma_sq(enc.clip32, f, d, zm, t)
+        ys = []
+        for i in ids:
+            u = ups[i - 1]
+            v = u.delta().astype(np.float64) * encoding_scale(u.delta(), enc, u.weight)
+            signed = encoded[i][:-1].astype(np.int64) - ((encoded[i][:-1] >> 31).astype(np.int64) << 32)
+            ys.append(signed - np.floor(v))  # the noise + the rounding's 0 or 1
+            assert int(encoded[i][-1]) == u.weight  # the weight word stays exact
+        y = np.concatenate(ys)
+        assert np.max(np.abs(y)) <= 16 * (int(np.sqrt(s2)) + 1) + 1
+        assert abs(y.var() / s2 - 1) < 5 * np.sqrt(2.0 / y.size)
+        assert abs(y.mean()) < 5 * np.sqrt(s2 / y.size) + 1
+    finally:
+        shut_down(devs, boards)

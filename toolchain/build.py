@@ -80,6 +80,9 @@ class BuildOptions:
     # <out>/fleet/fleet.key, created once, mode 0600: keep it offline); the manifest's policy
     fleet_key: str | None = None
     min_neighbours: int = 2
+    # ... and the smallest distributed-DP noise multiplier a device accepts (0: none required;
+    # > 0: every secure round must run --dp distributed with at least this z)
+    dp_min_noise_multiplier: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -295,14 +298,20 @@ def _device_images(opts: BuildOptions, board: Board, model_dir: Path, device_dir
 def _provision(opts: BuildOptions, device_dirs: list[Path], log: Callable[[str], None]) -> None:
     """Device identities: a key pair per device (id k + 1 for devK), the manifest of their
     public keys signed with the fleet key, one identity record per image (secret, 0600)."""
+    if not (0 <= opts.dp_min_noise_multiplier <= 4_000_000):
+        raise OptionsError(f"--dp-min-noise-multiplier {opts.dp_min_noise_multiplier:g}: must be 0 (no floor) .. 4e6")
     out = Path(opts.out_dir)
     key = load_or_create_fleet_key(Path(opts.fleet_key) if opts.fleet_key else out / "fleet" / "fleet.key")
-    fleet = make_fleet(key, [k + 1 for k in range(len(device_dirs))], min_neighbours=opts.min_neighbours)
+    fleet = make_fleet(key, [k + 1 for k in range(len(device_dirs))], min_neighbours=opts.min_neighbours,
+                       dp_min_noise_multiplier=opts.dp_min_noise_multiplier)
     write_fleet(fleet, out / "fleet")
     for k, d in enumerate(device_dirs):
         write_device(fleet, k + 1, d)
     log(f"identity: {len(device_dirs)} device keys, manifest v{fleet.manifest.version} signed with the fleet key "
         f"{key.path} (keep it offline), {out / 'fleet' / 'manifest.json'}")
+    if opts.dp_min_noise_multiplier > 0:
+        log(f"policy: the devices refuse any secure round without distributed DP of noise multiplier >= "
+            f"{fleet.manifest.dp_min_z_milli / 1000:g} (--dp distributed)")
 
 
 def reset_head(tp: Any, seed: int = 0) -> Any:
