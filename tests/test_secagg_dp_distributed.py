@@ -200,3 +200,17 @@ def test_aggregator_refuses_up_front() -> None:
     with pytest.raises(OptionsError, match="needs --dp-noise-multiplier > 0"):
         SecureOptions(dp="distributed").check()
     SecureOptions(dp="distributed", dp_noise_multiplier=1.0).check()
+
+
+def test_every_path_to_a_device_carries_the_noise_multiplier() -> None:
+    """The advertised noise reaches the device on every host path: serial/in-process
+    (ADVERTISE_KEYS field), the Flower relay (SECAGG args -> the gateway's Encoding), the C client
+    harness (--dpz) -- a path that dropped it would leave the devices silent while the host
+    accounts epsilon."""
+    from tinyfed_host.flower.participant import FlowerSecAggEndpoint
+    from tinyfed_toolchain.facts.wire_table import WIRE
+
+    assert "dp_z_milli" in [f.name for f in WIRE.msg("ADVERTISE_KEYS").fields]
+    enc = E.Encoding(CLIP, 16, 64, 1234)
+    ep = FlowerSecAggEndpoint(3, SimpleNamespace(), enc, SimpleNamespace(check_exact=False))
+    assert ep.args("ADVERTISE_KEYS")["dp_z_milli"] == 1234

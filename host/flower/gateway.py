@@ -319,7 +319,8 @@ class GatewayBoards:
         if op.kind == "SECAGG":
             from ..secagg.encoding import Encoding
 
-            enc = Encoding(float(a["clip"]), _int(a, "frac_bits"), _int(a, "weight_max"))
+            enc = Encoding(float(a["clip"]), _int(a, "frac_bits"), _int(a, "weight_max"),
+                           _int(a, "dp_z_milli") if "dp_z_milli" in a else 0)
             ep = p.secagg_endpoint(_int(a, "client_id"), enc, int(a.get("weight", 0)), int(a.get("staleness", 0)))
             stage = _str(a, "stage")
             reply = ep.exchange(stage, op.data)

@@ -177,7 +177,8 @@ class FlowerSecAggEndpoint:
     def args(self, stage: str) -> dict[str, Any]:
         e = self.enc
         a = {"stage": stage, "client_id": int(self.id), "clip": float(e.clip32), "frac_bits": int(e.frac_bits),
-             "weight_max": int(e.weight_max), "weight": self.weight, "staleness": self.staleness}
+             "weight_max": int(e.weight_max), "dp_z_milli": int(e.dp_z_milli), "weight": self.weight,
+             "staleness": self.staleness}
         if self.batch.check_exact and stage == "MASKED_INPUT":
             a["encoded"] = True
         return a

@@ -22,7 +22,8 @@ TRAIN      version, timeout, cfg (TrainConfig)  fields: TrainResult
 UPDATE     version, encoding                    fields: n_params, weight, norm, clip;
                                                 data: the encoded update (plain runs only)
 SECAGG     stage, client_id, clip, frac_bits,   data: the device's reply body
-           weight_max, weight, staleness;
+           weight_max, dp_z_milli, weight,
+           staleness;
            data: the request body
 =========  ===================================  ==============================================
 
