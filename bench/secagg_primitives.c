@@ -80,6 +80,25 @@ static const tfd_sa_summed_t k_summed = {.weight = 250};
 static uint8_t dp_key[32];
 static tfd_dp_gauss_t dp_gauss;
 static int32_t g_draws[DP_DRAWS];
+#define DP_ROUND_PARAMS 2410u /* the digits demo's trained parameters */
+static uint32_t g_round_words[DP_ROUND_PARAMS];
+
+/* what a device does per round with distributed DP (protocol.c sa_add_dp_noise + the key):
+ * KDF of the fresh key, calibration for d = DP_ROUND_PARAMS, one draw per parameter */
+static tfd_status_t dp_round(void)
+{
+    uint8_t k[32];
+    uint64_t delta, s2, bound;
+    tfd_dp_gauss_t g;
+    TFD_TRY(tfd_sa_kdf(k, noise, TFD_SA_LABEL_DP_NOISE, ROUND, NULL, 0));
+    TFD_TRY(tfd_dp_sensitivity(&delta, 1.0f, DP_FRAC, DP_ROUND_PARAMS));
+    TFD_TRY(tfd_dp_sigma_sq(&s2, DP_Z_MILLI, delta, DP_M));
+    TFD_TRY(tfd_dp_gauss_init(&g, s2));
+    TFD_TRY(tfd_dp_word_bound(&bound, 1.0f, DP_FRAC, &g));
+    tfd_dp_add_noise(g_round_words, DP_ROUND_PARAMS, &g, k);
+    crypto_wipe(k, sizeof k);
+    return TFD_OK;
+}
 
 /* the device's calibration for the bench setting (tfd/secagg_dp.h) */
 static tfd_status_t dp_setup(void)
@@ -206,7 +225,7 @@ static int bench(void)
     uint64_t keygen = UINT64_MAX, agree = UINT64_MAX, kdf = UINT64_MAX, chacha = UINT64_MAX;
     uint64_t split3 = UINT64_MAX, combine3 = UINT64_MAX, split5 = UINT64_MAX, combine5 = UINT64_MAX;
     uint64_t seal = UINT64_MAX, open = UINT64_MAX, encode = UINT64_MAX, self_mask = UINT64_MAX;
-    uint64_t pair_mask = UINT64_MAX, masked = UINT64_MAX, dp_noise = UINT64_MAX;
+    uint64_t pair_mask = UINT64_MAX, masked = UINT64_MAX, dp_noise = UINT64_MAX, dp_rnd = UINT64_MAX;
     static const uint8_t xs3[3] = {1, 2, 3}, xs5[5] = {1, 2, 3, 4, 5};
     fill(plain, sizeof plain, 11);
     for (unsigned p = 0; p < N_PEERS; ++p)
@@ -276,6 +295,10 @@ static int bench(void)
         start();
         tfd_dp_add_noise(g_words, N_PARAMS, &dp_gauss, dp_key);
         stop(&dp_noise);
+        start();
+        const tfd_status_t sd = dp_round();
+        stop(&dp_rnd);
+        CHECK(sd, "dp round");
     }
     crypto_wipe(pair_keys, sizeof pair_keys);
     report("x25519_keygen", keygen);
@@ -293,6 +316,7 @@ static int bench(void)
     report("pair_mask_1000", pair_mask);
     report("masked_input_1000_k4", masked);
     report("dp_noise_1000", dp_noise);
+    report("dp_noise_round_2410", dp_rnd);
     return 0;
 }
 

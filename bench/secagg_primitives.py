@@ -63,6 +63,7 @@ ROWS = [  # (key, what it measures)
     ("pair_mask_1000", "one pairwise mask, 1000 params (key derived)"),
     ("masked_input_1000_k4", "encode + self mask + 4 pair masks, 1000 params"),
     ("dp_noise_1000", "distributed DP: 1000 discrete Gaussian draws added (z=1, m=3, C=1, f=20)"),
+    ("dp_noise_round_2410", "distributed DP, a digits round: key + calibration + 2410 draws"),
 ]
 DP_DRAWS, DP_Z_MILLI, DP_M, DP_FRAC = 200, 1000, 3, 20
 
