@@ -49,6 +49,9 @@ class JobResult:
     wire_bytes: int = 0  # bytes both ways on the device's link during the job
     started: float = 0.0  # clock time the job was submitted
     finished: float = 0.0  # clock time it finished (virtual: scheduled)
+    duration: float | None = None  # virtual seconds it takes, when the job knows (a SecAgg+ cohort: its
+    #                                slowest member's); None: the timing model's job_seconds
+    cohort: Any = None  # not a device job but a SecAgg+ cohort (device -1): the engine's Cohort
 
 
 # ---- timing of a real device ----------------------------------------------------------------------
@@ -253,7 +256,10 @@ class VirtualClock:
         return self._now
 
     def submit(self, fn: JobFn, device: int) -> None:
-        start = max(self._now, self.busy_until.get(device, 0.0))
+        """Queue ``fn``; it runs before the next completion is taken and finishes at its start + its
+        duration (``r.duration`` if it set one, else the timing model's).  ``device`` < 0: not one
+        device's job (a SecAgg+ cohort: it starts now and books no device's time)."""
+        start = max(self._now, self.busy_until.get(device, 0.0)) if device >= 0 else self._now
         self._pending.append((fn, device, start, next(self._seq)))
         if self.workers == 1:
             self._run_pending()
@@ -268,8 +274,9 @@ class VirtualClock:
             results = [j[0]() for j in jobs]
         for (_, device, start, seq), r in zip(jobs, results):
             r.started = start
-            r.finished = start + self.timing.job_seconds(r)
-            self.busy_until[device] = max(self.busy_until.get(device, 0.0), r.finished)
+            r.finished = start + (r.duration if r.duration is not None else self.timing.job_seconds(r))
+            if device >= 0:
+                self.busy_until[device] = max(self.busy_until.get(device, 0.0), r.finished)
             heapq.heappush(self._heap, (r.finished, seq, r))
 
     def in_flight(self) -> int:

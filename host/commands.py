@@ -250,6 +250,9 @@ def add_fl_options(p: argparse.ArgumentParser, *, strategy: str | None = None) -
                                                f"{DEFAULT_BUFFER}, at most the devices)")
     p.add_argument("--max-staleness", type=int, help="S: drop updates trained more than S versions ago "
                                                       "(default: keep all)")
+    p.add_argument("--max-cohorts", type=int, default=_FLEET.max_cohorts,
+                   help="semi-async secure runs: SecAgg+ cohorts in flight at once (only its members wait for a "
+                        f"cohort's rounds; sync: always 1; default {_FLEET.max_cohorts})")
     p.add_argument("--target-accuracy", type=float,
                    help="report time_to_target_s: when the global accuracy first reached this fraction")
     p.add_argument("--epochs", type=int, default=_TRAIN.epochs, help=f"local epochs per round (default {_TRAIN.epochs})")
@@ -310,7 +313,7 @@ def fleet_config(args: argparse.Namespace) -> FleetConfig:
     return dataclasses.replace(_FLEET, updates=args.updates if args.updates is not None else _FLEET.updates,
                                strategy=strategy, train=train, min_clients=args.min_clients,
                                train_timeout=args.train_timeout, persist=not args.no_persist,
-                               target_accuracy=args.target_accuracy)
+                               target_accuracy=args.target_accuracy, max_cohorts=args.max_cohorts)
 
 
 def secure_options(args: argparse.Namespace) -> SecureOptions | None:

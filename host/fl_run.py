@@ -112,7 +112,8 @@ def run_federated(kind: str, build: FlBuild, participants: Sequence[Participant]
                           "persist": i.persist} if i else {})})
     config = {"updates": cfg.updates, "train": asdict(cfg.train), "min_clients": cfg.min_clients,
               "train_timeout": cfg.train_timeout, "persist": cfg.persist, "aggregator": agg.name,
-              "strategy": asdict(strat), "target_accuracy": cfg.target_accuracy}
+              "strategy": asdict(strat), "target_accuracy": cfg.target_accuracy,
+              "max_cohorts": runner.max_cohorts}
     timing = clock.timing.as_dict() if isinstance(clock, VirtualClock) else None
     report = build_report(kind, model=build.model_json(), config=config, participants=parts, records=records,
                           centralised=base, wall=wall, strategy=strat.name, secure=agg.secure,

@@ -36,6 +36,35 @@ transitions)::
   applied: version + 1.
 * EVALUATE: the global parameters on the host's held-out split, at clock
   time ``time_s`` (virtual seconds in simulation, wall seconds on boards).
+
+Cohorts.  The members of one aggregation form a *cohort*, a checked state
+machine of its own::
+
+    FORMED ─► SECAGG ─► SUMMED ─► APPLIED
+       └─────────┴─────────┴────► FAILED
+
+FORMED: the first K buffered updates; their staleness and public weights are
+fixed (a secure cohort's invitation carries them: each device weights its own
+update before masking).  SECAGG: summed by the aggregation backend.  SUMMED:
+the sum is known.  APPLIED: the server step made a new version.  FAILED:
+nothing to apply (too few members, an aborted secure sum, the run ended).
+
+Plain runs and synchronous rounds go through the four stages at once, inside
+the step.  A semi-asynchronous *secure* run keeps up to ``max_cohorts``
+cohorts in SecAgg+ at the same time (``FleetConfig.max_cohorts``, CLI
+``--max-cohorts``; sync is always 1): a device is in at most one cohort, and
+only a cohort's members wait for its SecAgg+ rounds while the rest of the
+fleet trains and the next cohort fills.  On boards a cohort's SecAgg+ runs
+in a worker thread; on the virtual clock it is an event as long as its
+slowest member's SecAgg+ time (``clock.TimingModel.secagg_seconds``: the
+device's measured instructions and its link bytes).  A step ends when a
+cohort lands: it is applied to the version current *then*, and its staleness
+is counted then (tau = that version - the version each member trained from).
+Its members' weights inside the masked sum were fixed at formation; the
+step's size uses the factors of the staleness at landing (the cohort's weight
+total is recomputed from the public weights: ``_land``), so a cohort that
+waited behind others moves the model less.  ``--max-staleness`` is checked
+when a cohort forms; a cohort in flight may land a few versions staler.
 """
 
 from __future__ import annotations
@@ -51,7 +80,7 @@ import numpy as np
 from .aggregation import Aggregation, CohortSum, Contribution, as_aggregation, public_weight
 from .clock import JobResult, VirtualClock, WallClock
 from .fedavg import AggregationError
-from tinyfed_toolchain.facts.errors import EXIT_REFUSED, DeviceFailure
+from tinyfed_toolchain.facts.errors import EXIT_REFUSED, DeviceFailure, OptionsError
 from tinyfed_toolchain.facts.train_config import TrainConfig
 
 from .fl_client import TrainResult, Update
@@ -124,6 +153,64 @@ class DeviceState:
         self.stage = to
 
 
+class CohortStage(enum.Enum):
+    FORMED = "formed"  # members chosen, staleness and public weights fixed
+    SECAGG = "secagg"  # being summed (secure: its SecAgg+ instance runs)
+    SUMMED = "summed"  # the (weighted) sum is known
+    APPLIED = "applied"  # the server step made a new model version
+    FAILED = "failed"  # nothing applied (too few members, aborted secure sum, run ended)
+
+
+_COHORT_TRANSITIONS: dict[CohortStage, set[CohortStage]] = {
+    CohortStage.FORMED: {CohortStage.SECAGG, CohortStage.FAILED},
+    CohortStage.SECAGG: {CohortStage.SUMMED, CohortStage.FAILED},
+    CohortStage.SUMMED: {CohortStage.APPLIED, CohortStage.FAILED},
+    CohortStage.APPLIED: set(),
+    CohortStage.FAILED: set(),
+}
+
+DEFAULT_MAX_COHORTS = 8  # SecAgg+ cohorts in flight at once in a semi-async secure run
+
+
+@dataclass
+class Cohort:
+    """The members of one aggregation step and what became of them (module docstring)."""
+
+    id: int  # 1, 2, ... in order of formation
+    step: int  # the step during which it formed
+    members: list[Contribution]
+    formed_version: int
+    formed_at: float  # clock time
+    in_flight: int = 1  # cohorts in flight when it formed, itself included
+    stage: CohortStage = CohortStage.FORMED
+    rows: dict[str, "DeviceRound"] = field(default_factory=dict)  # member -> its job's report row
+    result: CohortSum | None = None
+    error: str = ""
+    report: dict[str, Any] | None = None  # SecAgg+ round report
+    traffic: dict[str, Traffic] = field(default_factory=dict)  # member -> bytes of its SecAgg+ rounds
+    wall_seconds: float = 0.0  # the sum itself (SecAgg+: its five stages), wall
+    secagg_seconds: float = 0.0  # virtual clock: its slowest member's modelled SecAgg+ time
+    done_at: float | None = None  # clock time it was summed (or failed)
+    applied_version: int | None = None
+
+    def go(self, to: CohortStage) -> None:
+        if to not in _COHORT_TRANSITIONS[self.stage]:
+            raise RoundError(f"cohort {self.id}: illegal transition {self.stage.value} -> {to.value}")
+        self.stage = to
+
+    def fail(self, why: str) -> None:
+        self.go(CohortStage.FAILED)
+        self.error = why
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "state": self.stage.value, "members": len(self.members),
+                "formed_version": self.formed_version, "applied_version": self.applied_version,
+                "formed_at_s": round(self.formed_at, 6),
+                "done_at_s": None if self.done_at is None else round(self.done_at, 6),
+                "in_flight": self.in_flight, "secagg_seconds": round(self.secagg_seconds, 6),
+                "wall_seconds": round(self.wall_seconds, 3), "error": self.error or None}
+
+
 @dataclass
 class DeviceRound:
     """One device job (or its absence) reported in a step."""
@@ -174,6 +261,7 @@ class RoundRecord:
     mean_staleness: float | None = None
     aggregate_seconds: float = 0.0  # wall seconds the aggregation itself took (SecAgg+: the four stages)
     secure: dict[str, Any] | None = None  # SecAgg+ report (dropouts, bytes per stage, epsilon)
+    cohort: dict[str, Any] | None = None  # the cohort this step landed (Cohort.as_dict)
     restored: dict[str, Any] | None = field(default=None, repr=False)  # from a checkpoint: its report row
 
     @classmethod
@@ -195,7 +283,7 @@ class RoundRecord:
                 "time_s": self.time_s, "updates": self.updates, "stale_dropped": self.stale_dropped,
                 "mean_staleness": self.mean_staleness, "aggregate_seconds": round(self.aggregate_seconds, 3),
                 "bytes_up": self.traffic.wire_in, "bytes_down": self.traffic.wire_out,
-                "secure": self.secure, "completed": self.completed,
+                "secure": self.secure, "cohort": self.cohort, "completed": self.completed,
                 "aggregate_weight": self.aggregate_weight, "seconds": round(self.seconds, 3),
                 "bytes_to_devices": self.traffic.wire_out, "bytes_from_devices": self.traffic.wire_in,
                 "payload_to_devices": self.traffic.payload_out,
@@ -227,6 +315,7 @@ class FleetConfig:
     vary_seed: bool = True  # step r trains with seed + r * 7919 (different shuffles per step)
     final_broadcast: bool = True  # after the last step, every device gets (and persists) the final model
     target_accuracy: float | None = None  # time_to_target_s: first time the global accuracy reaches it
+    max_cohorts: int = DEFAULT_MAX_COHORTS  # semi-async secure: SecAgg+ cohorts in flight at once (sync: 1)
 
     @property
     def rounds(self) -> int:
@@ -250,6 +339,9 @@ class FleetState:
     final_holders: list[str] = field(default_factory=list)  # devices that received the final model
     buffer: list[Contribution] = field(default_factory=list)  # updates waiting for a step
     stale_dropped_total: int = 0
+    cohorts: list[Cohort] = field(default_factory=list)  # in flight (FORMED / SECAGG / SUMMED)
+    cohorts_formed: int = 0
+    last_cohort: Cohort | None = None  # the cohort the last step landed
 
 
 #: evaluate(params) -> (accuracy, mean loss) on the host's held-out split
@@ -296,7 +388,9 @@ class FederatedRunner:
             strategy = config.strategy
         self.strategy: Strategy = make_strategy(strategy) if isinstance(strategy, StrategyOptions) else strategy
         self.aggregation: Aggregation = as_aggregation(aggregation if aggregation is not None else aggregator, log)
-        self.clock = clock or WallClock(parallel=config.parallel, max_workers=max(1, len(participants)))
+        # one thread per device job, and one per SecAgg+ cohort in flight
+        self.clock = clock or WallClock(parallel=config.parallel,
+                                        max_workers=max(1, len(participants)) + config.max_cohorts)
         self.evaluator = evaluator
         self.log = log
         self._resume = resume
@@ -308,6 +402,20 @@ class FederatedRunner:
         self._step_traffic = Traffic()
         self._step_stale = 0
         self._versions: dict[int, np.ndarray] = {}
+        self._open_rows: dict[tuple[str, int], DeviceRound] = {}  # rows of updates not yet aggregated or dropped
+        if config.max_cohorts < 1:
+            raise OptionsError(f"--max-cohorts {config.max_cohorts}: at least 1 cohort must be able to run")
+
+    @property
+    def max_cohorts(self) -> int:
+        """Cohorts in flight at once: ``FleetConfig.max_cohorts`` for a semi-async secure run, else 1
+        (synchronous rounds, and plain sums, which take no device time)."""
+        return 1 if self.strategy.synchronous or not self.secure else self.cfg.max_cohorts
+
+    @property
+    def concurrent(self) -> bool:
+        """Cohorts run beside training (semi-async secure); else a step sums its cohort in line."""
+        return self.secure and not self.strategy.synchronous
 
     @property
     def secure(self) -> bool:
@@ -364,8 +472,12 @@ class FederatedRunner:
             if isinstance(self.clock, VirtualClock):
                 self.clock.advance(rp.time_s - self.clock.now())
             else:
-                self.clock = WallClock(parallel=self.cfg.parallel, max_workers=max(1, len(self.state.devices)),
+                self.clock = WallClock(parallel=self.cfg.parallel,
+                                       max_workers=max(1, len(self.state.devices)) + self.cfg.max_cohorts,
                                        start=rp.time_s)
+            # cohorts in flight when the run stopped are gone (their devices train again); ids go on
+            self.state.cohorts_formed = max([int((r.cohort or (r.restored or {}).get("cohort") or {}).get("id") or 0)
+                                             for r in self.state.records] + [0])
             return
         self._evaluate(RoundRecord(0, float("nan"), float("nan")), t0=time.monotonic())
 
@@ -456,6 +568,7 @@ class FederatedRunner:
             d.reason = row.reason
             self.log(f"[fleet] step {self.state.round + 1}: {row.name} left out ({row.status}: {row.reason})")
             return
+        self._open_rows[(row.name, r.version)] = row
         self.state.buffer.append(Contribution(d.index + 1, row.name, d.participant, r.version, row.weight, upd))
 
     def _release(self, c: Contribution) -> None:
@@ -474,7 +587,7 @@ class FederatedRunner:
             if tau > s:
                 self._step_stale += 1
                 self.state.stale_dropped_total += 1
-                row = self._row_of(c)
+                row = self._open_rows.pop((c.name, c.version), None) or self._row_of(c)
                 if row is not None:
                     row.status, row.staleness = "stale", tau
                     row.reason = f"trained from version {c.version}, {tau} versions behind (max {s}): dropped"
@@ -485,7 +598,8 @@ class FederatedRunner:
 
     # -- one step -----------------------------------------------------------------------------
     def step(self) -> RoundRecord:
-        """Collect updates until the strategy's buffer is full, aggregate, evaluate."""
+        """Collect updates until the strategy's buffer is full, aggregate, evaluate (semi-async
+        secure: until a cohort in flight lands)."""
         if self.state.stage is not Stage.EVALUATE:
             raise RoundError(f"step() in stage {self.state.stage.value}")
         if self.state.round >= self.cfg.updates:
@@ -498,12 +612,32 @@ class FederatedRunner:
         self._row_key = None  # a new list may reuse the old one's id: the index is rebuilt
         self._rejoin()
         sync = self.strategy.synchronous
+        landed: Cohort | None = None
         if sync:
             for d in self._idle():
                 self._dispatch(d, r)
             while self.clock.in_flight():
                 self._take(self.clock.next_done())
             k = len(self.state.buffer)
+        elif self.concurrent:
+            k = 0
+            while landed is None:
+                for d in self._idle():
+                    self._dispatch(d, r)
+                self._drop_stale()
+                k = self.strategy.buffer_size(len(self._active()))
+                while len(self.state.buffer) >= k and len(self.state.cohorts) < self.max_cohorts:
+                    self._launch(r, k)
+                if not self.clock.in_flight():
+                    if not self.state.buffer:
+                        break  # nothing trains, nothing in flight, nothing buffered: a step with nothing
+                    self._launch(r, k)  # every device is waiting in the buffer: a cohort of what there is
+                    continue
+                ev = self.clock.next_done()
+                if ev.cohort is not None:
+                    landed = ev.cohort
+                else:
+                    self._take(ev)
         else:
             while True:
                 for d in self._idle():
@@ -518,10 +652,14 @@ class FederatedRunner:
         # AGGREGATE
         self._go(Stage.AGGREGATE)
         rec = RoundRecord(r, float("nan"), float("nan"))
-        self._drop_stale()
-        members = self.state.buffer[:max(1, k)]
-        self.state.buffer = self.state.buffer[len(members):]
-        self._aggregate(r, members, rec)
+        if landed is not None:
+            self.state.cohorts.remove(landed)
+            self._land(landed, rec)
+        else:
+            self._drop_stale()
+            members = self.state.buffer[:max(1, k)]
+            self.state.buffer = self.state.buffer[len(members):]
+            self._aggregate(r, members, rec)
         if sync:  # a round reports every device: those without a job are absent or refused
             seen = {x.name for x in self._step_rows}
             for d in self.state.devices:
@@ -547,86 +685,153 @@ class FederatedRunner:
             self._row_key = key
         return self._row_index.get((c.name, c.version))
 
-    def _aggregate(self, step: int, members: list[Contribution], rec: RoundRecord) -> None:
+    # -- cohorts ------------------------------------------------------------------------------
+    def _form(self, step: int, members: list[Contribution]) -> Cohort:
+        """FORMED: staleness and public weights fixed at the current version."""
         v = self.state.version
-        for c in members:
-            c.staleness = v - c.version
-            c.weight = public_weight(self.strategy.factor(c.staleness), c.samples)
-            row = self._row_of(c)
+        self.state.cohorts_formed += 1
+        c = Cohort(self.state.cohorts_formed, step, members, v, self.clock.now(), len(self.state.cohorts) + 1)
+        for m in members:
+            m.staleness = v - m.version
+            m.weight = public_weight(self.strategy.factor(m.staleness), m.samples)
+            row = self._open_rows.pop((m.name, m.version), None) or self._row_of(m)
             if row is not None:
-                row.staleness, row.public_weight = c.staleness, c.weight
-        self.state.last_updates = [c.update for c in members if c.update is not None]
-        self.state.last_aggregate = None
-        if members:
-            rec.mean_staleness = float(np.mean([c.staleness for c in members]))
-        before = {c.name: c.participant.traffic() for c in members} if self.secure else {}
-        agg: CohortSum | None = None
+                row.staleness, row.public_weight = m.staleness, m.weight
+                c.rows[m.name] = row
+        return c
+
+    def _sum(self, c: Cohort, step: int) -> None:
+        """SECAGG -> SUMMED (or FAILED): the aggregation backend sums the cohort.  Touches only the
+        cohort and its members' participants: it may run in a worker thread, beside other cohorts."""
+        from .secagg.server import SecAggAbort
+
+        c.go(CohortStage.SECAGG)
+        members = c.members
+        before = {m.name: m.participant.traffic() for m in members} if self.secure else {}
+        t_agg = time.monotonic()
+        try:
+            c.result = self.aggregation.aggregate(step, int(self.state.params.size), members)
+            c.report = c.result.report
+            c.go(CohortStage.SUMMED)
+        except (SecAggAbort, AggregationError) as e:
+            what = "secure aggregation aborted" if self.secure else "aggregation failed"
+            self.log(f"[fleet] step {step}: cohort {c.id}: {what}: {e}; global parameters unchanged")
+            report = getattr(getattr(self.aggregation, "inner", None), "last_report", None)
+            c.report = None if report is None else {**report, "aborted": True}
+            c.fail(f"{what}: {e}")
+        c.wall_seconds = time.monotonic() - t_agg
+        if not self.secure:
+            return
+        k = int((c.report or {}).get("degree") or 1)
+        timing = getattr(self.clock, "timing", None) if isinstance(self.clock, VirtualClock) else None
+        for m in members:
+            extra = m.participant.traffic().minus(before[m.name])
+            c.traffic[m.name] = extra
+            if timing is not None:
+                c.secagg_seconds = max(c.secagg_seconds, timing.secagg_seconds(
+                    m.client_id - 1, extra.wire_in + extra.wire_out, k, int(self.state.params.size)))
+
+    def _launch(self, step: int, k: int) -> None:
+        """Form a cohort of the first ``k`` buffered updates and put it in flight: its SecAgg+ runs in
+        a worker thread (wall clock), or now and lands after its slowest member's SecAgg+ time
+        (virtual clock)."""
+        members = self.state.buffer[:max(1, k)]
+        self.state.buffer = self.state.buffer[len(members):]
+        c = self._form(step, members)
+        self.state.cohorts.append(c)
+
+        def run() -> JobResult:
+            if len(c.members) < max(1, self.cfg.min_clients):
+                c.fail(f"{len(c.members)} update(s), need {self.cfg.min_clients}")
+            else:
+                self._sum(c, step)
+            return JobResult(-1, c.formed_version, ok=c.stage is CohortStage.SUMMED, duration=c.secagg_seconds,
+                             cohort=c)
+
+        self.clock.submit(run, -1)
+
+    def _aggregate(self, step: int, members: list[Contribution], rec: RoundRecord) -> None:
+        """A cohort summed and applied within the step (synchronous rounds, plain sums)."""
+        c = self._form(step, members)
         if len(members) < max(1, self.cfg.min_clients):
             self.log(f"[fleet] step {step}: {len(members)} update(s), need {self.cfg.min_clients}: "
                      "global parameters unchanged")
+            c.fail(f"{len(members)} update(s), need {self.cfg.min_clients}")
         else:
-            from .secagg.server import SecAggAbort
+            self._sum(c, step)
+        if isinstance(self.clock, VirtualClock) and c.secagg_seconds > 0:
+            self.clock.advance(c.secagg_seconds)  # every member waits for the cohort's slowest
+            self.clock.hold([m.client_id - 1 for m in members], self.clock.now())
+        self._land(c, rec)
 
-            t_agg = time.monotonic()
-            try:
-                agg = self.aggregation.aggregate(step, int(self.state.params.size), members)
-            except (SecAggAbort, AggregationError) as e:
-                what = "secure aggregation aborted" if self.secure else "aggregation failed"
-                self.log(f"[fleet] step {step}: {what}: {e}; global parameters unchanged")
-                rec.secure = getattr(getattr(self.aggregation, "inner", None), "last_report", None)
-                if rec.secure is not None:
-                    rec.secure = {**rec.secure, "aborted": True}
-            rec.aggregate_seconds = time.monotonic() - t_agg
-        if agg is not None:
-            rec.secure = agg.report
+    def _land(self, c: Cohort, rec: RoundRecord) -> None:
+        """SUMMED -> APPLIED at the current version (or a FAILED cohort recorded): members released
+        (dropped-out ones OUT), traffic and staleness counted, the server step taken."""
+        step = rec.round
+        v = self.state.version
+        c.done_at = self.clock.now()
+        self.state.last_cohort = c
+        members = c.members
+        agg = c.result if c.stage is CohortStage.SUMMED else None
+        late = False
+        for m in members:  # staleness is counted at landing
+            tau = v - m.version
+            late |= tau != m.staleness
+            m.staleness = tau
+            row = c.rows.get(m.name)
+            if row is not None:
+                row.staleness = tau
+        self.state.last_updates = [m.update for m in members if m.update is not None]
+        self.state.last_aggregate = None
+        if members:
+            rec.mean_staleness = float(np.mean([m.staleness for m in members]))
+        rec.aggregate_seconds = c.wall_seconds
+        rec.secure = c.report
+        for m in members:
+            extra = c.traffic.get(m.name)
+            if extra is not None:
+                rec.traffic = rec.traffic.plus(extra)
+                row = c.rows.get(m.name)
+                if row is not None:
+                    row.traffic = row.traffic.plus(extra)
         dropped = dict(agg.dropped) if agg is not None else {
             name: f"dropped out of secure aggregation at {stage}"
-            for stage, names in ((rec.secure or {}).get("dropouts") or {}).items() for name in names}
-        self._after_secure(members, agg, before, rec)
-        for c in members:
-            why = dropped.get(c.name)
-            d = self.state.devices[c.client_id - 1]
+            for stage, names in ((c.report or {}).get("dropouts") or {}).items() for name in names}
+        for m in members:
+            why = dropped.get(m.name)
+            d = self.state.devices[m.client_id - 1]
             if why is not None:
-                row = self._row_of(c)
+                row = c.rows.get(m.name)
                 if row is not None:
                     row.status, row.reason = ("lost" if "dropped out" in why else "error"), why
-                self.log(f"[fleet] step {step}: {c.name}: {why}")
+                self.log(f"[fleet] step {step}: {m.name}: {why}")
                 if "dropped out" in why:
                     d.busy = False
                     d.go(DevStage.OUT)
                     d.reason = why
                     continue
-            self._release(c)
+            self._release(m)
         if agg is None:
+            if c.stage is not CohortStage.FAILED:
+                c.fail("nothing summed")
             rec.completed = False
+            rec.cohort = c.as_dict()
             return
+        if late:  # it waited behind other cohorts: the step's size from the factors at landing
+            by_name = {m.name: m for m in members}
+            total = sum(public_weight(self.strategy.factor(by_name[n].staleness), by_name[n].samples)
+                        for n in agg.devices)
+            agg = dataclasses.replace(agg, weight_total=int(total))
         old = self.state.params
         new = self.strategy.apply(old, agg)
         self.strategy.observe(old, new, agg)
         self.state.params = new
         self.state.version += 1
         self.state.last_aggregate = agg
+        c.go(CohortStage.APPLIED)
+        c.applied_version = self.state.version
         rec.aggregate_weight, rec.updates = agg.samples_total, agg.count
-
-    def _after_secure(self, members: list[Contribution], agg: CohortSum | None, before: dict[str, Traffic],
-                      rec: RoundRecord) -> None:
-        """Secure aggregation: count its traffic; on the virtual clock, charge its time."""
-        if not self.secure or not members:
-            return
-        longest = 0.0
-        k = int((rec.secure or {}).get("degree") or 1)
-        for c in members:
-            extra = c.participant.traffic().minus(before[c.name])
-            rec.traffic = rec.traffic.plus(extra)
-            row = self._row_of(c)
-            if row is not None:
-                row.traffic = row.traffic.plus(extra)
-            if isinstance(self.clock, VirtualClock):
-                longest = max(longest, self.clock.timing.secagg_seconds(
-                    c.client_id - 1, extra.wire_in + extra.wire_out, k, int(self.state.params.size)))
-        if isinstance(self.clock, VirtualClock) and longest > 0:
-            self.clock.advance(longest)
-            self.clock.hold([c.client_id - 1 for c in members], self.clock.now())
+        rec.cohort = c.as_dict()
 
     # -- whole run ----------------------------------------------------------------------------
     def run(self, on_round: Callable[[RoundRecord], None] | None = None) -> list[RoundRecord]:
@@ -645,9 +850,13 @@ class FederatedRunner:
         return self.state.records
 
     def _finish_jobs(self) -> None:
-        """Jobs still running when the last step is done: wait for them (their updates are not used)."""
+        """Jobs and cohorts still running when the last step is done: wait for them (their updates
+        are not used; a cohort in flight is FAILED, its members released)."""
         while self.clock.in_flight():
             r = self.clock.next_done()
+            if r.cohort is not None:
+                self._abandon(r.cohort)
+                continue
             d = self.state.devices[r.device]
             d.busy = False
             if not r.ok:
@@ -657,6 +866,24 @@ class FederatedRunner:
         for c in self.state.buffer:
             self._release(c)
         self.state.buffer = []
+        self._open_rows.clear()
+
+    def _abandon(self, c: Cohort) -> None:
+        """A cohort in flight when the run ends: nothing applied; members that dropped out are OUT."""
+        if c in self.state.cohorts:
+            self.state.cohorts.remove(c)
+        dropped = set((c.result.dropped if c.result is not None else {}))
+        for stage, names in ((c.report or {}).get("dropouts") or {}).items():
+            dropped.update(names)
+        if c.stage is not CohortStage.FAILED:
+            c.fail("the run ended before it was applied")
+        for m in c.members:
+            d = self.state.devices[m.client_id - 1]
+            if m.name in dropped:
+                d.busy = False
+                d.go(DevStage.OUT)
+            else:
+                self._release(m)
 
     def broadcast_final(self) -> list[str]:
         """Send the final global parameters to every reachable device (committed and,

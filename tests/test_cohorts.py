@@ -1,14 +1,17 @@
-"""Secure aggregation with a buffer: one SecAgg+ instance per buffer flush (cohort).
+"""Secure aggregation with a buffer: one SecAgg+ instance per cohort, several in flight.
 
 In-process devices (the boards' C code; test images, which serve SA_ENCODED,
-the words a device masked) run FedBuff / FTTE with SecAgg+.  Checked: every
-member weights its own update by the public weight the cohort invitation
-named (staleness factor x samples); the unmasked cohort sum equals the sum
-of the members' encodings bit for bit; the decoded step equals the plain
-weighted step to the fixed-point rounding; FTTE learns the updates' spread
-from the cohort sums alone; a device refuses a weight heavier than its
-samples; a member dropping out of its cohort is left out and the step still
-completes.
+the words a device masked) run FedBuff / FTTE with SecAgg+, up to
+``max_cohorts`` cohorts in flight at once.  Checked: two cohorts in flight at
+the same time, each one's unmasked sum equal to the sum of its members'
+encodings bit for bit; every member weights its own update by the public
+weight its invitation named (staleness factor x samples at formation); the
+step a cohort makes, applied at the version current when it lands, equals
+the plain weighted step (weights at landing) to the fixed-point rounding;
+FTTE learns the updates' spread from the cohort sums alone; a device refuses
+a weight heavier than its samples; a member dropping out of its cohort while
+another cohort is in flight; a run killed with cohorts in flight resumes;
+two cohorts at once in worker threads on the wall clock.
 """
 
 from __future__ import annotations
@@ -74,66 +77,121 @@ class Watching(InProcessParticipant):
         return super().train(version, cfg, timeout)
 
 
+class Recording(SecureAggregator):
+    """Keeps every SecAgg+ server by its round id (the exact sum words of each cohort)."""
+
+    def __init__(self, *a: Any, **k: Any) -> None:
+        super().__init__(*a, **k)
+        self.servers: dict[int, Any] = {}
+
+    def aggregate_secure(self, round_: int, n_params: int, members: Any) -> Any:
+        try:
+            return super().aggregate_secure(round_, n_params, members)
+        finally:
+            srv = self.last_server  # this thread's: each cohort's own, also when several run at once
+            if srv is not None:
+                self.servers[srv.round] = srv
+
+
+def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two cohorts (report rows) were in flight at the same time."""
+    return a["formed_at_s"] < b["done_at_s"] and b["formed_at_s"] < a["done_at_s"]
+
+
 def _runner(build: FlBuild, parts: list[InProcessParticipant], strategy: StrategyOptions, updates: int,
-            stragglers: float = 0.5) -> FederatedRunner:
-    agg = SecureAggregator(SecureOptions(clip=CLIP, seed=3, fleet_size=len(parts)), log=lambda s: None)
+            stragglers: float = 0.5, max_cohorts: int = 8) -> FederatedRunner:
+    agg = Recording(SecureOptions(clip=CLIP, seed=3, fleet_size=len(parts)), log=lambda s: None)
     return FederatedRunner(parts, init_params=build.init_params(), model_hash=build.model_hash,
                            evaluator=build.evaluator(), aggregator=agg, log=lambda s: None,
-                           config=FleetConfig(updates=updates, strategy=strategy, train=CFG, final_broadcast=False),
+                           config=FleetConfig(updates=updates, strategy=strategy, train=CFG, final_broadcast=False,
+                                              max_cohorts=max_cohorts),
                            clock=VirtualClock(TimingModel(TimingOptions(insns_per_sample=50_000.0,
                                                                         stragglers=stragglers,
                                                                         straggler_slowdown=4.0), len(parts))))
 
 
+def _check_cohort(run: FederatedRunner, parts: list[Watching], rec: Any, before: np.ndarray, name: str) -> int:
+    """The cohort ``rec`` landed: its sum is its members' encodings bit for bit, their weights are the
+    invitation's, the step is the plain weighted one.  Returns how many members were stale."""
+    c = run.state.last_cohort
+    assert c is not None and rec.cohort == c.as_dict() and c.stage.value == "applied"
+    assert c.applied_version == rec.version and rec.completed and rec.updates == 3
+    srv = run.aggregation.inner.servers[rec.secure["round_id"]]  # type: ignore[attr-defined]
+    seen = {p.name: p.seen[-1] for p in parts if p.seen and p.seen[-1]["round"] == srv.round}
+    assert sorted(seen) == sorted(m.name for m in c.members)
+    stale = 0
+    for m in c.members:
+        tau_formed = c.formed_version - m.version
+        assert m.staleness == c.applied_version - 1 - m.version >= tau_formed  # counted at landing
+        s = seen[m.name]
+        # the invitation named the strategy's public weight at formation: staleness factor x samples
+        assert s["staleness"] == tau_formed and s["weight"] == m.weight <= WEIGHT_ONE * m.samples
+        if name == "fedbuff":
+            assert s["weight"] == public_weight(1 / (1 + tau_formed) ** 0.5, m.samples)
+        assert c.rows[m.name].public_weight == m.weight and c.rows[m.name].staleness == m.staleness
+        stale += m.staleness > 0
+        # the device weighted its own update: the summed weight word is its public weight
+        assert dict(zip(SUMMED, s["encoded"][-N_SUMMED:].tolist()))["weight"] == s["weight"]
+    # the unmasked cohort sum is the sum of the members' encodings, bit for bit
+    total = np.zeros_like(next(iter(seen.values()))["encoded"])
+    for s in seen.values():
+        total += s["encoded"]
+    np.testing.assert_array_equal(srv.result.sum_words, total)
+    # the step is the plain FedBuff / FTTE step over the same deltas: the direction weighted as the
+    # devices did, its size by the factors of the staleness at landing (no clipping here)
+    enc = next(iter(seen.values()))["enc"]
+    ws = [seen[m.name]["weight"] for m in c.members]
+    assert max(float(np.linalg.norm(s["delta"])) for s in seen.values()) < CLIP
+    mean = sum(w * seen[m.name]["delta"].astype(np.float64) for w, m in zip(ws, c.members)) / sum(ws)
+    samples = sum(m.samples for m in c.members)
+    landed = sum(public_weight(run.strategy.factor(m.staleness), m.samples) for m in c.members) \
+        if name == "fedbuff" else run.state.last_aggregate.weight_total  # type: ignore[union-attr]
+    scale = landed / (WEIGHT_ONE * samples)
+    want = before.astype(np.float64) + mean * scale
+    step = 3 * enc.weight_max / sum(ws) * 2.0 ** -enc.frac_bits * scale
+    np.testing.assert_allclose(run.state.params, want, rtol=0, atol=step + 4e-7)
+    agg = run.state.last_aggregate
+    assert agg is not None and agg.second_moment is None  # a secure sum reveals no single update's norm
+    assert agg.effective_count == pytest.approx(sum(ws) ** 2 / sum(w * w for w in ws))
+    return stale
+
+
 @pytest.mark.parametrize("name", ["fedbuff", "ftte"])
-def test_a_cohorts_secure_sum_is_the_sum_of_its_weighted_encodings(built: Path, name: str) -> None:
+def test_two_cohorts_in_flight_each_sum_exactly(built: Path, name: str) -> None:
     build = FlBuild.load(built)
     parts = [Watching(p.device) for p in make_participants(build, build.shards, test_messages=True)]
-    run = _runner(build, parts, StrategyOptions(name, buffer=3), 5)
+    run = _runner(build, parts, StrategyOptions(name, buffer=3), 6)
     run.setup()
     stale = 0
-    for _ in range(5):
+    for _ in range(6):
         before = run.state.params.copy()
         rec = run.step()
-        assert rec.completed and rec.updates == 3 and rec.secure is not None and not rec.secure["aborted"]
-        srv = run.aggregation.inner.last_server  # type: ignore[attr-defined]
-        members = [p.seen[-1] for p in parts if p.seen and p.seen[-1]["round"] == srv.round]
-        assert len(members) == 3
-        rows = {d.name: d for d in rec.devices if d.public_weight is not None}
-        for p in parts:
-            if p.seen and p.seen[-1]["round"] == srv.round:
-                m, row = p.seen[-1], rows[p.name]
-                # the invitation named the strategy's public weight: staleness factor x samples
-                assert m["weight"] == row.public_weight <= WEIGHT_ONE * row.weight
-                if name == "fedbuff":
-                    assert m["weight"] == public_weight(1 / (1 + row.staleness) ** 0.5, row.weight)
-                assert m["staleness"] == row.staleness
-                stale += row.staleness > 0
-                # the device weighted its own update: the summed weight word is its public weight
-                words = m["encoded"]
-                assert dict(zip(SUMMED, words[-N_SUMMED:].tolist()))["weight"] == m["weight"]
-        # the unmasked cohort sum is the sum of the members' encodings, bit for bit
-        total = np.zeros_like(members[0]["encoded"])
-        for m in members:
-            total += m["encoded"]
-        np.testing.assert_array_equal(srv.result.sum_words, total)
-        # and the step is the plain FedBuff / FTTE step over the same deltas and weights, to the
-        # fixed-point rounding (no clipping here)
-        enc = members[0]["enc"]
-        ws = [m["weight"] for m in members]
-        assert max(float(np.linalg.norm(m["delta"])) for m in members) < CLIP
-        mean = sum(w * m["delta"].astype(np.float64) for w, m in zip(ws, members)) / sum(ws)
-        samples = sum(rows[p.name].weight for p in parts if p.seen and p.seen[-1]["round"] == srv.round)
-        want = before.astype(np.float64) + mean * (sum(ws) / (WEIGHT_ONE * samples))
-        step = 3 * enc.weight_max / sum(ws) * 2.0 ** -enc.frac_bits * (sum(ws) / (WEIGHT_ONE * samples))
-        np.testing.assert_allclose(run.state.params, want, rtol=0, atol=step + 4e-7)
-        agg = run.state.last_aggregate
-        assert agg is not None and agg.second_moment is None  # a secure sum reveals no single update's norm
-        assert agg.effective_count == pytest.approx(sum(ws) ** 2 / sum(w * w for w in ws))
-    assert stale > 0  # some members were stale: their weights were discounted on the device
+        stale += _check_cohort(run, parts, rec, before, name)
+    cohorts = [r.cohort for r in run.state.records[1:]]
+    assert [c["id"] for c in cohorts] == sorted(c["id"] for c in cohorts)  # type: ignore[index]
+    # with 6 devices and K = 3, the second cohort forms while the first is in its SecAgg+ rounds
+    assert any(c["in_flight"] == 2 for c in cohorts)  # type: ignore[index]
+    assert any(_overlap(a, b) for a in cohorts for b in cohorts if a is not b)  # type: ignore[arg-type]
+    assert any(c["applied_version"] - 1 > c["formed_version"] for c in cohorts)  # type: ignore[index,operator]
+    assert stale > 0  # some members were stale: their step was discounted
     if name == "ftte":
         assert run.strategy.variance is not None and run.strategy.variance > 0  # type: ignore[attr-defined]
+    # the fleet kept training while cohorts were in SecAgg+: more than one cohort's time in flight
+    assert run.state.records[-1].time_s < sum(c["done_at_s"] - c["formed_at_s"] for c in cohorts)  # type: ignore[index,operator]
     run.close()
+
+
+def test_one_cohort_at_a_time_when_asked(built: Path) -> None:
+    build = FlBuild.load(built)
+    run = _runner(build, make_participants(build, build.shards), StrategyOptions("fedbuff", buffer=3), 4,
+                  max_cohorts=1)
+    recs = run.run()
+    cohorts = [r.cohort for r in recs[1:]]
+    assert all(r.completed for r in recs[1:]) and all(c["in_flight"] == 1 for c in cohorts)  # type: ignore[index]
+    assert not any(_overlap(a, b) for a in cohorts for b in cohorts if a is not b)  # type: ignore[arg-type]
+    run.close()
+    with pytest.raises(ValueError, match="max-cohorts"):
+        _runner(build, make_participants(build, build.shards[:3]), StrategyOptions("fedbuff"), 1, max_cohorts=0)
 
 
 def test_a_device_refuses_a_weight_heavier_than_its_samples(built: Path) -> None:
@@ -154,19 +212,136 @@ def test_a_device_refuses_a_weight_heavier_than_its_samples(built: Path) -> None
     assert res.total_weight == WEIGHT_ONE * (samples[0] + samples[1] + samples[3])
 
 
-def test_a_member_dropping_out_of_its_cohort(built: Path) -> None:
-    """A device loses power after it advertised its keys, before its masked input: its cohort's
-    sum goes on without it (its pairwise masks are removed), it is OUT, later steps go on."""
+def test_a_member_dropping_out_of_its_cohort_while_another_is_in_flight(built: Path) -> None:
+    """A device loses power after it advertised its keys, before its masked input, while another
+    cohort is in its SecAgg+ rounds: its own cohort's sum goes on without it (its pairwise masks
+    are removed), it is OUT, the other cohort lands untouched, later steps go on."""
     build = FlBuild.load(built)
-    parts = make_participants(build, build.shards, die={1: ("MASKED_INPUT", None)})
-    run = _runner(build, parts, StrategyOptions("fedbuff", buffer=4), 4, stragglers=0.0)
+    parts = make_participants(build, build.shards, die={4: ("MASKED_INPUT", None)})
+    run = _runner(build, parts, StrategyOptions("fedbuff", buffer=3), 5, stragglers=0.0)
     recs = run.run()
     hit = [r for r in recs[1:] if r.secure and r.secure["dropouts"]["MASKED_INPUT"]]
-    assert len(hit) == 1 and hit[0].secure["dropouts"]["MASKED_INPUT"] == ["virtual1"]  # type: ignore[index]
-    assert hit[0].completed and hit[0].updates == 3
-    row = next(d for d in hit[0].devices if d.name == "virtual1")
+    assert len(hit) == 1 and hit[0].secure["dropouts"]["MASKED_INPUT"] == ["virtual4"]  # type: ignore[index]
+    assert hit[0].completed and hit[0].updates == 2
+    others = [r for r in recs[1:] if r is not hit[0]]
+    assert any(_overlap(hit[0].cohort, r.cohort) for r in others)  # type: ignore[arg-type]
+    row = next(d for r in recs[1:] for d in r.devices if d.name == "virtual4" and d.status != "ok")
     assert row.status == "lost" and "MASKED_INPUT" in row.reason
-    assert run.state.devices[1].stage is DevStage.OUT
-    assert all(r.completed and r.updates == 4 for r in recs[1:] if r is not hit[0])
+    assert run.state.devices[4].stage is DevStage.OUT
+    assert all(r.completed and r.updates == 3 for r in others)
     assert recs[-1].accuracy > recs[0].accuracy
     run.close()
+
+
+# ---- resume with cohorts in flight ---------------------------------------------------------------
+class KillsHost(Recording):
+    """Its ``at``-th SecAgg+ round stops the host (as SIGKILL would), counting the cohorts launched."""
+
+    at: int | None = None
+    calls = 0
+
+    def aggregate_secure(self, round_: int, n_params: int, members: Any) -> Any:
+        self.calls += 1
+        if self.at is not None and self.calls == self.at:
+            raise SystemExit("host killed")
+        return super().aggregate_secure(round_, n_params, members)
+
+
+def _secure_run(build: FlBuild, state: Path, agg: KillsHost, *, resume: bool = False) -> Any:
+    from tinyfed_host.fl_run import run_federated
+
+    parts = make_participants(build, build.shards)
+    cfg = FleetConfig(updates=7, strategy=StrategyOptions("fedbuff", buffer=3, max_staleness=4), train=CFG,
+                      final_broadcast=False)
+    clock = VirtualClock(TimingModel(TimingOptions(insns_per_sample=50_000.0, stragglers=0.5,
+                                                   straggler_slowdown=4.0), len(parts)))
+    return run_federated("simulate", build, parts, cfg, aggregator=agg, clock=clock, with_centralised=False,
+                         log=lambda s: None, state_path=state, resume=resume)
+
+
+def test_a_run_killed_with_cohorts_in_flight_resumes(built: Path, tmp_path: Path) -> None:
+    from tinyfed_host.checkpoint import Checkpoint
+
+    build = FlBuild.load(built)
+    state = tmp_path / "state.json"
+    killer = KillsHost(SecureOptions(clip=CLIP, seed=3), log=lambda s: None)
+    killer.at = 5  # the 5th cohort's SecAgg+ round kills the host (cohort 4 is in flight then)
+    with pytest.raises(SystemExit):
+        _secure_run(build, state, killer)
+    ck = Checkpoint.read(state)
+    # cohorts launched minus cohorts landed: the killed one and at least one more were in flight
+    assert killer.calls - ck.round >= 2 and 2 <= ck.round < 7
+    assert ck.round <= ck.aggregator["rounds_done"] < killer.calls  # SecAgg+ rounds summed by then
+    ids = [r["cohort"]["id"] for r in ck.records[1:]]
+    res = _secure_run(build, state, KillsHost(SecureOptions(clip=CLIP, seed=3), log=lambda s: None), resume=True)
+    recs = res.records
+    assert [r.round for r in recs] == list(range(8)) and all(r.completed for r in recs[1:])
+    # the resumed part starts from the checkpointed model, version and clock; the cohorts that were in
+    # flight are gone (their devices trained again), new ones get new ids
+    assert recs[ck.round].time_s == ck.time_s and recs[ck.round + 1].time_s > ck.time_s
+    assert recs[ck.round + 1].version == ck.version + 1
+    new_ids = [r.cohort["id"] for r in recs[ck.round + 1:]]  # type: ignore[index]
+    assert min(new_ids) > max(ids) and all(r["cohort"] is not None for r in res.report["rounds"][1:])
+    assert res.runner.aggregation.inner.rounds_done >= ck.aggregator["rounds_done"] + 7 - ck.round
+    assert not res.runner.state.cohorts  # nothing left in flight at the end
+    assert recs[-1].accuracy > recs[0].accuracy
+
+
+# ---- two cohorts at once in worker threads (the wall clock, as on boards) --------------------------
+class Meets(Recording):
+    """The first two SecAgg+ rounds wait for each other: they can only both finish if they run at once."""
+
+    def __init__(self, *a: Any, **k: Any) -> None:
+        super().__init__(*a, **k)
+        import threading
+
+        self.barrier = threading.Barrier(2, timeout=60)
+        self.started = 0
+        self.threads: set[int] = set()
+
+    def aggregate_secure(self, round_: int, n_params: int, members: Any) -> Any:
+        import threading
+
+        self.started += 1
+        self.threads.add(threading.get_ident())
+        if self.started <= 2:
+            self.barrier.wait()  # BrokenBarrierError (the test fails) if the second cohort never starts
+        return super().aggregate_secure(round_, n_params, members)
+
+
+def test_two_cohorts_at_once_in_threads_on_in_process_devices(built: Path) -> None:
+    import threading
+
+    build = FlBuild.load(built)
+    parts = [Watching(p.device) for p in make_participants(build, build.shards, test_messages=True)]
+    agg = Meets(SecureOptions(clip=CLIP, seed=3, fleet_size=len(parts)), log=lambda s: None)
+    run = FederatedRunner(parts, init_params=build.init_params(), model_hash=build.model_hash,
+                          evaluator=build.evaluator(), aggregator=agg, log=lambda s: None,
+                          config=FleetConfig(updates=2, strategy=StrategyOptions("fedbuff", buffer=3), train=CFG,
+                                             final_broadcast=False, max_cohorts=2))
+    try:
+        recs = run.run()
+    finally:
+        run.close()
+    assert len(agg.threads) == 2 and threading.get_ident() not in agg.threads  # two worker threads
+    assert all(r.completed and r.updates == 3 for r in recs[1:])
+    a, b = recs[1].cohort, recs[2].cohort
+    assert a is not None and b is not None and {a["in_flight"], b["in_flight"]} == {1, 2} and _overlap(a, b)
+    # each cohort's unmasked sum is its members' encodings, bit for bit
+    for r in recs[1:]:
+        srv = agg.servers[r.secure["round_id"]]  # type: ignore[index]
+        words = [p.seen[-1]["encoded"] for p in parts if p.seen and p.seen[-1]["round"] == srv.round]
+        assert len(words) == 3
+        np.testing.assert_array_equal(srv.result.sum_words, sum(w.astype(np.uint32) for w in words))
+    assert recs[-1].accuracy > recs[0].accuracy
+
+
+def test_max_cohorts_flag_on_every_federated_verb() -> None:
+    from tinyfed_host import cli, commands
+    from tinyfed_host.rounds import DEFAULT_MAX_COHORTS
+
+    parser = cli._build_parser()
+    for verb, extra in (("fleet", ["--port", "socket://x:1"]), ("simulate", ["--devices", "50"]), ("demo", [])):
+        assert commands.fleet_config(parser.parse_args([verb, *extra, "--strategy", "ftte", "--max-cohorts", "3"])
+                                     ).max_cohorts == 3, verb
+        assert commands.fleet_config(parser.parse_args([verb, *extra])).max_cohorts == DEFAULT_MAX_COHORTS == 8

@@ -81,7 +81,9 @@ def run_flower(grid: Grid, opts: ServerAppRun, *, log: Callable[[str], None] = p
                    else SecureAggregator(sec, log=log, manifest=manifest))
             if isinstance(agg, ExactCheckingAggregator):
                 agg.batch = batch
-        res = run_federated("flower", build, parts, opts.config, aggregator=agg,
+        # one SecAgg+ cohort at a time: the gateways' relay was not checked with two instances at once
+        config = dataclasses.replace(opts.config, max_cohorts=1)
+        res = run_federated("flower", build, parts, config, aggregator=agg,
                             plot_path=Path(opts.plot) if opts.plot else None, with_centralised=opts.centralised,
                             log=log, engine="flower", state_path=Path(opts.state or build.out_dir / "flower_state.json"),
                             resume=opts.resume, extra=extra)

@@ -18,6 +18,7 @@ bytes) and, with DP, epsilon after this many rounds plus the noise calibration
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
@@ -102,8 +103,28 @@ class SecureAggregator:
         self.rounds_done = 0
         self.dp_z_effs: list[float] = []  # distributed DP: each round's effective noise multiplier
         self.dp_draws = 0                 # distributed DP: noise draws in the revealed sums (truncation delta)
-        self.last_report: dict[str, Any] | None = None
-        self.last_server: SecAggServer | None = None
+        # several SecAgg+ instances may run at once (concurrent cohorts, each in its own worker
+        # thread): round ids and DP accounting under a lock, the last report / server per thread
+        self._lock = threading.Lock()
+        self._mine = threading.local()
+
+    @property
+    def last_report(self) -> dict[str, Any] | None:
+        """This thread's last SecAgg+ round report (each concurrent cohort sees its own)."""
+        return getattr(self._mine, "report", None)
+
+    @last_report.setter
+    def last_report(self, value: dict[str, Any] | None) -> None:
+        self._mine.report = value
+
+    @property
+    def last_server(self) -> SecAggServer | None:
+        """This thread's last SecAgg+ server (its result: the exact sum words)."""
+        return getattr(self._mine, "server", None)
+
+    @last_server.setter
+    def last_server(self, value: SecAggServer | None) -> None:
+        self._mine.server = value
 
     # -- checkpoint (host/checkpoint.py): DP accounting and round ids survive a host restart ------
     def state_dict(self) -> dict[str, Any]:
@@ -142,8 +163,9 @@ class SecureAggregator:
     # -- the secure round ----------------------------------------------------------------------------
     def _sa_round_id(self) -> int:
         """Strictly increasing across rounds and runs (devices refuse an older SecAgg round)."""
-        rid = max(self._last_sa_round + 1, int(time.time()))
-        self._last_sa_round = rid
+        with self._lock:
+            rid = max(self._last_sa_round + 1, int(time.time()))
+            self._last_sa_round = rid
         return rid & 0xFFFFFFFF
 
     def aggregate_secure(self, round_: int, n_params: int,
@@ -210,11 +232,12 @@ class SecureAggregator:
         if distributed:  # the devices' noise is in the sum already (dp_distributed.py)
             z_eff = dp_distributed.effective_multiplier(enc.clip32, enc.frac_bits, n_params, zm, t)
             s2 = dp_distributed.device_s2(enc.clip32, enc.frac_bits, n_params, zm, t)
-            self.rounds_done += 1
-            self.dp_z_effs.append(z_eff)
-            self.dp_draws += len(res.survivors) * n_params
-            if self.last_report is not None:
+            with self._lock:  # concurrent cohorts: one account
+                self.rounds_done += 1
+                self.dp_z_effs.append(z_eff)
+                self.dp_draws += len(res.survivors) * n_params
                 info = self.dp_summary() or {}
+            if self.last_report is not None:
                 info.update({"z_milli": zm, "device_sigma": math.sqrt(s2), "device_sigma_decoded":
                              math.sqrt(s2) / float(1 << enc.frac_bits), "sum_sigma_decoded":
                              math.sqrt(s2 * len(res.survivors)) / float(1 << enc.frac_bits),
@@ -233,13 +256,15 @@ class SecureAggregator:
             values = noised.astype(np.float64) / float(1 << enc.frac_bits)
             dp_info = cal.as_dict()
             dp_info["sample_seconds"] = time.perf_counter() - t0
-        self.rounds_done += 1
+        with self._lock:
+            self.rounds_done += 1
+            done = self.rounds_done
         if self.last_report is not None and dp_info is not None:
             q = min(1.0, len(res.survivors) / float(self.opt.fleet_size or n))
-            eps_now = dp.epsilon(z, self.rounds_done, self.opt.dp_delta)
+            eps_now = dp.epsilon(z, done, self.opt.dp_delta)
             self.last_report["epsilon"] = eps_now
             dp_info.update({"delta": self.opt.dp_delta, "sampling_rate": q, "amplification": "none",
-                            "rounds": self.rounds_done, "epsilon": eps_now,
+                            "rounds": done, "epsilon": eps_now,
                             "accounting": "RDP alpha*rounds/(2 z^2) (CKS20 Thm 14), dp_accounting conversion"})
             self.last_report["dp"] = dp_info
         mean = values * (float(enc.weight_max) / float(total))
@@ -276,7 +301,7 @@ class SecureAggregator:
         plain = 4 * n_params
         stages = {s: srv.stats[s].as_dict() for s in STAGES}
         masked = stages["MASKED_INPUT"]["bytes_from_device_mean"]
-        return {"secure": True, "degree": k, "threshold": t, "clip": enc.clip32, "frac_bits": enc.frac_bits,
+        return {"secure": True, "round_id": srv.round, "degree": k, "threshold": t, "clip": enc.clip32, "frac_bits": enc.frac_bits,
                 "weight_max": enc.weight_max,
                 "dropouts": {s: [names[i] for i, _ in srv.stats[s].dropped] for s in STAGES},
                 "bytes_per_device": {s: {"to_device": d["bytes_to_device_mean"],
