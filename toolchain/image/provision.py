@@ -90,6 +90,7 @@ class Manifest:
     signature: bytes = b""
     _index: dict[int, int] = field(default_factory=dict, compare=False, repr=False)
     _bytes: list[bytes] = field(default_factory=list, compare=False, repr=False)  # to_bytes(), once
+    _cache: dict[str, bytes] = field(default_factory=dict, init=False, compare=False, repr=False)  # signed bytes, digest: once
 
     def __post_init__(self) -> None:
         self._index.update({i: k for k, (i, _) in enumerate(self.entries)})
@@ -109,14 +110,20 @@ class Manifest:
         return self.entries[self.index(device_id)][1]
 
     def signed_bytes(self) -> bytes:
-        head = struct.pack("<16sIHHI", self.fleet_id, self.version, len(self.entries), self.min_neighbours,
-                           self.dp_min_z_milli)
-        return head + b"".join(struct.pack("<I", i) + pk for i, pk in self.entries)
+        """What the fleet key signs (computed once: a manifest is immutable; 10,000 devices' info
+        asks for its digest once each)."""
+        if "signed" not in self._cache:
+            head = struct.pack("<16sIHHI", self.fleet_id, self.version, len(self.entries), self.min_neighbours,
+                               self.dp_min_z_milli)
+            self._cache["signed"] = head + b"".join(struct.pack("<I", i) + pk for i, pk in self.entries)
+        return self._cache["signed"]
 
     @property
     def digest(self) -> bytes:
         """H(manifest) as the device computes it (what the fleet key signs)."""
-        return eddsa.digest(DOMAIN_MANIFEST, self.signed_bytes())
+        if "digest" not in self._cache:
+            self._cache["digest"] = eddsa.digest(DOMAIN_MANIFEST, self.signed_bytes())
+        return self._cache["digest"]
 
     def to_bytes(self) -> bytes:
         """The signed manifest as the device reads it (after the record's head); computed once."""
