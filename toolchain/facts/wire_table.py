@@ -267,8 +267,61 @@ class Struct:
                 out[f.name] = struct.unpack_from("<" + TYPES[f.type][1], data, o)[0]
         return out
 
+    @cached_property
+    def _tuple_packer(self) -> tuple[struct.Struct, tuple[tuple[int, int], ...]] | None:
+        """A record without text fields packed in one struct call (SecAgg+ bodies carry ~10^5
+        records a round at 10,000 devices): its format and, per field, (kind, count) with kind
+        0 scalar, 1 byte array, 2 array of wider numbers; None for a record with a CHAR field."""
+        if self.is_body or any(f.type == "CHAR" or f.is_tail for f in self.fields):
+            return None
+        plan: list[tuple[int, int]] = []
+        fmt = "<"
+        for f in self.fields:
+            code = TYPES[f.type][1]
+            if not f.is_array:
+                plan.append((0, 1))
+                fmt += code
+            elif f.type in ("U8", "I8"):
+                plan.append((1, f.count))
+                fmt += f"{f.count}s"
+            else:
+                plan.append((2, f.count))
+                fmt += f"{f.count}{code}"
+        return struct.Struct(fmt), tuple(plan)
+
+    def _pack_tuple_fast(self, t: tuple[Any, ...]) -> bytes | None:
+        """:meth:`pack_record` of a tuple in field order in one struct call, or None when the
+        general path must decide (any value not plainly right: it also words the error)."""
+        got = self._tuple_packer
+        if got is None or len(t) != len(self.fields):
+            return None
+        packer, plan = got
+        args: list[Any] = []
+        for (kind, n), v in zip(plan, t):
+            if kind == 0:
+                args.append(v)
+            elif kind == 1:
+                if type(v) is not bytes or len(v) != n:
+                    return None
+                args.append(v)
+            else:
+                if isinstance(v, (bytes, bytearray, memoryview, str)):
+                    return None
+                items = list(v)
+                if len(items) != n:
+                    return None
+                args += items
+        try:
+            return packer.pack(*args)
+        except struct.error:
+            return None
+
     def pack_record(self, rec: Any) -> bytes:
         """One record: a mapping, a tuple in field order, or a bare value (one-field record)."""
+        if isinstance(rec, tuple) and len(self.fields) > 1:
+            fast = self._pack_tuple_fast(rec)
+            if fast is not None:
+                return fast
         if isinstance(rec, Mapping):
             values = dict(rec)
         elif len(self.fields) == 1 and not isinstance(rec, tuple):
