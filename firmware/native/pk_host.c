@@ -108,7 +108,8 @@ static void fe_sub(fe h, const fe f, const fe g)
 }
 
 /* five 128-bit column sums -> carried limbs (< 2^51 + 2^15) */
-static void fe_carry(fe h, u128 r0, u128 r1, u128 r2, u128 r3, u128 r4)
+/* inlined: as a call, its ten 128-bit arguments cost more than the arithmetic */
+static inline __attribute__((always_inline)) void fe_carry(fe h, u128 r0, u128 r1, u128 r2, u128 r3, u128 r4)
 {
     r1 += r0 >> 51;
     r2 += r1 >> 51;
