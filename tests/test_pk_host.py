@@ -1,7 +1,7 @@
-"""The host build's public-key operations (firmware/native/pk_host.c: X25519 in radix
-2^51, memoized EdDSA checks), which the programs that run many virtual devices use
-instead of the device image's (firmware/src/crypto/pk.c: Monocypher), give the same
-bytes and the same verdicts:
+"""The host build's crypto (firmware/native/pk_host.c: X25519 in radix 2^51, memoized
+EdDSA checks; firmware/native/keystream_host.c: the SecAgg+ PRG's ChaCha20 four blocks at a
+time), which the programs that run many virtual devices use instead of the device image's
+(firmware/src/crypto/: Monocypher), gives the same bytes and the same verdicts:
 
 * X25519 equals Monocypher's on the RFC 7748 vectors and on random scalars and
   u-coordinates of every kind (top bit set, u in [p, 2^255), small u) -- and
@@ -10,7 +10,9 @@ bytes and the same verdicts:
   triple is answered from the table only when every byte repeats, an invalid
   signature is refused every time (it is never stored), also with several
   threads sharing the table;
-* the host builds take pk_host.c, the device images keep Monocypher.
+* the keystream words equal the device's function's (random keys, offsets, lengths, signs,
+  a wrapping block counter) and the host's Python PRG (``cryptography``'s ChaCha20);
+* the host builds take the host files, the device images keep Monocypher.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ ENV = {**os.environ, **SANITIZER_ENV}
 
 
 def pk_check(sanitize: bool = False) -> Path:
-    return compile_native([MF.native("pk_host"), PK_CHECK], [], "pk_check" + ("-asan" if sanitize else ""),
+    return compile_native([MF.native("pk_host"), MF.native("keystream_host"), PK_CHECK], [],
+                          "pk_check" + ("-asan" if sanitize else ""),
                           extra_flags=list(SANITIZE_FLAGS) if sanitize else [], monocypher=True)
 
 
@@ -94,16 +97,31 @@ def test_eddsa_memo_shared_by_threads() -> None:
     assert hits >= 4 * 3 * 300 - 4 * 300  # every valid triple after its first check (any thread's)
 
 
+def test_keystream_equals_the_device_function() -> None:
+    assert run("prg", "3000", "3").strip() == "prg ok 3000"
+
+
+def test_keystream_equals_the_python_prg() -> None:
+    from tinyfed_host.secagg import primitives as P
+
+    for n, offset in ((1, 0), (37, 0), (1000, 0), (100, 16 * 5 + 3)):
+        key = os.urandom(32)
+        words = [int(w, 16) for w in run("prgout", key.hex(), str(n), str(offset)).split()]
+        ref = P.prg(key, n, offset)
+        assert words == [int(x) for x in ref]
+
+
 def test_sanitized() -> None:
     assert run("random", "300", "2", sanitize=True).strip() == "x25519 ok 300"
     assert run("memo", sanitize=True).strip() == "memo ok"
+    assert run("prg", "300", "4", sanitize=True).strip() == "prg ok 300"
 
 
-def test_host_builds_take_pk_host_device_images_keep_monocypher(tmp_path: Path) -> None:
-    host, device = MF.native("pk_host"), MF.SRC / "crypto" / "pk.c"
-    assert device in MF.image_sources() and host not in MF.image_sources()
-    assert device in MF.device_sources() and device in MF.secagg_sources()
-    for srcs in (MF.fl_device_sources(tmp_path), MF.secagg_client_sources()):
-        assert host in srcs and device not in srcs
-    for srcs in (MF.secagg_vectors_sources(), MF.fuzz_secagg_sources()):  # these stay on the device's crypto
-        assert device in srcs and host not in srcs
+def test_host_builds_take_the_host_crypto_device_images_keep_monocypher(tmp_path: Path) -> None:
+    for device, host in MF.HOST_CRYPTO.items():
+        assert device in MF.image_sources() and host not in MF.image_sources()
+        assert device in MF.device_sources() and device in MF.secagg_sources()
+        for srcs in (MF.fl_device_sources(tmp_path), MF.secagg_client_sources()):
+            assert host in srcs and device not in srcs
+        for srcs in (MF.secagg_vectors_sources(), MF.fuzz_secagg_sources()):  # these stay on the device's crypto
+            assert device in srcs and host not in srcs

@@ -8,6 +8,10 @@
  *   pk_check memo          the memoized EdDSA check: equal answers to Monocypher's, hits on
  *                          exact repeats only, an invalid signature refused every time
  *   pk_check threads T N   T threads checking N valid and N invalid signatures each (shared table)
+ *   pk_check prg N SEED    the host keystream (firmware/native/keystream_host.c) against the device's
+ *                          algorithm (firmware/src/crypto/keystream.c, restated below) on N random
+ *                          keys, word offsets, lengths, signs: "prg ok N" or the first difference
+ *   pk_check prgout KEY_HEX N OFFSET   N keystream words from OFFSET, hex, one per line
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -18,6 +22,7 @@
 
 #include "monocypher.h"
 #include "tfd/pk.h"
+#include "tfd/secagg.h"
 
 void tfd_pk_host_memo_stats(uint64_t out[2]);
 
@@ -239,8 +244,67 @@ static int run_threads(int t, int n)
     return wrong != 0;
 }
 
+/* the device's tfd_sa_prg_add (firmware/src/crypto/keystream.c), one Monocypher block at a time */
+static void device_prg_add(uint32_t *acc, size_t n, const uint8_t key[32], uint32_t word_offset, int negate)
+{
+    static const uint8_t nonce[12] = {0};
+    uint8_t block[64];
+    uint32_t ctr = word_offset / 16u;
+    unsigned i = word_offset % 16u;
+    while (n > 0) {
+        crypto_chacha20_ietf(block, NULL, sizeof block, key, nonce, ctr++);
+        for (; i < 16u && n > 0; ++i, --n, ++acc) {
+            const uint32_t w = (uint32_t)block[4 * i] | (uint32_t)block[4 * i + 1] << 8 |
+                               (uint32_t)block[4 * i + 2] << 16 | (uint32_t)block[4 * i + 3] << 24;
+            *acc = negate ? *acc - w : *acc + w;
+        }
+        i = 0;
+    }
+}
+
+static int run_prg(long n)
+{
+    static uint32_t a[5000], b[5000];
+    for (long t = 0; t < n; ++t) {
+        uint8_t key[32];
+        rnd_bytes(key, 32);
+        const uint32_t offset = t % 5 == 0 ? (uint32_t)(UINT32_C(0xFFFFFFFF) - rnd64() % 200u) * 16u /* high offsets */
+                                           : (uint32_t)(rnd64() % 3000u);
+        const size_t len = (size_t)(rnd64() % (t % 3 == 0 ? 5000u : 200u));
+        const int negate = (int)(rnd64() & 1u);
+        for (size_t i = 0; i < len; ++i) a[i] = b[i] = (uint32_t)rnd64();
+        tfd_sa_prg_add(a, len, key, offset, negate);
+        device_prg_add(b, len, key, offset, negate);
+        if (memcmp(a, b, 4 * len) != 0) {
+            printf("prg differs at %ld (offset %u, %zu words, negate %d)\n", t, offset, len, negate);
+            return 1;
+        }
+    }
+    printf("prg ok %ld\n", n);
+    return 0;
+}
+
+static int run_prgout(const char *key_hex, long n, uint32_t offset)
+{
+    uint8_t key[32];
+    if (strlen(key_hex) != 64 || !unhex(key, key_hex, 32) || n < 0 || n > 100000) return 2;
+    uint32_t *w = calloc((size_t)n + 1, 4);
+    if (w == NULL) return 2;
+    tfd_sa_prg_add(w, (size_t)n, key, offset, 0);
+    for (long i = 0; i < n; ++i) printf("%08x\n", w[i]);
+    free(w);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 4 && !strcmp(argv[1], "prg")) {
+        g_rng = strtoull(argv[3], NULL, 10);
+        return run_prg(strtol(argv[2], NULL, 10));
+    }
+    if (argc >= 5 && !strcmp(argv[1], "prgout")) {
+        return run_prgout(argv[2], strtol(argv[3], NULL, 10), (uint32_t)strtoul(argv[4], NULL, 10));
+    }
     if (argc >= 2 && !strcmp(argv[1], "x25519")) return run_stdin();
     if (argc >= 4 && !strcmp(argv[1], "random")) {
         g_rng = strtoull(argv[3], NULL, 10);

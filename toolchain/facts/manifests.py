@@ -64,14 +64,16 @@ def native(name: str) -> Path:
 
 
 # ---- the native programs ---------------------------------------------------------------
-DEVICE_PK = SRC / "crypto" / "pk.c"
+#: the device's implementations (Monocypher) of the operations the host builds replace
+HOST_CRYPTO = {SRC / "crypto" / "pk.c": NATIVE / "pk_host.c", SRC / "crypto" / "keystream.c": NATIVE / "keystream_host.c"}
 
 
-def host_pk(sources: list[Path]) -> list[Path]:
-    """``sources`` with the device's public-key operations (``crypto/pk.c``: Monocypher) replaced
-    by the host build's (``native/pk_host.c``: radix-2^51 X25519, memoized EdDSA checks; the same
-    bytes for every input, tests/test_pk_host.py) -- for the programs that run many virtual devices."""
-    return [native("pk_host") if s == DEVICE_PK else s for s in sources]
+def host_crypto(sources: list[Path]) -> list[Path]:
+    """``sources`` with the device's public-key operations and PRG keystream (``crypto/``:
+    Monocypher) replaced by the host build's (``native/pk_host.c``: radix-2^51 X25519, memoized
+    EdDSA checks; ``native/keystream_host.c``: ChaCha20 four blocks at a time) -- the same bytes
+    for every input (tests/test_pk_host.py), for the programs that run many virtual devices."""
+    return [HOST_CRYPTO.get(s, s) for s in sources]
 
 
 def verify_sources(model_dir: Path) -> list[Path]:
@@ -90,13 +92,13 @@ def fl_device_sources(model_dir: Path, train_dir: Path | None = None) -> list[Pa
     fl_batch: the library's wire-less fast path for many devices (host/direct.py)."""
     model_dir = Path(model_dir)
     train_dir = Path(train_dir) if train_dir is not None else model_dir
-    return [*host_pk(device_sources()), model_dir / "model_data.c", train_dir / "train_data.c",
+    return [*host_crypto(device_sources()), model_dir / "model_data.c", train_dir / "train_data.c",
             native("host_link"), native("fl_device_host"), native("fl_batch")]
 
 
 def secagg_client_sources() -> list[Path]:
-    """The device's SecAgg+ client driven through a pipe (the host build's public-key operations)."""
-    return [*host_pk(secagg_sources()), native("secagg_client_host")]
+    """The device's SecAgg+ client driven through a pipe (with the host build's crypto)."""
+    return [*host_crypto(secagg_sources()), native("secagg_client_host")]
 
 
 def secagg_vectors_sources() -> list[Path]:
@@ -117,6 +119,6 @@ def train_lib_sources() -> tuple[list[Path], list[Path]]:
 
 __all__ = [
     "inference_sources", "train_sources", "proto_sources", "secagg_sources", "device_sources",
-    "image_sources", "native", "host_pk", "verify_sources", "loopback_sources", "fl_device_sources",
+    "image_sources", "native", "host_crypto", "verify_sources", "loopback_sources", "fl_device_sources",
     "secagg_client_sources", "secagg_vectors_sources", "fuzz_secagg_sources", "train_lib_sources",
 ]

@@ -5,24 +5,8 @@
 #include "sa_internal.h"
 #include "tfd/secagg.h"
 
-#define WORDS_PER_BLOCK 16u
-
-void tfd_sa_prg_add(uint32_t *acc, size_t n, const uint8_t key[32], uint32_t word_offset, int negate)
-{
-    static const uint8_t nonce[12] = {0};
-    uint8_t block[4 * WORDS_PER_BLOCK];
-    uint32_t ctr = word_offset / WORDS_PER_BLOCK;
-    unsigned i = word_offset % WORDS_PER_BLOCK;
-    while (n > 0) {
-        crypto_chacha20_ietf(block, NULL, sizeof block, key, nonce, ctr++);
-        for (; i < WORDS_PER_BLOCK && n > 0; ++i, --n, ++acc) {
-            const uint32_t w = tfd_sa_load32_le(block + 4 * i);
-            *acc = negate ? *acc - w : *acc + w;
-        }
-        i = 0;
-    }
-    crypto_wipe(block, sizeof block);
-}
+/* tfd_sa_prg_add (the ChaCha20 keystream itself): firmware/src/crypto/keystream.c on a device,
+ * firmware/native/keystream_host.c in the host builds that run many virtual devices. */
 
 void tfd_sa_prg(uint32_t *out, size_t n, const uint8_t key[32], uint32_t word_offset)
 {
