@@ -181,6 +181,12 @@ class SecureAggregation:
 
     def aggregate(self, step: int, n_params: int, members: Sequence[Contribution]) -> CohortSum:
         by_name = {m.name: m for m in members}
+        # the fleet's weight floor (signed manifest, enforced by the devices): no member's public weight
+        # below floor x its samples, so no member is weighted down to isolate another
+        floor_of = getattr(self.inner, "weight_floor", None)
+        floor = floor_of([m.participant for m in members]) if callable(floor_of) and members else 0
+        for m in members:
+            m.weight = max(m.weight, floor * m.samples)
         agg = self.inner.aggregate_secure(step, n_params, [(m.client_id, m.participant, m.weight, m.staleness)
                                                            for m in members])
         report = getattr(self.inner, "last_report", None)

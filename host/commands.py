@@ -101,6 +101,10 @@ def add_build_arguments(b: argparse.ArgumentParser) -> None:
                    help="fleet policy in the signed manifest: every secure round must run distributed DP "
                         "(noise added on the devices) with at least this noise multiplier; a device refuses "
                         f"less (default {_BUILD.dp_min_noise_multiplier:g}: no floor)")
+    b.add_argument("--weight-floor", type=float, default=_BUILD.weight_floor,
+                   help="fleet policy in the signed manifest: the smallest staleness factor (0..1] of a "
+                        "device's public weight in a secure sum; a device refuses to be weighted below it, so "
+                        "a host cannot weight the others down to isolate one update (default 0: no floor)")
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -112,7 +116,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         images=not args.no_images, quick=args.quick, public_fraction=args.public_fraction,
         train_scheme=args.train_scheme, head_init=args.head_init, test_images=args.test_images,
         secure_only=args.secure_only, fleet_key=args.fleet_key, min_neighbours=args.min_neighbours,
-        dp_min_noise_multiplier=args.dp_min_noise_multiplier))
+        dp_min_noise_multiplier=args.dp_min_noise_multiplier, weight_floor=args.weight_floor))
     return EXIT_OK
 
 

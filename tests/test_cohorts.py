@@ -362,3 +362,54 @@ def test_max_cohorts_flag_on_every_federated_verb() -> None:
         assert commands.fleet_config(parser.parse_args([verb, *extra, "--strategy", "ftte", "--max-cohorts", "3"])
                                      ).max_cohorts == 3, verb
         assert commands.fleet_config(parser.parse_args([verb, *extra])).max_cohorts == DEFAULT_MAX_COHORTS == 8
+def test_a_weight_floor_in_the_manifest_stops_isolating_one_update(built: Path) -> None:
+    """Issue 13's weights gap, closed by fleet policy: with a weight floor of 1/2 (128/256 per sample)
+    in the signed manifest, a malicious host that weights one device 256 x its samples and the others
+    1/256 sample (or 0, "my samples") gets POLICY from each down-weighted device at MASKED_INPUT: too
+    few masked inputs, the round aborts, no share is requested.  An honest host's engine clamps its
+    staleness weights to the floor and the round completes."""
+    from tinyfed_host.aggregation import Contribution, SecureAggregation
+    from tinyfed_host.secagg.identity import ephemeral_fleet
+    from tinyfed_host.secagg.server import SecAggAbort
+
+    build = FlBuild.load(built)
+    fleet = ephemeral_fleet([1, 2, 3, 4], weight_floor=128)
+    parts = make_participants(build, build.shards[:4], fleet=fleet)
+    init = build.init_params()
+
+    def train_all(version: int) -> list[int]:
+        out = []
+        for p in parts:
+            p.push_params(version, init, build.model_hash, False)
+            out.append(p.train(version, CFG, 30.0).samples)
+        return out
+
+    for p in parts:
+        p.open()
+    samples = train_all(0)
+    agg = SecureAggregator(SecureOptions(clip=CLIP, seed=1, neighbours=3, threshold=3), log=lambda s: None)
+    assert agg.weight_floor(parts) == 128
+    for low in (1, 0):  # 1/256 sample; 0 = the word is the samples (1/256 per sample)
+        members = [(1, parts[0], WEIGHT_ONE * samples[0], 0)] + [(k + 1, parts[k], low, 0) for k in (1, 2, 3)]
+        if low == 1:
+            with pytest.raises(SecAggAbort):
+                agg.aggregate_secure(1, init.size, members)
+        else:
+            samples = train_all(1)  # device 1 masked its update above: a fresh one
+            members[0] = (1, parts[0], WEIGHT_ONE * samples[0], 0)
+            with pytest.raises(SecAggAbort):
+                agg.aggregate_secure(2, init.size, members)
+        srv = agg.last_server
+        assert srv is not None and srv.result is None and srv.share_requests == 0
+        refused = dict(srv.stats["MASKED_INPUT"].dropped)
+        assert sorted(refused) == [2, 3, 4] and all("POLICY" in why for why in refused.values()), refused
+    # the honest engine: staleness weights below the floor are raised to it, every device accepts
+    samples = train_all(2)
+    cons = [Contribution(k + 1, p.name, p, 2, n, weight=public_weight(f, n))
+            for k, (p, n, f) in enumerate(zip(parts, samples, (1.0, 0.25, 0.5, 0.1)))]
+    res = SecureAggregation(agg, log=lambda s: None).aggregate(3, init.size, cons)
+    assert sorted(res.devices) == sorted(p.name for p in parts)
+    assert [c.weight for c in cons] == [WEIGHT_ONE * samples[0], 128 * samples[1], 128 * samples[2], 128 * samples[3]]
+    assert res.weight_total == sum(c.weight for c in cons)
+    for p in parts:
+        p.close()

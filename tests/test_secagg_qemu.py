@@ -314,3 +314,71 @@ def test_distributed_dp_on_the_boards(build: FlBuild, tmp_path: Path) -> None:
         assert abs(y.mean()) < 5 * np.sqrt(s2 / y.size) + 1
     finally:
         shut_down(devs, boards)
+
+
+@pytest.fixture(scope="module")
+def policy_build(tmp_path_factory: pytest.TempPathFactory) -> FlBuild:
+    """3 release images whose signed manifest requires distributed DP (z >= 1) and a weight floor of 1/2."""
+    from tinyfed_toolchain.build import BuildOptions, run_build
+
+    root = tmp_path_factory.mktemp("secagg_policy_images")
+    setup = make_digits_setup(root / "setup")
+    (root / "m.tflite").write_bytes(setup.tflite)
+    run_build(BuildOptions(tflite=root / "m.tflite", dataset="digits", out_dir=root / "b", board=BOARD, devices=3,
+                           dp_min_noise_multiplier=1.0, weight_floor=0.5), log=lambda s: None)
+    return FlBuild.load(root / "b")
+
+
+def test_the_boards_enforce_the_manifests_dp_and_weight_floors(policy_build: FlBuild, tmp_path: Path) -> None:
+    """Fleet policy signed into the manifest, enforced on the M4 against a malicious host: a round
+    with less noise (z = 0.5) or none is refused at ADVERTISE_KEYS (POLICY) by every board; a cohort
+    that weights board 1 at 256 x its samples and the others at 1/256 sample is refused at
+    MASKED_INPUT (POLICY) by the down-weighted boards, and the round aborts before any share is
+    requested; the honest round (z = 1, weights at the floor) completes."""
+    from tinyfed_host.protocol import DeviceError
+    from tinyfed_host.secagg import dp_distributed as DD
+    from tinyfed_host.secagg import messages as M
+    from tinyfed_host.secagg.encoding import n_words
+
+    build = policy_build
+    assert build.manifest is not None and build.manifest.dp_min_z_milli == 1000
+    assert build.manifest.weight_floor == 128
+    boards = start_boards(3, BOARD, build.images, log_dir=tmp_path)
+    devs: list[DeviceClient] = []
+    try:
+        params = build.init_params()
+        samples = []
+        for b in boards:
+            dev = DeviceClient.connect(b.url, ClientOptions(timeout=3.0, retries=6))
+            dev.hello()
+            devs.append(dev)
+            send_params(dev, 1, params, build.model_hash, persist=False)
+            samples.append(train(dev, 1, CFG, timeout=90).samples)
+        ids = [1, 2, 3]
+        g = harary_graph(ids, 2, seed=0)
+        d, clip = params.size, 10.0
+        f = DD.choose_fraction_bits(3, clip, d, 1000, 2)
+        wmax = 256 * max(samples)
+        for zm in (0, 500):
+            enc = Encoding(clip, f, wmax, zm)
+            for i, dv in zip(ids, devs):
+                ep = SerialEndpoint(i, dv, enc, 256 * samples[i - 1])
+                with pytest.raises(DeviceError, match="POLICY"):
+                    ep.exchange("ADVERTISE_KEYS", M.AdvertiseRequest(200 + zm, i, 2, g.neighbours[i]).pack())
+        enc = Encoding(clip, f, wmax, 1000)
+        evil = [SerialEndpoint(1, devs[0], enc, 256 * samples[0])] + \
+               [SerialEndpoint(i, devs[i - 1], enc, 1) for i in (2, 3)]
+        srv = SecAggServer(g, 2, 300, n_words(d))
+        with pytest.raises(SecAggAbort):
+            srv.run(evil)
+        refused = dict(srv.stats["MASKED_INPUT"].dropped)
+        assert sorted(refused) == [2, 3] and all("POLICY" in why for why in refused.values())
+        assert srv.share_requests == 0
+        for dv in devs:  # board 1 masked its update: fresh updates for the honest round
+            send_params(dv, 2, params, build.model_hash, persist=False)
+            train(dv, 2, CFG, timeout=90)
+        honest = [SerialEndpoint(i, devs[i - 1], enc, 128 * samples[i - 1]) for i in ids]
+        res = SecAggServer(g, 2, 301, n_words(d)).run(honest)
+        assert res.survivors == (1, 2, 3) and int(res.sum_words[-1]) == 128 * sum(samples)
+    finally:
+        shut_down(devs, boards)

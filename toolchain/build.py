@@ -16,6 +16,7 @@ Output folder layout (default ``build/model``)::
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from .facts.errors import EXIT_FAILED, OptionsError, TinyfedError
 from .image.budget import Budget, BudgetError, model_budget
 from .image.emit_shard import emit_shard
 from .image.firmware import ImageInfo, build_image
-from .image.provision import load_or_create_fleet_key, make_fleet, write_device, write_fleet
+from .image.provision import WEIGHT_ONE, load_or_create_fleet_key, make_fleet, write_device, write_fleet
 from .ml.data import Dataset, DataError, load_dataset, partition
 from .ml.quantize import quantize_inputs
 from .training.emit import emit_train
@@ -83,6 +84,10 @@ class BuildOptions:
     # ... and the smallest distributed-DP noise multiplier a device accepts (0: none required;
     # > 0: every secure round must run --dp distributed with at least this z)
     dp_min_noise_multiplier: float = 0.0
+    # ... and the smallest staleness factor a device accepts for its public weight, in (0, 1]
+    # (0: none): no member of a secure sum weighs less than this x its samples, so a host can
+    # weight one member at most 1/factor times another per sample (manifest weight_floor, 1/256 units)
+    weight_floor: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -300,10 +305,13 @@ def _provision(opts: BuildOptions, device_dirs: list[Path], log: Callable[[str],
     public keys signed with the fleet key, one identity record per image (secret, 0600)."""
     if not (0 <= opts.dp_min_noise_multiplier <= 4_000_000):
         raise OptionsError(f"--dp-min-noise-multiplier {opts.dp_min_noise_multiplier:g}: must be 0 (no floor) .. 4e6")
+    if not (0 <= opts.weight_floor <= 1):
+        raise OptionsError(f"--weight-floor {opts.weight_floor:g}: a staleness factor, 0 (no floor) .. 1")
     out = Path(opts.out_dir)
     key = load_or_create_fleet_key(Path(opts.fleet_key) if opts.fleet_key else out / "fleet" / "fleet.key")
     fleet = make_fleet(key, [k + 1 for k in range(len(device_dirs))], min_neighbours=opts.min_neighbours,
-                       dp_min_noise_multiplier=opts.dp_min_noise_multiplier)
+                       dp_min_noise_multiplier=opts.dp_min_noise_multiplier,
+                       weight_floor=math.ceil(opts.weight_floor * WEIGHT_ONE))
     write_fleet(fleet, out / "fleet")
     for k, d in enumerate(device_dirs):
         write_device(fleet, k + 1, d)
@@ -312,6 +320,9 @@ def _provision(opts: BuildOptions, device_dirs: list[Path], log: Callable[[str],
     if opts.dp_min_noise_multiplier > 0:
         log(f"policy: the devices refuse any secure round without distributed DP of noise multiplier >= "
             f"{fleet.manifest.dp_min_z_milli / 1000:g} (--dp distributed)")
+    if fleet.manifest.weight_floor:
+        log(f"policy: the devices refuse a public weight below {fleet.manifest.weight_floor}/256 of their samples "
+            f"(weight floor {opts.weight_floor:g})")
 
 
 def reset_head(tp: Any, seed: int = 0) -> Any:

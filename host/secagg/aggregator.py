@@ -270,6 +270,14 @@ class SecureAggregator:
         mean = values * (float(enc.weight_max) / float(total))
         return Aggregate(round_, mean, total, len(res.survivors), tuple(names[i] for i in res.survivors))
 
+    def weight_floor(self, participants: Sequence[Any]) -> int:
+        """The fleet's weight floor (signed manifest): the smallest public weight per sample, in
+        1/SA_WEIGHT_ONE sample, a device accepts; 0 without a manifest (aggregate_secure then says why)."""
+        try:
+            return int(self._fleet_manifest([(None, p) for p in participants]).weight_floor)
+        except SecAggPolicyError:
+            return 0
+
     def _fleet_manifest(self, members: Sequence[tuple[Any, ...]]) -> Manifest:
         """The fleet manifest the devices pin: the one in-process participants carry (they were
         provisioned for this run), else the one given (boards: the build's)."""

@@ -96,10 +96,11 @@ class DeviceIdentity:
         return record(self.manifest, self.device_id, self.seed)
 
 
-def ephemeral_fleet(ids: Sequence[int], *, min_neighbours: int = 2, dp_min_noise_multiplier: float = 0.0) -> Fleet:
+def ephemeral_fleet(ids: Sequence[int], *, min_neighbours: int = 2, dp_min_noise_multiplier: float = 0.0,
+                    weight_floor: int = 0) -> Fleet:
     """A fleet for ``ids`` under a fleet key that exists only in this process (tests, simulations)."""
     return make_fleet(FleetKey(eddsa.new_seed()), ids, min_neighbours=min_neighbours,
-                      dp_min_noise_multiplier=dp_min_noise_multiplier)
+                      dp_min_noise_multiplier=dp_min_noise_multiplier, weight_floor=weight_floor)
 
 
 def identities(fleet: Fleet) -> dict[int, DeviceIdentity]:

@@ -28,6 +28,7 @@ from typing import Sequence
 
 from ..facts.c_headers import int_defines, string_defines
 from ..facts.errors import InputError
+from ..facts.wire_table import WIRE
 from . import eddsa
 
 _ID = int_defines("identity.h")  # the record's layout, as the device reads it (firmware/include/tfd/identity.h)
@@ -40,6 +41,7 @@ SIG_BYTES = _ID["TFD_ID_SIG_BYTES"]
 FLEET_ID_BYTES = _ID["TFD_ID_FLEET_BYTES"]
 MAX_DEVICES = _ID["TFD_ID_MAX_DEVICES"]
 DOMAIN_MANIFEST = string_defines("identity.h")["TFD_ID_DOMAIN_MANIFEST"]
+WEIGHT_ONE = int(WIRE.const("SA_WEIGHT_ONE"))  # public weights are in 1/WEIGHT_ONE sample (wire.def)
 
 
 class ProvisionError(InputError):
@@ -87,6 +89,7 @@ class Manifest:
     fleet_pk: bytes
     min_neighbours: int = 2
     dp_min_z_milli: int = 0
+    weight_floor: int = 0   # smallest public weight per sample, in 1/SA_WEIGHT_ONE sample (0: none)
     signature: bytes = b""
     _index: dict[int, int] = field(default_factory=dict, compare=False, repr=False)
     _bytes: list[bytes] = field(default_factory=list, compare=False, repr=False)  # to_bytes(), once
@@ -113,8 +116,8 @@ class Manifest:
         """What the fleet key signs (computed once: a manifest is immutable; 10,000 devices' info
         asks for its digest once each)."""
         if "signed" not in self._cache:
-            head = struct.pack("<16sIHHI", self.fleet_id, self.version, len(self.entries), self.min_neighbours,
-                               self.dp_min_z_milli)
+            head = struct.pack("<16sIHHIHH", self.fleet_id, self.version, len(self.entries), self.min_neighbours,
+                               self.dp_min_z_milli, self.weight_floor, 0)
             self._cache["signed"] = head + b"".join(struct.pack("<I", i) + pk for i, pk in self.entries)
         return self._cache["signed"]
 
@@ -141,13 +144,15 @@ class Manifest:
             raise ProvisionError("manifest ids must be strictly increasing, nonzero, 32-bit")
         if len(self.fleet_id) != FLEET_ID_BYTES or any(len(pk) != 32 for _, pk in self.entries):
             raise ProvisionError("bad fleet id or public key size")
+        if not 0 <= self.weight_floor <= WEIGHT_ONE:
+            raise ProvisionError(f"weight floor {self.weight_floor}: 0..{WEIGHT_ONE} (1/{WEIGHT_ONE} sample per sample)")
         if not eddsa.verify(self.fleet_pk, self.digest, self.signature):
             raise ProvisionError("the manifest's signature does not verify with its fleet key")
 
     def to_json(self) -> dict[str, object]:
         return {"format": "tinyfed-fleet-manifest", "version": self.version, "fleet_id": self.fleet_id.hex(),
                 "fleet_public_key": self.fleet_pk.hex(), "min_neighbours": self.min_neighbours,
-                "dp_min_noise_multiplier": self.dp_min_z_milli / 1000.0,
+                "dp_min_noise_multiplier": self.dp_min_z_milli / 1000.0, "weight_floor": self.weight_floor,
                 "devices": [{"id": i, "public_key": pk.hex()} for i, pk in self.entries],
                 "signature": self.signature.hex(), "digest": self.digest.hex()}
 
@@ -157,7 +162,8 @@ class Manifest:
             m = cls(bytes.fromhex(d["fleet_id"]), int(d["version"]),
                     tuple((int(e["id"]), bytes.fromhex(e["public_key"])) for e in d["devices"]),
                     bytes.fromhex(d["fleet_public_key"]), int(d["min_neighbours"]),
-                    int(round(float(d["dp_min_noise_multiplier"]) * 1000)), bytes.fromhex(d["signature"]))
+                    int(round(float(d["dp_min_noise_multiplier"]) * 1000)), int(d.get("weight_floor", 0)),
+                    bytes.fromhex(d["signature"]))
         except (KeyError, TypeError, ValueError) as e:
             raise ProvisionError(f"not a tinyfed fleet manifest ({type(e).__name__}: {e})") from None
         m.check()
@@ -165,13 +171,15 @@ class Manifest:
 
 
 def make_manifest(key: FleetKey, entries: Sequence[tuple[int, bytes]], *, fleet_id: bytes | None = None,
-                  version: int = 1, min_neighbours: int = 2, dp_min_noise_multiplier: float = 0.0) -> Manifest:
+                  version: int = 1, min_neighbours: int = 2, dp_min_noise_multiplier: float = 0.0,
+                  weight_floor: int = 0) -> Manifest:
     """Sign a manifest of (id, public key) entries with the fleet key."""
     unsigned = Manifest(fleet_id if fleet_id is not None else os.urandom(FLEET_ID_BYTES), int(version),
                         tuple(sorted((int(i), bytes(pk)) for i, pk in entries)), key.public, int(min_neighbours),
-                        int(round(dp_min_noise_multiplier * 1000)))
+                        int(round(dp_min_noise_multiplier * 1000)), int(weight_floor))
     signed = Manifest(unsigned.fleet_id, unsigned.version, unsigned.entries, unsigned.fleet_pk,
-                      unsigned.min_neighbours, unsigned.dp_min_z_milli, key.sign(unsigned.digest))
+                      unsigned.min_neighbours, unsigned.dp_min_z_milli, unsigned.weight_floor,
+                      key.sign(unsigned.digest))
     signed.check()
     return signed
 
@@ -207,12 +215,13 @@ class Fleet:
 
 
 def make_fleet(key: FleetKey, ids: Sequence[int], *, min_neighbours: int = 2,
-               dp_min_noise_multiplier: float = 0.0, fleet_id: bytes | None = None, version: int = 1) -> Fleet:
+               dp_min_noise_multiplier: float = 0.0, weight_floor: int = 0, fleet_id: bytes | None = None,
+               version: int = 1) -> Fleet:
     """New device key pairs for ``ids`` and their manifest, signed with ``key``."""
     seeds = {int(i): eddsa.new_seed() for i in ids}
     entries = [(i, eddsa.public_key(s)) for i, s in seeds.items()]
     m = make_manifest(key, entries, fleet_id=fleet_id, version=version, min_neighbours=min_neighbours,
-                      dp_min_noise_multiplier=dp_min_noise_multiplier)
+                      dp_min_noise_multiplier=dp_min_noise_multiplier, weight_floor=weight_floor)
     return Fleet(m, seeds)
 
 

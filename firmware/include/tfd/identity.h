@@ -25,6 +25,10 @@
  *              u16 min_neighbours  fleet policy: smallest SecAgg+ neighbourhood (>= SA_MIN_NEIGHBOURS)
  *              u32 dp_min_z_milli  fleet policy: smallest noise multiplier x 1000 a device accepts for
  *                                  distributed DP (0: no minimum)
+ *              u16 weight_floor    fleet policy: smallest public weight per sample trained on, in
+ *                                  1/SA_WEIGHT_ONE sample (0..SA_WEIGHT_ONE; 0: none): a device refuses
+ *                                  (POLICY, MASKED_INPUT) a weight below weight_floor x its samples
+ *              u16 reserved        0
  *              n x { u32 id, u8 pk[32] }   strictly increasing nonzero ids
  *              u8  signature[64]   EdDSA(fleet key, H("tinyfed/v1/manifest" || manifest bytes before it))
  *
@@ -42,9 +46,9 @@
 #include "tfd/status.h"
 
 #define TFD_ID_MAGIC 0x44494654u /* "TFID" little endian */
-#define TFD_ID_VERSION 1u
+#define TFD_ID_VERSION 2u /* 2: the manifest's weight floor */
 #define TFD_ID_HEADER_BYTES 76u
-#define TFD_ID_MANIFEST_HEAD_BYTES 28u
+#define TFD_ID_MANIFEST_HEAD_BYTES 32u
 #define TFD_ID_ENTRY_BYTES 36u
 #define TFD_ID_SIG_BYTES 64u
 #define TFD_ID_PK_BYTES 32u
@@ -69,6 +73,7 @@ typedef struct {
     uint16_t n;                  /* devices in the manifest */
     uint16_t min_neighbours;
     uint32_t dp_min_z_milli;
+    uint16_t weight_floor;       /* 1/SA_WEIGHT_ONE sample per sample trained on (0..SA_WEIGHT_ONE) */
     uint16_t self_index;         /* this device's position in the manifest */
     const uint8_t *entries;      /* n x 36 bytes inside the record (the record must outlive this) */
     uint8_t manifest_hash[32];   /* H of the signed manifest bytes (as signed) */
@@ -77,7 +82,7 @@ typedef struct {
 /* Check the record (see the top of this file) and derive the key pair.  On any
  * failure the identity is left wiped with ok = 0 and the status says why:
  * TFD_ERR_MSG_LENGTH (length / counts), TFD_ERR_ARG (magic, version, order,
- * own entry missing), TFD_ERR_CRYPTO (the fleet signature, or the seed does not
+ * own entry missing, a weight floor above SA_WEIGHT_ONE, reserved bytes), TFD_ERR_CRYPTO (the fleet signature, or the seed does not
  * give this device's public key). */
 TFD_CHECK_RESULT tfd_status_t tfd_identity_init(tfd_identity_t *id, const uint8_t *record, size_t len);
 

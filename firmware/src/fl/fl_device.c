@@ -413,6 +413,13 @@ tfd_status_t tfd_fl_secagg(void *ctx, uint8_t msg_id, uint32_t round, uint32_t b
         const uint32_t w = fl->sa_weight ? fl->sa_weight : fl->weight;
         *detail = w;
         TFD_ENSURE(w >= 1 && (uint64_t)w <= heaviest && w <= fl->sa.enc.weight_max, TFD_ERR_ARG);
+        /* ... and at least the fleet's floor x the samples (signed manifest): a host cannot weight
+         * the other members down to isolate one update (more than SA_WEIGHT_ONE / floor apart; a
+         * weight of 0 -- the word = the samples, 1/SA_WEIGHT_ONE per sample -- is below any floor > 1) */
+        if ((uint64_t)w < (uint64_t)fl->sa.ident->weight_floor * fl->weight) {
+            tfd_sa_client_wipe(&fl->sa);
+            return TFD_ERR_POLICY;
+        }
         tfd_sa_summed_t summed;
         memset(&summed, 0, sizeof summed);
         summed.weight = w;

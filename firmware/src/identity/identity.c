@@ -48,6 +48,7 @@ tfd_status_t tfd_identity_init_parts(tfd_identity_t *id, const uint8_t *rec, siz
     const unsigned n = tfd_get_u16(man + 20);
     TFD_ENSURE(n >= 1 && n <= TFD_ID_MAX_DEVICES && man_len == TFD_ID_RECORD_BYTES(n) - TFD_ID_HEADER_BYTES,
                TFD_ERR_MSG_LENGTH);
+    TFD_ENSURE(tfd_get_u16(man + 28) <= TFD_WIRE_SA_WEIGHT_ONE && tfd_get_u16(man + 30) == 0, TFD_ERR_ARG);
     const uint32_t device_id = tfd_get_u32(rec + 8);
     const uint8_t *entries = man + TFD_ID_MANIFEST_HEAD_BYTES;
     uint32_t prev = 0;
@@ -80,6 +81,7 @@ tfd_status_t tfd_identity_init_parts(tfd_identity_t *id, const uint8_t *rec, siz
     id->n = (uint16_t)n;
     id->min_neighbours = tfd_get_u16(man + 22);
     id->dp_min_z_milli = tfd_get_u32(man + 24);
+    id->weight_floor = tfd_get_u16(man + 28);
     id->self_index = (uint16_t)self;
     id->entries = entries;
     memcpy(id->manifest_hash, h, sizeof h);
