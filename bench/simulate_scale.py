@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 from digits_build import INSNS_PER_SAMPLE, build_digits  # noqa: E402  (bench/ is on sys.path)
@@ -93,21 +94,25 @@ def _time_parts() -> dict[str, float]:
 
     parts: dict[str, float] = {}
 
-    def wrap(cls: type, name: str, part: str | None) -> None:
+    lock = threading.Lock()
+
+    def wrap(cls: type, name: str, part: str | None, clock: Callable[[], float] = time.process_time) -> None:
         orig = getattr(cls, name)
 
         def timed(self: object, *args: object, **kw: object) -> object:
-            c = time.process_time()
+            c = clock()
             try:
                 return orig(self, *args, **kw)
             finally:
                 key = part or f"device SecAgg+ {args[0]}"
-                parts[key] = parts.get(key, 0.0) + time.process_time() - c
+                with lock:
+                    parts[key] = parts.get(key, 0.0) + clock() - c
         setattr(cls, name, timed)
 
-    wrap(direct.SecAggBatch, "__call__", None)
-    wrap(direct.DirectParticipant, "train", "training")
-    wrap(direct.DirectParticipant, "push_params", "parameters to devices")
+    wrap(direct.SecAggBatch, "__call__", None)  # its C threads: the process's CPU while it runs
+    # devices train on every core, each job in one thread: that thread's CPU
+    wrap(direct.DirectParticipant, "train", "training", time.thread_time)
+    wrap(direct.DirectParticipant, "push_params", "parameters to devices", time.thread_time)
     wrap(server.SecAggServer, "run", "SecAgg+ (server + device stages)")
     return parts
 

@@ -211,9 +211,13 @@ class SecAggServer:
         t0 = time.perf_counter()
         inbox: dict[int, list[Any]] = {u: [] for u in u1}  # receiver -> [M.SealedIn]
         u2: set[int] = set()
-        lives = {u: tuple(M.peer_keys(v, ads[v].share_pk, ads[v].mask_pk, g.neighbours[v], ads[v].sig)
-                          for v in g.neighbours[u] if v in u1) for u in sorted(u1)}
-        replies = self._call_all("SHARE_KEYS", [(eps[u], M.ShareKeysRequest(r, lives[u]).pack()) for u in sorted(u1)])
+        # each live device's record packed once (its k neighbours all receive the same bytes)
+        rec = WIRE.record("SA_PEER_KEYS")
+        packed = {v: rec.pack_record(M.peer_keys(v, ads[v].share_pk, ads[v].mask_pk, g.neighbours[v], ads[v].sig))
+                  for v in sorted(u1)}
+        lives = {u: [v for v in g.neighbours[u] if v in u1] for u in sorted(u1)}
+        replies = self._call_all("SHARE_KEYS", [(eps[u], M.ShareKeysRequest(r, b"".join(packed[v] for v in lives[u]))
+                                                 .pack()) for u in sorted(u1)])
         for u in sorted(u1):
             live = lives[u]
             rep = replies[u]
@@ -221,7 +225,7 @@ class SecAggServer:
                 continue
             try:
                 s = M.ShareKeysReply.unpack(rep)
-                if s.round != r or s.sender != u or sorted(x.receiver for x in s.shares) != [e.id for e in live]:
+                if s.round != r or s.sender != u or sorted(x.receiver for x in s.shares) != live:
                     raise M.MessageError("shares not for exactly its live neighbours")
             except M.MessageError as e:
                 self._drop("SHARE_KEYS", u, str(e))
