@@ -2,14 +2,18 @@
  * (tfd_sa_prg_add, tfd/secagg.h); a device image uses firmware/src/crypto/keystream.c.
  *
  * The same ChaCha20-IETF words (RFC 8439: nonce 0, block counter word_offset / 16, 32 bits,
- * wrapping as the device's), four blocks at a time: the 16 state words of four consecutive
- * blocks in 4-lane vectors (GCC vector extensions: SSE2 on x86-64, NEON on arm64), so the
- * rounds run once for four blocks.  tests/test_pk_host.py: equal to the device's function on
- * random keys, offsets, lengths and signs, and to the host's Python reference.
+ * wrapping as the device's).  Four blocks at a time when four or more are wanted: the 16 state
+ * words of four consecutive blocks in 4-lane vectors (GCC vector extensions: SSE2 on x86-64,
+ * NEON on arm64), the rounds run once for four blocks; fewer (the device reads its masked
+ * vector 16 words at a time: one block per key per read) in plain 32-bit words.  The working
+ * state is wiped with explicit_bzero (Monocypher's byte-wise crypto_wipe cost more than the
+ * keystream).  tests/test_pk_host.py: equal to the device's function on random keys, offsets,
+ * lengths and signs, and to the host's Python reference.
  */
+#define _DEFAULT_SOURCE /* explicit_bzero */
+
 #include <string.h>
 
-#include "monocypher.h"
 #include "tfd/secagg.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -52,8 +56,31 @@ static void chacha20_4blocks(uint32_t out[64], const uint32_t key[8], uint32_t c
         const v4 w = x[i] + s[i];
         for (int lane = 0; lane < 4; ++lane) out[16 * lane + i] = w[lane];
     }
-    crypto_wipe(x, sizeof x);
-    crypto_wipe(s, sizeof s);
+    explicit_bzero(x, sizeof x);
+    explicit_bzero(s, sizeof s);
+}
+
+/* one block: the same rounds on 32-bit words */
+static void chacha20_block(uint32_t out[16], const uint32_t key[8], uint32_t ctr)
+{
+    uint32_t s[16] = {0x61707865u, 0x3320646eu, 0x79622d32u, 0x6b206574u};
+    memcpy(s + 4, key, 32);
+    s[12] = ctr; /* s[13..15]: the zero nonce */
+    uint32_t x[16];
+    memcpy(x, s, sizeof x);
+    for (int r = 0; r < 10; ++r) {
+        QR(x[0], x[4], x[8], x[12]);
+        QR(x[1], x[5], x[9], x[13]);
+        QR(x[2], x[6], x[10], x[14]);
+        QR(x[3], x[7], x[11], x[15]);
+        QR(x[0], x[5], x[10], x[15]);
+        QR(x[1], x[6], x[11], x[12]);
+        QR(x[2], x[7], x[8], x[13]);
+        QR(x[3], x[4], x[9], x[14]);
+    }
+    for (int i = 0; i < 16; ++i) out[i] = x[i] + s[i];
+    explicit_bzero(x, sizeof x);
+    explicit_bzero(s, sizeof s);
 }
 
 void tfd_sa_prg_add(uint32_t *acc, size_t n, const uint8_t key[32], uint32_t word_offset, int negate)
@@ -63,15 +90,21 @@ void tfd_sa_prg_add(uint32_t *acc, size_t n, const uint8_t key[32], uint32_t wor
     uint32_t ctr = word_offset / 16u;
     unsigned i = word_offset % 16u;
     while (n > 0) {
-        chacha20_4blocks(words, k, ctr);
-        ctr += 4u;
-        if (negate) {
-            for (; i < 64u && n > 0; ++i, --n, ++acc) *acc -= words[i];
+        unsigned have;
+        if ((i + n + 15u) / 16u >= 4u) {
+            chacha20_4blocks(words, k, ctr);
+            ctr += 4u, have = 64u;
         } else {
-            for (; i < 64u && n > 0; ++i, --n, ++acc) *acc += words[i];
+            chacha20_block(words, k, ctr);
+            ctr += 1u, have = 16u;
+        }
+        if (negate) {
+            for (; i < have && n > 0; ++i, --n, ++acc) *acc -= words[i];
+        } else {
+            for (; i < have && n > 0; ++i, --n, ++acc) *acc += words[i];
         }
         i = 0;
     }
-    crypto_wipe(words, sizeof words);
-    crypto_wipe(k, sizeof k);
+    explicit_bzero(words, sizeof words);
+    explicit_bzero(k, sizeof k);
 }
