@@ -214,3 +214,29 @@ def test_every_path_to_a_device_carries_the_noise_multiplier() -> None:
     enc = E.Encoding(CLIP, 16, 64, 1234)
     ep = FlowerSecAggEndpoint(3, SimpleNamespace(), enc, SimpleNamespace(check_exact=False))
     assert ep.args("ADVERTISE_KEYS")["dp_z_milli"] == 1234
+
+
+class _Silent(_InProcess):
+    """A device reached on a path that lost the noise field: it runs the round without noise."""
+
+    def secagg_endpoint(self, client_id: int, enc: E.Encoding) -> LocalEndpoint:
+        import dataclasses
+
+        return super().secagg_endpoint(client_id, dataclasses.replace(enc, dp_z_milli=0))
+
+
+def test_a_device_that_did_not_sign_the_rounds_noise_is_dropped_before_sharing() -> None:
+    """The host checks every advertisement's signature over the round's noise multiplier (the
+    device's manifest key): a device that would add other noise than the host accounts is dropped
+    at ADVERTISE_KEYS, so its input never enters an accounted sum."""
+    d = 60
+    ids = [1, 2, 3, 4]
+    who = identities(ephemeral_fleet(ids))
+    xs = _updates(d, 4, seed=5)
+    members = [(i, (_Silent if i == 2 else _InProcess)(f"p{i}", xs[i - 1], 20 + i, who[i]), 20 + i) for i in ids]
+    agg = SecureAggregator(SecureOptions(clip=CLIP, seed=3, dp="distributed", dp_noise_multiplier=1.0),
+                           log=lambda s: None)
+    a = agg.aggregate_secure(1, d, members)
+    assert "p2" not in a.devices and len(a.devices) == 3
+    why = dict(agg.last_server.stats["ADVERTISE_KEYS"].dropped)[2]
+    assert "not signed over this round's DP noise" in why

@@ -382,3 +382,35 @@ def test_the_boards_enforce_the_manifests_dp_and_weight_floors(policy_build: FlB
         assert res.survivors == (1, 2, 3) and int(res.sum_words[-1]) == 128 * sum(samples)
     finally:
         shut_down(devs, boards)
+
+
+def test_tinyfed_fleet_with_distributed_dp_on_policy_boards(policy_build: FlBuild, tmp_path: Path) -> None:
+    """`tinyfed fleet --dp distributed` on 3 boards whose manifest requires z >= 1: two secure rounds,
+    the report's dp names the mechanism, z, delta and epsilon; asking for central DP on the same
+    boards is refused up front with one line (the boards would refuse it anyway)."""
+    import json
+    import subprocess
+    import sys
+
+    out = policy_build.out_dir
+    boards = start_boards(3, BOARD, policy_build.images, log_dir=tmp_path / "qemu")
+    base = [sys.executable, "-m", "tinyfed_host.cli", "fleet", "--build", str(out), "--rounds", "2", "--epochs", "1",
+            "--max-samples", "40", "--no-centralised", "--no-persist", "--clip", "10",
+            *[a for b in boards for a in ("--port", b.url)]]
+    try:
+        rep = tmp_path / "r.json"
+        p = subprocess.run([*base, "--dp", "distributed", "--dp-noise-multiplier", "1", "--dp-delta", "1e-5",
+                            "--report", str(rep)], capture_output=True, text=True, timeout=400)
+        assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+        r = json.loads(rep.read_text())
+        assert all(x["completed"] and x["secure"]["dp"]["mechanism"] == "distributed" for x in r["rounds"][1:])
+        dp = r["dp"]
+        assert (dp["mechanism"], dp["noise_multiplier"], dp["delta"], dp["rounds"]) == ("distributed", 1.0, 1e-5, 2)
+        assert dp["epsilon"] > 0
+        q = subprocess.run([*base, "--dp", "central", "--dp-noise-multiplier", "1"], capture_output=True, text=True,
+                           timeout=400)
+        assert q.returncode != 0 and "requires distributed DP with a noise multiplier >= 1" in q.stdout + q.stderr
+        assert "Traceback" not in q.stdout + q.stderr
+    finally:
+        for b in boards:
+            b.stop()

@@ -27,12 +27,14 @@ import numpy as np
 
 from tinyfed_toolchain.facts.errors import OptionsError
 from tinyfed_toolchain.facts.wire_table import WIRE
+from tinyfed_toolchain.image import eddsa
 from tinyfed_toolchain.image.provision import Manifest
 
 from ..fedavg import Aggregate, AggregationError
 from ..fl_client import ENC_F32, Update
 from . import dp, dp_distributed
 from .encoding import Encoding, choose_fraction_bits, decode_sum, n_words
+from .identity import adv_digest
 from .graph import MIN_NEIGHBOURS, default_degree, default_threshold, harary_graph
 from .server import STAGES, Endpoint, SecAggAbort, SecAggPolicyError, SecAggServer
 
@@ -212,7 +214,9 @@ class SecureAggregator:
         seed = self.opt.seed if self.opt.seed is None else self.opt.seed + round_
         g = harary_graph(ids, k, seed)
         names = {sids[m[0]]: m[1].name for m in members}
-        srv = SecAggServer(g, t, self._sa_round_id(), n_words(n_params), log=self.log, label=f"round {round_}",
+        rid = self._sa_round_id()
+        srv = SecAggServer(g, t, rid, n_words(n_params), log=self.log, label=f"round {round_}",
+                           check_advert=self._signed_noise_check(manifest, rid, t, g, zm) if distributed else None,
                            names=names, fleet_ids=manifest.ids)
         self.last_server = srv
         eps = [m[1].secagg_endpoint(sids[m[0]], enc, m[2], m[3]) if len(m) > 3
@@ -277,6 +281,18 @@ class SecureAggregator:
             return int(self._fleet_manifest([(None, p) for p in participants]).weight_floor)
         except SecAggPolicyError:
             return 0
+
+    @staticmethod
+    def _signed_noise_check(manifest: Manifest, rid: int, t: int, g: Any, zm: int) -> Callable[[int, Any], str | None]:
+        """Distributed DP: a device's advertisement must be signed (its manifest key) over this round's
+        noise multiplier -- else its input would carry other noise than the host accounts (a device
+        on a path that lost the field, or another image): it is dropped before anything is shared."""
+        def check(u: int, a: Any) -> str | None:
+            h = adv_digest(manifest.fleet_id, rid, u, t, g.neighbours[u], a.share_pk, a.mask_pk, zm)
+            if eddsa.verify(manifest.public_key(u), h, a.sig):
+                return None
+            return f"its advertisement is not signed over this round's DP noise (z_milli {zm}): not accounted, dropped"
+        return check
 
     def _fleet_manifest(self, members: Sequence[tuple[Any, ...]]) -> Manifest:
         """The fleet manifest the devices pin: the one in-process participants carry (they were

@@ -104,11 +104,14 @@ class SecAggServer:
 
     def __init__(self, graph: Graph, threshold: int, round_id: int, n_words: int,
                  log: Callable[[str], None] | None = None, *, label: str | None = None,
-                 names: dict[int, str] | None = None, fleet_ids: Sequence[int] | None = None) -> None:
+                 names: dict[int, str] | None = None, fleet_ids: Sequence[int] | None = None,
+                 check_advert: Callable[[int, Any], str | None] | None = None) -> None:
         """``label``: how log lines name the round (default: its wire id); ``names``: how
         they name client ids (default: "client <id>"); ``fleet_ids``: the fleet manifest's
         device ids in its order (survivor bitmaps are over it; default: the graph's ids,
-        a manifest of exactly this cohort)."""
+        a manifest of exactly this cohort); ``check_advert(u, advertisement)``: a reason to
+        drop device u at ADVERTISE_KEYS, or None (distributed DP: u did not sign the round's
+        noise, so its noise would not be what the host accounts)."""
         graph.check()
         for u in graph.ids:  # what every device will check (its policy): refuse before any message
             why = policy_problem(graph.degree(u), threshold)
@@ -122,6 +125,7 @@ class SecAggServer:
         if missing:
             raise SecAggPolicyError(f"devices {sorted(missing)} are not in the fleet manifest: they cannot take part")
         self.log = log or (lambda s: None)
+        self.check_advert = check_advert
         self.label = label if label is not None else f"round {round_id}"
         self.names = dict(names or {})
         self.stats = {s: StageStats() for s in STAGES}
@@ -198,6 +202,9 @@ class SecAggServer:
                 a = M.AdvertiseReply.unpack(rep)
                 if a.round != r or a.self_id != u or a.share_pk == a.mask_pk:
                     raise M.MessageError("wrong round / id / repeated key")
+                why = self.check_advert(u, a) if self.check_advert is not None else None
+                if why is not None:
+                    raise M.MessageError(why)
             except M.MessageError as e:
                 self._drop("ADVERTISE_KEYS", u, str(e))
                 continue
