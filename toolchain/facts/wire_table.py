@@ -336,6 +336,26 @@ class Struct:
         return bytes(out)
 
     def unpack_record(self, data: bytes | memoryview, base: int = 0) -> Any:
+        got = self._tuple_packer if len(self.fields) > 1 else None
+        if got is not None:  # one struct call (the same values as field by field)
+            packer, plan = got
+            try:
+                flat = packer.unpack_from(data, base)
+            except struct.error:
+                flat = None
+            if flat is not None:
+                if all(kind != 2 for kind, _ in plan):
+                    return flat
+                out: list[Any] = []
+                k = 0
+                for kind, n in plan:
+                    if kind == 2:
+                        out.append(list(flat[k:k + n]))
+                        k += n
+                    else:
+                        out.append(flat[k])
+                        k += 1
+                return tuple(out)
         d = self._unpack_fields(data, base)
         return d[self.fields[0].name] if len(self.fields) == 1 else tuple(d.values())
 
