@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -78,6 +78,7 @@ class Graph:
     """An undirected neighbourhood graph over client ids (u32, nonzero)."""
 
     neighbours: dict[int, tuple[int, ...]]  # id -> sorted neighbour ids
+    _holders: dict[int, tuple[int, ...]] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def ids(self) -> list[int]:
@@ -87,8 +88,12 @@ class Graph:
         return len(self.neighbours[u])
 
     def holders(self, owner: int) -> tuple[int, ...]:
-        """H(owner) = sorted(N(owner) + {owner}): who holds shares of owner's secrets."""
-        return holders(owner, self.neighbours[owner])
+        """H(owner) = sorted(N(owner) + {owner}): who holds shares of owner's secrets (kept: the
+        server asks for each owner's many times a round)."""
+        h = self._holders.get(owner)
+        if h is None:
+            h = self._holders[owner] = holders(owner, self.neighbours[owner])
+        return h
 
     def holder_x(self, owner: int, holder: int) -> int:
         """Shamir x of ``holder`` for the secrets of ``owner`` (1..k+1)."""
