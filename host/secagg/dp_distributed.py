@@ -30,11 +30,11 @@ accountant without amplification (as central DP, dp.py).  Truncation at 16 tt > 
 each draw by total variation <= 2 exp(-128); over all draws of the run this adds at most
 ``(1 + e^eps) * draws * 2 e^-128`` to delta, reported as ``truncation_delta`` (< 1e-40 here).
 
-Assumptions stated in the report and SECURITY.md: at most t - 1 - n_eff of the t survivors
-guaranteed by the protocol may be corrupted (colluding with the host, adding no noise) before
-the promised z falls: with c colluders among them the noise multiplier is z sqrt((t-1-c)/(t-1)).
-Dropouts do not lower it (the protocol never reveals a sum of fewer than t devices).  With more
-survivors than t the sum carries more noise than needed (at most |U|/(t-1) times the variance).
+Assumptions stated in the report and SECURITY.md: the t - 1 other devices of the smallest
+revealed sum add their noise honestly; with c of them colluding with the host (adding none)
+the noise multiplier falls to z sqrt((t-1-c)/(t-1)).  Dropouts (real or claimed) do not lower
+it: the protocol never reveals a sum of fewer than t devices.  With more survivors than t the
+sum carries more noise than needed (|U|/(t-1) times the variance).
 """
 
 from __future__ import annotations
