@@ -209,3 +209,37 @@ def test_device_neighbourhood_limit_matches_the_host_default(exe) -> None:
         assert rep.round == 3 and rep.self_id == 1 and rep.share_pk != rep.mask_pk
     finally:
         e.close()
+
+
+def test_c_and_python_clients_mix_under_distributed_dp(exe) -> None:
+    """Distributed DP with C and Python clients in one round: each verifies the other language's
+    signature over the same H_adv (round, t, neighbours, keys and the noise multiplier), each adds
+    its noise to what it masks (ENCODED / .encoded hold the noised words: the sum is still exact
+    over them), and the noise is there: the words minus the clipped, weighted update have the
+    variance of the device calibration, in C and in Python alike."""
+    from tinyfed_host.secagg import dp_device as D
+    from tinyfed_host.secagg import dp_distributed as DD
+    from tinyfed_host.secagg.encoding import encoding_scale
+
+    n, p, t = 6, 400, 3
+    ups, ws, _ = _fleet(n, p, seed=2)
+    f = DD.choose_fraction_bits(n, 1.0, p, 1500, t)
+    enc = Encoding(1.0, f, 64, 1500)
+    g = harary_graph(list(range(1, n + 1)), 4, seed=3)
+    eps = _endpoints(exe, ups, ws, enc, c_ids={1, 3, 5})
+    try:
+        res = SecAggServer(g, t, 12, p + 1).run(eps)
+        assert res.survivors == tuple(range(1, n + 1))
+        encs = [e.encoded() if isinstance(e, CClientEndpoint) else e.client.encoded for e in eps]
+        assert np.array_equal(res.sum_words, _sum(encs))
+        s2 = D.device_sigma_sq(enc.clip32, f, p, 1500, t)
+        for lang, ids in (("C", (1, 3, 5)), ("Python", (2, 4, 6))):
+            ys = []
+            for i in ids:
+                w = encs[i - 1][:-1]
+                signed = w.astype(np.int64) - ((w >> 31).astype(np.int64) << 32)
+                ys.append(signed - np.floor(ups[i - 1].astype(np.float64) * encoding_scale(ups[i - 1], enc, ws[i - 1])))
+            y = np.concatenate(ys)
+            assert abs(y.var() / s2 - 1) < 5 * np.sqrt(2.0 / y.size), lang
+    finally:
+        _close(eps)
