@@ -240,3 +240,25 @@ def test_a_device_that_did_not_sign_the_rounds_noise_is_dropped_before_sharing()
     assert "p2" not in a.devices and len(a.devices) == 3
     why = dict(agg.last_server.stats["ADVERTISE_KEYS"].dropped)[2]
     assert "not signed over this round's DP noise" in why
+
+
+def test_noise_too_large_for_the_encoding_is_refused_and_wiped(exe) -> None:
+    """A host that asks for noise the encoding has no room for (z = 1000 at f = 24): each device
+    refuses MASKED_INPUT (OVERFLOW: a noised word could pass 2^31 - 1) and abandons the round,
+    nothing masked leaves it; the host's own choice of f refuses such parameters up front."""
+    fleet = ephemeral_fleet(IDS)
+    who = identities(fleet)
+    d = 40
+    enc = E.Encoding(CLIP, 24, 64, 1_000_000)
+    eps = [CClientEndpoint(who[i], enc, x, 10, exe=exe) for i, x in zip(IDS, _updates(d))]
+    try:
+        srv = SecAggServer(harary_graph(IDS, K, seed=0), T, 90, E.n_words(d), fleet_ids=fleet.manifest.ids)
+        with pytest.raises(SecAggAbort):
+            srv.run(eps)
+        refused = dict(srv.stats["MASKED_INPUT"].dropped)
+        assert sorted(refused) == IDS and all("OVERFLOW" in why for why in refused.values()), refused
+        assert all(e.stage() == 0 for e in eps) and srv.share_requests == 0
+    finally:
+        _close(eps)
+    with pytest.raises(OverflowError):
+        DD.device_s2(CLIP, 24, d, 1_000_000, T)
