@@ -3,6 +3,7 @@
     .venv/bin/python bench/semi_async.py [--datasets digits basicmotions] [--devices 100 500]
         [--stragglers 0.9] [--slowdown 10] [--rounds 20] [--buffer 10] [--epochs 5] [--server-lr 1]
         [--sparse-fraction 0.2 basicmotions=0.5] [--public-fraction 0.05] [--target A] [--secure]
+        [--max-cohorts 1 8] [--max-staleness S] [--runs fedbuff:dense ftte:dense ftte:sparse]
         [--out build/bench-async] [--json FILE] [--plot-dir DIR]
 
 Per dataset, two `tinyfed build`s with the same seed (the ML pipeline is
@@ -25,8 +26,11 @@ firmware's C: round state machine, trainer, SecAgg+ client, driven without the
 wire by `host/direct.py` as `tinyfed simulate` does) on the virtual clock:
 64 MHz, 115,200 baud, a fraction --stragglers of them --slowdown x slower
 (compute; +-10 % jitter on everyone).  Plain aggregation unless --secure
-(SecAgg+ per round / per flush, in process).  Every strategy runs the same
-local training (--epochs, lr 0.02, momentum 0.9, batch 8, cosine).
+(SecAgg+ per round / per cohort, in process; a semi-async secure run keeps up
+to --max-cohorts cohorts in SecAgg+ at once, each value a run: 1 = one at a
+time; a cohort costs its members their modelled SecAgg+ time, host/clock.py).
+Every strategy runs the same local training (--epochs, lr 0.02, momentum
+0.9, batch 8, cosine).
 
 * sync: --rounds lock-step FedAvg rounds (each waits for its slowest device);
   its end time T is the budget of the others, and the target accuracy is
@@ -128,9 +132,11 @@ class Run:
     wall: float
     stale: int
     server_lr: float
+    max_cohorts: int = 1
 
     def summary(self, target: float) -> dict[str, Any]:
-        return {"strategy": self.strategy, "scheme": self.scheme, "server_lr": self.server_lr, "n_params": self.n_params,
+        return {"strategy": self.strategy, "scheme": self.scheme, "server_lr": self.server_lr,
+                "max_cohorts": self.max_cohorts, "n_params": self.n_params,
                 "time_to_target_s": time_to_target(self.records, target),
                 "payload_bytes_per_update": payload_per_update(self.records),
                 "device_train_mem_bytes": self.train_mem, "insns_per_sample": self.insns_per_sample,
@@ -138,11 +144,12 @@ class Run:
                 "start_accuracy": self.records[0].accuracy, "final_time_s": self.records[-1].time_s,
                 "steps": len(self.records) - 1, "updates": sum(r.updates for r in self.records),
                 "stale_dropped": self.stale, "wall_seconds": round(self.wall, 1),
+                "max_in_flight": max([int((r.cohort or {}).get("in_flight") or 0) for r in self.records] + [0]),
                 "curve": [(round(r.time_s, 2), round(r.accuracy, 4)) for r in self.records]}
 
 
 def simulate(build: FlBuild, n: int, strategy: StrategyOptions, *, rounds: int, until: float | None,
-             max_steps: int, args: argparse.Namespace, log: Any) -> Run:
+             max_steps: int, args: argparse.Namespace, log: Any, max_cohorts: int = 1) -> Run:
     """One fleet of ``n`` in-process devices: ``rounds`` steps, or steps until the clock passes ``until``."""
     fs = fleet_shards(build, n, scheme="dirichlet", alpha=0.5, seed=args.seed, min_samples=SAMPLES_PER_DEVICE)
     cost = measure_device_cost(build, log=log)
@@ -154,10 +161,11 @@ def simulate(build: FlBuild, n: int, strategy: StrategyOptions, *, rounds: int, 
     agg = SecureAggregator(SecureOptions(clip=10.0, fleet_size=n), log=lambda s: None) if args.secure else None
     train = dataclasses.replace(DEFAULT_TRAIN, epochs=args.epochs, seed=args.seed)
     cfg = FleetConfig(updates=max_steps if until is not None else rounds, strategy=strategy, train=train,
-                      final_broadcast=False, persist=False)
+                      final_broadcast=False, persist=False, max_cohorts=max_cohorts)
     runner = FederatedRunner(parts, init_params=build.init_params(), model_hash=build.model_hash,
                              evaluator=build.evaluator(), config=cfg, aggregation=as_aggregation(agg, log),
-                             clock=VirtualClock(TimingModel(timing, n)), log=lambda s: None)
+                             clock=VirtualClock(TimingModel(timing, n), workers=fleet.batch.threads),
+                             log=lambda s: None)
     t0 = time.monotonic()
     try:
         runner.setup()
@@ -168,12 +176,13 @@ def simulate(build: FlBuild, n: int, strategy: StrategyOptions, *, rounds: int, 
     finally:
         runner.close()
     recs = list(runner.state.records)
-    log(f"[bench] {n} devices, {strategy.name} ({build.train_info.get('scheme')}, eta {strategy.server_lr:g}): "
+    log(f"[bench] {n} devices, {strategy.name} ({build.train_info.get('scheme')}, eta {strategy.server_lr:g}"
+        f"{f', {runner.max_cohorts} cohort(s) in flight' if runner.secure and not runner.strategy.synchronous else ''}): "
         f"{len(recs) - 1} steps to {recs[-1].time_s:,.0f} virtual s, accuracy {100 * recs[-1].accuracy:.1f} % "
         f"({time.monotonic() - t0:.0f} s wall)")
     return Run(strategy.name, str(build.train_info.get("scheme")), recs, int(build.train_info.get("n_params") or 0),
                build.train_mem_bytes(), cost.insns_per_sample, time.monotonic() - t0,
-               runner.state.stale_dropped_total, strategy.server_lr)
+               runner.state.stale_dropped_total, strategy.server_lr, runner.max_cohorts)
 
 
 def plot(path: Path, title: str, runs: list[Run], target: float) -> None:
@@ -186,7 +195,8 @@ def plot(path: Path, title: str, runs: list[Run], target: float) -> None:
     try:
         for r in runs:
             ax.plot([x.time_s / 60 for x in r.records], [100 * x.accuracy for x in r.records],
-                    label=f"{r.strategy} ({r.scheme}, {r.n_params} params, eta {r.server_lr:g})")
+                    label=f"{r.strategy} ({r.scheme}, {r.n_params} params, eta {r.server_lr:g}"
+                          f"{f', {r.max_cohorts} in flight' if r.strategy != 'sync' and r.max_cohorts > 1 else ''})")
         ax.axhline(100 * target, linestyle=":", color="green", label=f"target {100 * target:.1f}%")
         ax.set_xlabel("virtual time (min)")
         ax.set_ylabel("accuracy (%)")
@@ -232,12 +242,24 @@ def main() -> int:
                     help="share of the training split the toolchain pretrains on (build --public-fraction; "
                          "small: the pretrained model leaves the fleet something to learn)")
     ap.add_argument("--target", type=float, help="target accuracy (default: sync's final accuracy - 1 pp)")
-    ap.add_argument("--secure", action="store_true", help="SecAgg+ per round / per flush (default: plain)")
+    ap.add_argument("--secure", action="store_true", help="SecAgg+ per round / per cohort (default: plain)")
+    ap.add_argument("--max-cohorts", type=int, nargs="+", default=[8],
+                    help="--secure: SecAgg+ cohorts in flight at once in a semi-async run, each value a run "
+                         "(1: one at a time; default 8)")
+    ap.add_argument("--max-staleness", type=int, help="S of FedBuff and FTTE (default: keep every update)")
+    ap.add_argument("--runs", nargs="+", default=["fedbuff:dense", "ftte:dense", "ftte:sparse"],
+                    metavar="STRATEGY:UPDATE", help="semi-async runs beside sync (update: dense or sparse)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "bench-async")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--plot-dir", type=Path)
     args = ap.parse_args()
+    for spec in args.runs:
+        name, _, update = spec.partition(":")
+        if name not in ("fedbuff", "ftte") or update not in ("dense", "sparse"):
+            ap.error(f"--runs {spec}: STRATEGY:UPDATE with STRATEGY fedbuff or ftte, UPDATE dense or sparse")
+    if any(m < 1 for m in args.max_cohorts):
+        ap.error("--max-cohorts: at least 1")
     log = print
     results: list[dict[str, Any]] = []
     for ds in args.datasets:
@@ -253,15 +275,20 @@ def main() -> int:
             cap = 4 * args.rounds * n // args.buffer
             semi: list[Run] = []
             for eta in args.server_lr:
-                for name, b in (("fedbuff", dense), ("ftte", dense), ("ftte", sparse)):
-                    semi.append(simulate(b, n, StrategyOptions(name, buffer=args.buffer, server_lr=eta), rounds=0,
-                                         until=horizon, max_steps=cap, args=args, log=log))
+                for spec in args.runs:
+                    name, _, update = spec.partition(":")
+                    for mc in (args.max_cohorts if args.secure else [1]):
+                        semi.append(simulate(sparse if update == "sparse" else dense, n,
+                                             StrategyOptions(name, buffer=args.buffer, server_lr=eta,
+                                                             max_staleness=args.max_staleness),
+                                             rounds=0, until=horizon, max_steps=cap, args=args, log=log,
+                                             max_cohorts=mc))
             fs = fleet_shards(dense, n, scheme="dirichlet", alpha=0.5, seed=args.seed, min_samples=SAMPLES_PER_DEVICE)
             rows = [r.summary(target) for r in (sync, *semi)]
             base = rows[0]
             log(f"shards: {fs.how} from a pool of {fs.pool} private samples; target accuracy {100 * target:.1f} %; "
                 f"time budget {horizon:,.0f} virtual s")
-            log(f"{'strategy':<9} {'update':<8} {'eta':>4} {'params':>6} {'to target s':>11} {'sooner':>7} {'B/update':>9} "
+            log(f"{'strategy':<9} {'update':<8} {'eta':>4} {'coh':>3} {'params':>6} {'to target s':>11} {'sooner':>7} {'B/update':>9} "
                 f"{'less':>5} {'train mem':>9} {'less':>5} {'final acc':>9} {'steps':>5} {'stale':>5} {'wall s':>6}")
             for r in rows:
                 t, t0 = r["time_to_target_s"], base["time_to_target_s"]
@@ -270,7 +297,7 @@ def main() -> int:
                 less_pay = f"{100 * (1 - pay / base['payload_bytes_per_update']):.0f} %" if base["payload_bytes_per_update"] else "-"
                 mem = r["device_train_mem_bytes"] or 0
                 less_mem = f"{100 * (1 - mem / base['device_train_mem_bytes']):.0f} %" if base["device_train_mem_bytes"] else "-"
-                log(f"{r['strategy']:<9} {r['scheme']:<8} {r['server_lr']:>4g} {r['n_params']:>6} {_fmt_t(t):>11} {sooner:>7} {pay:>9,.0f} "
+                log(f"{r['strategy']:<9} {r['scheme']:<8} {r['server_lr']:>4g} {r['max_cohorts']:>3} {r['n_params']:>6} {_fmt_t(t):>11} {sooner:>7} {pay:>9,.0f} "
                     f"{less_pay:>5} {mem:>9,} {less_mem:>5} {100 * r['final_accuracy']:>8.1f}% {r['steps']:>5} "
                     f"{r['stale_dropped']:>5} {r['wall_seconds']:>6.0f}")
             results.append({"dataset": ds, "devices": n, "stragglers": args.stragglers, "slowdown": args.slowdown,

@@ -30,7 +30,12 @@ JSON layout (one object)::
                     payload_from_devices (parameter / update bytes), devices[]
                     (status, weight, version, staleness, public_weight, local
                     train / eval numbers, train_ms, insns_per_sample,
-                    train_mem_bytes, sram_peak, bytes), device_summary (devices,
+                    train_mem_bytes, sram_peak, bytes), cohort (the cohort the
+                    step applied or failed: id, state, members, formed_version,
+                    applied_version, formed_at_s / done_at_s (clock), in_flight
+                    (cohorts in flight when it formed, itself included),
+                    secagg_seconds (virtual: its slowest member's SecAgg+ time),
+                    wall_seconds, error), device_summary (devices,
                     ok, dropouts, stale, absent, local_accuracy_min / _median /
                     _max: what the per-round table prints)
     flower          (engine flower) Flower messages, relay bytes to / from the
