@@ -817,10 +817,16 @@ class FederatedRunner:
             rec.completed = False
             rec.cohort = c.as_dict()
             return
+        for m in members:  # the weights the devices used (a fleet's weight floor may have raised them)
+            row = c.rows.get(m.name)
+            if row is not None:
+                row.public_weight = m.weight
         if late:  # it waited behind other cohorts: the step's size from the factors at landing
             by_name = {m.name: m for m in members}
-            total = sum(public_weight(self.strategy.factor(by_name[n].staleness), by_name[n].samples)
-                        for n in agg.devices)
+            floor_of = getattr(getattr(self.aggregation, "inner", None), "weight_floor", None)
+            floor = int(floor_of([m.participant for m in members])) if callable(floor_of) else 0
+            total = sum(max(public_weight(self.strategy.factor(by_name[n].staleness), by_name[n].samples),
+                            floor * by_name[n].samples) for n in agg.devices)
             agg = dataclasses.replace(agg, weight_total=int(total))
         old = self.state.params
         new = self.strategy.apply(old, agg)
