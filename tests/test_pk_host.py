@@ -64,17 +64,13 @@ def test_x25519_rfc7748_vectors() -> None:
     got = x25519_pairs([(bytes.fromhex(k), bytes.fromhex(u)) for k, u, _ in vectors])
     for (host, mono), (_, _, want) in zip(got, vectors):
         assert host.hex() == mono.hex() == want
-    # the iterated vector, 1,000 iterations: k, u <- X25519(k, u), k
-    k = u = bytes([9]) + bytes(31)
-    for _ in range(1000):
-        (host, mono), = x25519_pairs([(k, u)])
-        assert host == mono
-        k, u = host, k
-    assert k.hex() == "684cf59ba83309552800ef566f2f4d3c1c3887c49360e3875f2eb94d99532c51"
+    # the iterated vector: k, u <- X25519(k, u), k (both implementations in step, each iteration)
+    assert run("iterate", "1").strip() == "422c8e7a6227d7bca1350b3e2bb7279f7897b87bb6854b783c60e80311ae3079"
+    assert run("iterate", "1000").strip() == "684cf59ba83309552800ef566f2f4d3c1c3887c49360e3875f2eb94d99532c51"
 
 
 def test_x25519_random_inputs_equal_monocypher() -> None:
-    assert run("random", "20000", "1").strip() == "x25519 ok 20000"
+    assert run("random", "8000", "1").strip() == "x25519 ok 8000"
 
 
 def test_x25519_equals_openssl_on_random_inputs() -> None:
@@ -113,8 +109,8 @@ def test_keystream_equals_the_python_prg() -> None:
 
 def test_sanitized() -> None:
     assert run("random", "300", "2", sanitize=True).strip() == "x25519 ok 300"
-    assert run("memo", sanitize=True).strip() == "memo ok"
-    assert run("prg", "300", "4", sanitize=True).strip() == "prg ok 300"
+    assert run("memo", "200", sanitize=True).strip() == "memo ok"
+    assert run("prg", "100", "4", sanitize=True).strip() == "prg ok 100"
 
 
 def test_host_builds_take_the_host_crypto_device_images_keep_monocypher(tmp_path: Path) -> None:

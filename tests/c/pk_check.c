@@ -1,13 +1,16 @@
-/* tinyfed — the host build's public-key operations (firmware/native/pk_host.c) against
+/* tinyfed — the host builds' crypto (firmware/native/pk_host.c, keystream_host.c) against
  * Monocypher, which a device image uses (tests/test_pk_host.py drives this).
  *
  *   pk_check x25519        stdin: lines "SK_HEX U_HEX"; stdout: "HOST_HEX MONOCYPHER_HEX" per line
  *   pk_check random N SEED N random (scalar, u) pairs of every kind: any 32 bytes (top bit
  *                          set or not), u in [p, 2^255) (non-canonical), small u; also the
  *                          public keys; prints "x25519 ok N" or the first difference
- *   pk_check memo          the memoized EdDSA check: equal answers to Monocypher's, hits on
+ *   pk_check memo [N]      the memoized EdDSA check (and N random signers, default 3000):
+ *                          equal answers to Monocypher's, hits on
  *                          exact repeats only, an invalid signature refused every time
  *   pk_check threads T N   T threads checking N valid and N invalid signatures each (shared table)
+ *   pk_check iterate N     RFC 7748's iterated X25519 (k, u <- X25519(k, u), k from k = u = 9), both
+ *                          implementations in step; prints k after N iterations or the first difference
  *   pk_check prg N SEED    the host keystream (firmware/native/keystream_host.c) against the device's
  *                          algorithm (firmware/src/crypto/keystream.c, restated below) on N random
  *                          keys, word offsets, lengths, signs: "prg ok N" or the first difference
@@ -131,7 +134,7 @@ static uint64_t hits(void)
         }                                                              \
     } while (0)
 
-static int run_memo(void)
+static int run_memo(int signers)
 {
     uint8_t seed[32], sk[64], pk[32], msg[100], sig[64], bad[64];
     rnd_bytes(seed, 32);
@@ -175,8 +178,8 @@ static int run_memo(void)
     crypto_eddsa_sign(sig0, sk, NULL, 0);
     EXPECT(tfd_pk_eddsa_check(sig0, pk, NULL, 0) == 0 && tfd_pk_eddsa_check(sig0, pk, NULL, 0) == 0);
     EXPECT(hits() == h1 + 1);
-    /* many signers, more than the table holds: every answer still Monocypher's */
-    for (int i = 0; i < 3000; ++i) {
+    /* many signers, every third signature broken: every answer still Monocypher's */
+    for (int i = 0; i < signers; ++i) {
         uint8_t m[32], s[64];
         rnd_bytes(seed, 32);
         crypto_eddsa_key_pair(sk, pk, seed);
@@ -296,8 +299,27 @@ static int run_prgout(const char *key_hex, long n, uint32_t offset)
     return 0;
 }
 
+static int run_iterate(long n)
+{
+    uint8_t k[32] = {9}, u[32] = {9}, h[32], m[32];
+    for (long i = 0; i < n; ++i) {
+        tfd_pk_x25519(h, k, u);
+        crypto_x25519(m, k, u);
+        if (memcmp(h, m, 32) != 0) {
+            printf("iteration %ld differs\n", i);
+            return 1;
+        }
+        memcpy(u, k, 32);
+        memcpy(k, h, 32);
+    }
+    hex(k, 32);
+    printf("\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 3 && !strcmp(argv[1], "iterate")) return run_iterate(strtol(argv[2], NULL, 10));
     if (argc >= 4 && !strcmp(argv[1], "prg")) {
         g_rng = strtoull(argv[3], NULL, 10);
         return run_prg(strtol(argv[2], NULL, 10));
@@ -312,7 +334,7 @@ int main(int argc, char **argv)
     }
     if (argc >= 2 && !strcmp(argv[1], "memo")) {
         g_rng = 7;
-        return run_memo();
+        return run_memo(argc >= 3 ? atoi(argv[2]) : 3000);
     }
     if (argc >= 4 && !strcmp(argv[1], "threads")) {
         g_rng = 11;
