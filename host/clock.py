@@ -269,7 +269,13 @@ class VirtualClock:
         if len(jobs) > 1 and self.workers > 1:
             if self._pool is None:
                 self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.workers)
-            results = list(self._pool.map(lambda j: j[0](), jobs))
+            futures = [self._pool.submit(j[0]) for j in jobs]
+            try:
+                results = [f.result() for f in futures]
+            except BaseException:  # an interrupt or a bug: the jobs not started yet never run
+                for f in futures:
+                    f.cancel()
+                raise
         else:
             results = [j[0]() for j in jobs]
         for (_, device, start, seq), r in zip(jobs, results):

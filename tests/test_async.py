@@ -132,6 +132,27 @@ def test_virtual_clock_orders_events_and_times_devices() -> None:
         TimingOptions(stragglers=1.5, insns_per_sample=1.0).check()
 
 
+def test_the_threaded_virtual_clock_orders_as_one_thread_and_passes_a_failure_on() -> None:
+    t = TimingModel(TimingOptions(device_mhz=1.0, baud=100_000, insns_per_sample=1000.0, jitter=0.0), 4)
+    clocks = [VirtualClock(t, workers=w) for w in (1, 3)]
+    for c in clocks:  # device d takes (4 - d) ms per sample: the last submitted finishes first
+        for d in range(4):
+            c.submit(lambda d=d: JobResult(d, 0, seen=(4 - d) * 10), d)
+    orders = [[(r.device, r.finished) for r in (c.next_done() for _ in range(4))] for c in clocks]
+    assert orders[0] == orders[1] and [d for d, _ in orders[0]] == [3, 2, 1, 0]
+    c = clocks[1]
+
+    def bug() -> JobResult:
+        raise RuntimeError("a bug in a job")
+    c.submit(bug, 0)
+    c.submit(lambda: JobResult(1, 1, seen=1), 1)
+    with pytest.raises(RuntimeError, match="a bug in a job"):
+        c.next_done()
+    assert c.in_flight() == 0
+    for c in clocks:
+        c.close()
+
+
 # ---- the engine -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def built(digits_fl_build: Path) -> Path:
