@@ -314,6 +314,8 @@ def fleet_config(args: argparse.Namespace) -> FleetConfig:
                         batch=args.batch, seed=args.seed, schedule=args.schedule, max_samples=args.max_samples)
     strategy = StrategyOptions(name=args.strategy, buffer=args.buffer, max_staleness=args.max_staleness,
                                server_lr=args.server_lr)
+    if args.max_cohorts < 1:
+        raise OptionsError(f"--max-cohorts {args.max_cohorts}: at least 1 cohort must be able to run")
     return dataclasses.replace(_FLEET, updates=args.updates if args.updates is not None else _FLEET.updates,
                                strategy=strategy, train=train, min_clients=args.min_clients,
                                train_timeout=args.train_timeout, persist=not args.no_persist,

@@ -362,6 +362,8 @@ def test_max_cohorts_flag_on_every_federated_verb() -> None:
         assert commands.fleet_config(parser.parse_args([verb, *extra, "--strategy", "ftte", "--max-cohorts", "3"])
                                      ).max_cohorts == 3, verb
         assert commands.fleet_config(parser.parse_args([verb, *extra])).max_cohorts == DEFAULT_MAX_COHORTS == 8
+        with pytest.raises(ValueError, match="max-cohorts 0"):
+            commands.fleet_config(parser.parse_args([verb, *extra, "--max-cohorts", "0"]))
 def test_a_weight_floor_in_the_manifest_stops_isolating_one_update(built: Path) -> None:
     """Issue 13's weights gap, closed by fleet policy: with a weight floor of 1/2 (128/256 per sample)
     in the signed manifest, a malicious host that weights one device 256 x its samples and the others
