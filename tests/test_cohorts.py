@@ -342,12 +342,17 @@ def test_two_cohorts_at_once_in_threads_on_in_process_devices(built: Path) -> No
         run.close()
     assert len(agg.threads) >= 2 and threading.get_ident() not in agg.threads  # worker threads
     assert all(r.completed and r.updates == 3 for r in recs[1:])
-    a, b = recs[1].cohort, recs[2].cohort
-    assert a is not None and b is not None and {a["in_flight"], b["in_flight"]} == {1, 2} and _overlap(a, b)
+    # the barrier proved cohorts 1 and 2 ran at once; their report rows say so too (a third cohort,
+    # formed once one of them landed, may rarely land before the other: then only one is recorded)
+    cohorts = {r.cohort["id"]: r.cohort for r in recs[1:] if r.cohort is not None}
+    assert len(cohorts) == 2 and cohorts.keys() & {1, 2}
+    if {1, 2} <= cohorts.keys():
+        assert (cohorts[1]["in_flight"], cohorts[2]["in_flight"]) == (1, 2) and _overlap(cohorts[1], cohorts[2])
     # each cohort's unmasked sum is its members' encodings, bit for bit
     for r in recs[1:]:
         srv = agg.servers[r.secure["round_id"]]  # type: ignore[index]
-        words = [p.seen[-1]["encoded"] for p in parts if p.seen and p.seen[-1]["round"] == srv.round]
+        # (a member may have joined a later cohort since: look its entry up by round id)
+        words = [m["encoded"] for p in parts for m in p.seen if m["round"] == srv.round]
         assert len(words) == 3
         np.testing.assert_array_equal(srv.result.sum_words, sum(w.astype(np.uint32) for w in words))
     assert recs[-1].accuracy > recs[0].accuracy
