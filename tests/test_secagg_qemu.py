@@ -49,19 +49,25 @@ def build(secagg_test_images: Path) -> FlBuild:
     return FlBuild.load(secagg_test_images)
 
 
+def _connect_and_train(boards, build: FlBuild, params: np.ndarray, devs: list[DeviceClient]):
+    """Connect to each board (kept in `devs`, which the caller closes), send it `params` as
+    version 1 and train once; yields each board's TRAIN result as it completes."""
+    for b in boards:
+        dev = DeviceClient.connect(b.url, ClientOptions(timeout=3.0, retries=6))
+        dev.hello()
+        devs.append(dev)
+        send_params(dev, 1, params, build.model_hash, persist=False)
+        yield train(dev, 1, CFG, timeout=90)
+
+
 def test_secagg_round_on_five_boards(build: FlBuild, tmp_path: Path) -> None:
     boards = start_boards(N, BOARD, build.images, log_dir=tmp_path)
     devs: list[DeviceClient] = []
     try:
         params = build.init_params()
         ups = []
-        for b in boards:
-            dev = DeviceClient.connect(b.url, ClientOptions(timeout=3.0, retries=6))
-            dev.hello()
-            devs.append(dev)
-            send_params(dev, 1, params, build.model_hash, persist=False)
-            train(dev, 1, CFG, timeout=90)
-            ups.append(fetch_update(dev, 1, encoding=ENC_F32))
+        for _ in _connect_and_train(boards, build, params, devs):
+            ups.append(fetch_update(devs[-1], 1, encoding=ENC_F32))
         clip = 2.0 * max(float(np.linalg.norm(u.delta())) for u in ups)
         enc = Encoding(clip, choose_fraction_bits(N, clip), max(u.weight for u in ups))
         ids = list(range(1, N + 1))
@@ -265,13 +271,8 @@ def test_distributed_dp_on_the_boards(build: FlBuild, tmp_path: Path) -> None:
     try:
         params = build.init_params()
         ups = []
-        for b in boards:
-            dev = DeviceClient.connect(b.url, ClientOptions(timeout=3.0, retries=6))
-            dev.hello()
-            devs.append(dev)
-            send_params(dev, 1, params, build.model_hash, persist=False)
-            train(dev, 1, CFG, timeout=90)
-            ups.append(fetch_update(dev, 1, encoding=ENC_F32))
+        for _ in _connect_and_train(boards, build, params, devs):
+            ups.append(fetch_update(devs[-1], 1, encoding=ENC_F32))
         ids = list(range(1, N + 1))
         clip, zm, t, d = 10.0, 1000, 3, params.size
         f = DD.choose_fraction_bits(N, clip, d, zm, t)
@@ -348,12 +349,8 @@ def test_the_boards_enforce_the_manifests_dp_and_weight_floors(policy_build: FlB
     try:
         params = build.init_params()
         samples = []
-        for b in boards:
-            dev = DeviceClient.connect(b.url, ClientOptions(timeout=3.0, retries=6))
-            dev.hello()
-            devs.append(dev)
-            send_params(dev, 1, params, build.model_hash, persist=False)
-            samples.append(train(dev, 1, CFG, timeout=90).samples)
+        for res in _connect_and_train(boards, build, params, devs):
+            samples.append(res.samples)
         ids = [1, 2, 3]
         g = harary_graph(ids, 2, seed=0)
         d, clip = params.size, 10.0
