@@ -10,6 +10,7 @@
  *     (half away from zero) per channel. */
 #include <stddef.h>
 
+#include "../pool_geometry.h"
 #include "../spatial.h"
 #include "simd.h"
 #include "tfd/kernels.h"
@@ -17,34 +18,6 @@
 #include "tfd/runtime.h"
 
 #if TFD_KERNELS_DSP
-
-typedef struct {
-    const tfd_pool_params_t *p;
-    const int8_t *x;
-    int8_t *y;
-    int32_t batches, in_h, in_w, depth, out_h, out_w;
-} pool_t;
-
-TFD_CHECK_RESULT static tfd_status_t setup(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena, pool_t *g)
-{
-    TFD_ENSURE(l->n_inputs >= 1 && l->params != NULL, TFD_ERR_BAD_MODEL);
-    const tfd_pool_params_t *p = (const tfd_pool_params_t *)l->params;
-    const tfd_tensor_t *xt = TFD_IN_T(m, l, 0);
-    const tfd_tensor_t *yt = TFD_OUT_T(m, l);
-    TFD_ENSURE(xt->type == TFD_TYPE_INT8 && yt->type == TFD_TYPE_INT8, TFD_ERR_UNSUPPORTED_TYPE);
-    TFD_ENSURE(xt->dims[0] == yt->dims[0] && xt->dims[3] == yt->dims[3], TFD_ERR_SHAPE);
-    TFD_ENSURE(p->stride_h > 0 && p->stride_w > 0 && p->filter_h > 0 && p->filter_w > 0, TFD_ERR_BAD_MODEL);
-    g->p = p;
-    g->x = (const int8_t *)TFD_IN(m, l, arena, 0);
-    g->y = (int8_t *)TFD_OUT(m, l, arena);
-    g->batches = xt->dims[0];
-    g->in_h = xt->dims[1];
-    g->in_w = xt->dims[2];
-    g->depth = xt->dims[3];
-    g->out_h = yt->dims[1];
-    g->out_w = yt->dims[2];
-    return TFD_OK;
-}
 
 /* One output pixel of a max pool: rows x cols taps from x (row stride x_row). */
 TFD_NOINLINE static void max_pixel(const int8_t *x, int32_t rows, int32_t cols, int32_t x_row, int32_t depth,
@@ -75,8 +48,8 @@ TFD_NOINLINE static void max_pixel(const int8_t *x, int32_t rows, int32_t cols, 
 
 tfd_status_t tfd_eval_max_pool_2d(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
 {
-    pool_t g;
-    TFD_TRY(setup(m, l, arena, &g));
+    pool_geometry_t g;
+    TFD_TRY(pool_setup(m, l, arena, &g));
     const tfd_pool_params_t *p = g.p;
     const int32_t depth = g.depth, x_row = g.in_w * depth;
     int8_t *y = g.y;
@@ -140,8 +113,8 @@ TFD_NOINLINE static void avg_pixel(const int8_t *x, int32_t rows, int32_t cols, 
 
 tfd_status_t tfd_eval_average_pool_2d(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
 {
-    pool_t g;
-    TFD_TRY(setup(m, l, arena, &g));
+    pool_geometry_t g;
+    TFD_TRY(pool_setup(m, l, arena, &g));
     const tfd_pool_params_t *p = g.p;
     if ((int32_t)p->filter_h * (int32_t)p->filter_w > 256) return tfd_ref_eval_average_pool_2d(m, l, arena);
     const int32_t depth = g.depth, x_row = g.in_w * depth;
