@@ -8,6 +8,7 @@
  * so a row of up to TFD_SOFTMAX_DSP_MEMO classes costs about half. */
 #include <stddef.h>
 
+#include "../softmax_shape.h"
 #include "tfd/fixedpoint.h"
 #include "tfd/kernels.h"
 #include "tfd/qmath.h"
@@ -60,22 +61,15 @@ static int32_t softmax_exp(const tfd_softmax_params_t *p, int32_t diff)
 
 tfd_status_t tfd_eval_softmax(const tfd_model_t *m, const tfd_layer_t *l, uint8_t *arena)
 {
-    TFD_ENSURE(l->n_inputs == 1 && l->params != NULL, TFD_ERR_BAD_MODEL);
-    const tfd_softmax_params_t *p = (const tfd_softmax_params_t *)l->params;
-    const tfd_tensor_t *xt = TFD_IN_T(m, l, 0);
-    const tfd_tensor_t *yt = TFD_OUT_T(m, l);
-    TFD_ENSURE(xt->type == TFD_TYPE_INT8, TFD_ERR_UNSUPPORTED_TYPE);
-    TFD_ENSURE(yt->type == TFD_TYPE_INT8 || yt->type == TFD_TYPE_INT16, TFD_ERR_UNSUPPORTED_TYPE);
-    TFD_ENSURE(p->input_left_shift >= 0 && p->input_left_shift <= 31 && p->diff_min <= 0,
-               TFD_ERR_BAD_MODEL);
-    const int32_t depth = xt->dims[3];
-    const int32_t n = tfd_tensor_elems(xt);
-    TFD_ENSURE(depth > 0 && tfd_tensor_elems(yt) == n && yt->dims[3] == depth, TFD_ERR_SHAPE);
-    const int32_t rows = n / depth;
-    const int out16 = yt->type == TFD_TYPE_INT16;
-    const int32_t out_min = out16 ? INT16_MIN : INT8_MIN;
-    const int32_t out_max = out16 ? INT16_MAX : INT8_MAX;
-    const int out_bits = out16 ? 16 : 8;
+    softmax_shape_t s;
+    TFD_TRY(softmax_shape(m, l, &s));
+    const tfd_softmax_params_t *p = s.p;
+    const int32_t depth = s.depth;
+    const int32_t rows = s.rows;
+    const int out16 = s.out16;
+    const int32_t out_min = s.out_min;
+    const int32_t out_max = s.out_max;
+    const int out_bits = s.out_bits;
     const int32_t diff_min = p->diff_min;
     const int32_t kept = depth < TFD_SOFTMAX_DSP_MEMO ? depth : TFD_SOFTMAX_DSP_MEMO;
     int32_t memo[TFD_SOFTMAX_DSP_MEMO]; /* exp of element c < kept; 0 = below diff_min */
